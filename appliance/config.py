@@ -1,0 +1,152 @@
+"""Settings read from the environment, once, in one place.
+
+Every other module receives a `Settings` (or the values it needs) as an
+argument; nothing else reads `os.environ`. Validation collects every problem
+before failing, so a person fixing a `.env` file sees them all at once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+POSTGRES_PARTS = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD")
+POSTGRES_SCHEMES = {"postgres", "postgresql", "postgresql+psycopg2"}
+
+
+class ConfigError(ValueError):
+    """The environment is missing something or holds a malformed value."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"invalid configuration:\n{lines}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: URL = field(repr=False)
+    tracker_cache_size: int = 10_000
+    tracker_max_retries: int = 5
+
+    @property
+    def database_url_masked(self) -> str:
+        return mask_url(self.database_url)
+
+    def __repr__(self) -> str:
+        return (
+            f"Settings(database_url={self.database_url_masked!r}, "
+            f"tracker_cache_size={self.tracker_cache_size}, "
+            f"tracker_max_retries={self.tracker_max_retries})"
+        )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        env = _Reader(os.environ if environ is None else environ)
+        database_url = env.database_url()
+        cache_size = env.integer("TRACKER_CACHE_SIZE", default=10_000, minimum=0)
+        max_retries = env.integer("TRACKER_MAX_RETRIES", default=5, minimum=0)
+        env.raise_problems()
+        assert database_url is not None
+        return cls(database_url=database_url, tracker_cache_size=cache_size, tracker_max_retries=max_retries)
+
+
+def mask_url(url: URL | str) -> str:
+    """The URL as text with its password replaced by ***."""
+    if isinstance(url, str):
+        url = make_url(url)
+    return url.render_as_string(hide_password=True)
+
+
+def parse_database_url(text: str) -> URL:
+    """A PostgreSQL URL for SQLAlchemy with psycopg2; ValueError names what is wrong.
+
+    The message never repeats the text, which may hold a password.
+    """
+    try:
+        url = make_url(text.strip())
+    except ArgumentError:
+        raise ValueError("is not a URL (expected postgresql://user:password@host:5432/dbname)") from None
+    if url.drivername not in POSTGRES_SCHEMES:
+        raise ValueError(f"must be a postgresql:// URL, not {url.drivername}://")
+    if not url.host and "host" not in url.query:
+        raise ValueError("names no host")
+    if not url.database:
+        raise ValueError("names no database")
+    return url.set(drivername="postgresql+psycopg2")
+
+
+class _Reader:
+    """Reads typed values from an environment mapping, collecting problems."""
+
+    def __init__(self, environ: Mapping[str, str]):
+        self.environ = environ
+        self.problems: list[str] = []
+
+    def get(self, name: str) -> str | None:
+        value = self.environ.get(name)
+        return value if value not in (None, "") else None
+
+    def integer(self, name: str, *, default: int, minimum: int) -> int:
+        return self._convert(name, default, _parse_int(minimum))
+
+    def _convert(self, name: str, default, parse: Callable[[str], object]):
+        text = self.get(name)
+        if text is None:
+            return default
+        try:
+            return parse(text)
+        except ValueError as error:
+            self.problems.append(f"{name} {error}")
+            return default
+
+    def database_url(self) -> URL | None:
+        for name in ("DATABASE_URL", "SQLALCHEMY_URL"):
+            text = self.get(name)
+            if text is not None:
+                return self._convert(name, None, parse_database_url)
+        if any(self.get(part) for part in POSTGRES_PARTS):
+            return self._url_from_parts()
+        self.problems.append(
+            "DATABASE_URL is not set (or SQLALCHEMY_URL, or POSTGRES_HOST, POSTGRES_DB, "
+            "POSTGRES_USER and POSTGRES_PASSWORD)"
+        )
+        return None
+
+    def _url_from_parts(self) -> URL | None:
+        missing = [name for name in ("POSTGRES_HOST", "POSTGRES_DB", "POSTGRES_USER") if not self.get(name)]
+        for name in missing:
+            self.problems.append(f"{name} is not set (needed when the database is given by POSTGRES_* variables)")
+        port = self._convert("POSTGRES_PORT", 5432, _parse_int(1, maximum=65535))
+        if missing:
+            return None
+        return URL.create(
+            "postgresql+psycopg2",
+            username=self.get("POSTGRES_USER"),
+            password=self.get("POSTGRES_PASSWORD"),
+            host=self.get("POSTGRES_HOST"),
+            port=port,
+            database=self.get("POSTGRES_DB"),
+        )
+
+    def raise_problems(self) -> None:
+        if self.problems:
+            raise ConfigError(self.problems)
+
+
+def _parse_int(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise ValueError(f"must be a whole number, not {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f"at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+            raise ValueError(f"must be {bounds}, not {value}")
+        return value
+
+    return parse

@@ -1,0 +1,252 @@
+"""The write side's domain model: what happens to workflow runs and their tasks.
+
+Free of infrastructure. Each aggregate keeps only the state its commands need;
+the full payload of every event (inputs, parameters, results) lives in the
+event store and, projected, in the views.
+
+Event class names are part of the stored history (their topics): never rename
+one. To change an event's fields, bump its `class_version` and add an
+`upcast_vN_vN+1` static method, as `WorkflowRun.Initiated` shows.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+
+class RunStatus:
+    CREATED = "created"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class TaskStatus:
+    CREATED = "created"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class TrackedAggregate(Aggregate):
+    """An aggregate that is cheap to copy out of the tracker's cache."""
+
+    def __deepcopy__(self, memo: dict) -> "TrackedAggregate":
+        # Attributes hold immutable values (str, UUID, tuples) or payload dicts
+        # that no command mutates, so a shallow copy is as safe as a deep one and
+        # far cheaper than the library's default deepcopy of every cache hit.
+        clone = copy.copy(self)
+        clone._pending_events = list(self._pending_events)
+        return clone
+
+    @classmethod
+    def _start_stream(cls, created_class, id: UUID, at: datetime | None, **fields: Any):
+        return cls._create(created_class, id=id, timestamp=at, **fields)
+
+    def _trigger(self, event_class: type[Aggregate.Event], at: datetime | None, **fields: Any) -> None:
+        self.trigger_event(event_class, timestamp=at, **fields)
+
+
+class WorkflowRun(TrackedAggregate):
+    """One run of a workflow (a Snakemake invocation, a BIOMERO workflow)."""
+
+    class Initiated(Aggregate.Created):
+        """Version 2 added `source` and `params`; version 1 is BIOMERO's shape."""
+
+        class_version = 2
+        name: str
+        description: str
+        user: str | None
+        group: str | None
+        source: str | None
+        params: dict
+
+        @staticmethod
+        def upcast_v1_v2(state: dict) -> None:
+            state["source"] = None
+            state["params"] = {}
+
+    @classmethod
+    def initiate(cls, id: UUID, name: str, description: str, user: str | None, group: str | None,
+                 source: str | None = None, params: dict | None = None, at: datetime | None = None):
+        return cls._start_stream(cls.Initiated, id, at, name=name, description=description, user=user,
+                                 group=group, source=source, params=params or {})
+
+    def __init__(self, name, description, user, group, source, params):
+        self.name = name
+        self.user = user
+        self.group = group
+        self.source = source
+        self.status = RunStatus.CREATED
+        self.task_count = 0
+        self.error_message: str | None = None
+
+    class TaskAdded(Aggregate.Event):
+        task_id: UUID
+
+        def apply(self, run: "WorkflowRun") -> None:
+            run.task_count += 1
+
+    class Started(Aggregate.Event):
+        def apply(self, run: "WorkflowRun") -> None:
+            run.status = RunStatus.RUNNING
+
+    class Completed(Aggregate.Event):
+        def apply(self, run: "WorkflowRun") -> None:
+            run.status = RunStatus.COMPLETED
+
+    class Failed(Aggregate.Event):
+        error_message: str
+
+        def apply(self, run: "WorkflowRun") -> None:
+            run.status = RunStatus.FAILED
+            run.error_message = self.error_message
+
+    class Cancelled(Aggregate.Event):
+        reason: str | None
+
+        def apply(self, run: "WorkflowRun") -> None:
+            run.status = RunStatus.CANCELLED
+
+    def add_task(self, task_id: UUID, at: datetime | None = None) -> None:
+        self._trigger(self.TaskAdded, at, task_id=task_id)
+
+    def start(self, at: datetime | None = None) -> None:
+        self._trigger(self.Started, at)
+
+    def complete(self, at: datetime | None = None) -> None:
+        self._trigger(self.Completed, at)
+
+    def fail(self, error_message: str, at: datetime | None = None) -> None:
+        self._trigger(self.Failed, at, error_message=error_message)
+
+    def cancel(self, reason: str | None = None, at: datetime | None = None) -> None:
+        self._trigger(self.Cancelled, at, reason=reason)
+
+
+class Task(TrackedAggregate):
+    """One task of a run: a Snakemake job, a BIOMERO step; may run as external jobs."""
+
+    class Created(Aggregate.Created):
+        run_id: UUID
+        task_name: str
+        task_version: str | None
+        input_data: dict
+        params: dict
+
+    @classmethod
+    def create(cls, id: UUID, run_id: UUID, task_name: str, task_version: str | None,
+               input_data: dict, params: dict, at: datetime | None = None):
+        return cls._start_stream(cls.Created, id, at, run_id=run_id, task_name=task_name,
+                                 task_version=task_version, input_data=input_data, params=params)
+
+    def __init__(self, run_id, task_name, task_version, input_data, params):
+        self.run_id = run_id
+        self.task_name = task_name
+        self.task_version = task_version
+        self.input_data = input_data
+        self.params = params
+        self.status = TaskStatus.CREATED
+        self.external_status: str | None = None
+        self.progress: str | None = None
+        self.job_ids: tuple[str, ...] = ()
+        self.results: tuple[Any, ...] = ()
+        self.result_message: str | None = None
+        self.error_message: str | None = None
+
+    class Started(Aggregate.Event):
+        def apply(self, task: "Task") -> None:
+            task.status = TaskStatus.RUNNING
+
+    class JobIdAdded(Aggregate.Event):
+        job_id: str
+
+        def apply(self, task: "Task") -> None:
+            task.job_ids += (self.job_id,)
+
+    class StatusUpdated(Aggregate.Event):
+        status: str
+
+        def apply(self, task: "Task") -> None:
+            task.external_status = self.status
+
+    class ProgressUpdated(Aggregate.Event):
+        progress: Any
+
+        def apply(self, task: "Task") -> None:
+            task.progress = self.progress
+
+    class ResultAdded(Aggregate.Event):
+        result: Any
+
+        def apply(self, task: "Task") -> None:
+            task.results += (self.result,)
+
+    class Completed(Aggregate.Event):
+        message: str | None
+
+        def apply(self, task: "Task") -> None:
+            task.status = TaskStatus.COMPLETED
+            task.result_message = self.message
+
+    class Failed(Aggregate.Event):
+        error_message: str
+
+        def apply(self, task: "Task") -> None:
+            task.status = TaskStatus.FAILED
+            task.error_message = self.error_message
+
+    def start(self, at: datetime | None = None) -> None:
+        self._trigger(self.Started, at)
+
+    def add_job_id(self, job_id: str, at: datetime | None = None) -> None:
+        self._trigger(self.JobIdAdded, at, job_id=job_id)
+
+    def update_status(self, status: str, at: datetime | None = None) -> None:
+        self._trigger(self.StatusUpdated, at, status=status)
+
+    def update_progress(self, progress: Any, at: datetime | None = None) -> None:
+        self._trigger(self.ProgressUpdated, at, progress=progress)
+
+    def add_result(self, result: Any, at: datetime | None = None) -> None:
+        self._trigger(self.ResultAdded, at, result=result)
+
+    def complete(self, message: str | None, at: datetime | None = None) -> None:
+        self._trigger(self.Completed, at, message=message)
+
+    def fail(self, error_message: str, at: datetime | None = None) -> None:
+        self._trigger(self.Failed, at, error_message=error_message)
+
+
+class LogLine(TrackedAggregate):
+    """One log line of a run (and maybe of one of its tasks).
+
+    Every line is its own one-event stream rather than an event on the run, so
+    recording the 100,000th line of a run reads nothing and replays nothing:
+    it costs what the first one did. The projector still sees every line in
+    order, because all streams share the one notification log.
+    """
+
+    class Recorded(Aggregate.Created):
+        run_id: UUID
+        task_id: UUID | None
+        level: str
+        message: str
+
+    @classmethod
+    def record(cls, id: UUID, run_id: UUID, task_id: UUID | None, level: str, message: str,
+               at: datetime | None = None):
+        return cls._start_stream(cls.Recorded, id, at, run_id=run_id, task_id=task_id, level=level,
+                                 message=message)
+
+    def __init__(self, run_id, task_id, level, message):
+        self.run_id = run_id
+        self.task_id = task_id
+        self.level = level
+        self.message = message

@@ -1,0 +1,141 @@
+"""A private PostgreSQL cluster in a folder, for tests, benchmarks and trials.
+
+It uses the machine's own server binaries (`pg_config --bindir`). `initdb`
+refuses to run as root, so under root every server command runs as the
+unprivileged `postgres` user that Debian's packages create.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+# Durability is pointless for a throwaway cluster and costs seconds per test run.
+FAST_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
+
+
+class LocalPostgresError(RuntimeError):
+    pass
+
+
+def server_bindir() -> Path:
+    try:
+        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True).stdout
+        bindir = Path(out.strip())
+    except (OSError, subprocess.CalledProcessError):
+        candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+        if not candidates:
+            raise LocalPostgresError("no PostgreSQL server binaries: pg_config is not on PATH") from None
+        bindir = candidates[0]
+    if not (bindir / "initdb").exists():
+        raise LocalPostgresError(f"no initdb in {bindir}: install the PostgreSQL server package")
+    return bindir
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LocalPostgres:
+    """One cluster: `initdb` on first start, then start, stop and restart at will."""
+
+    def __init__(self, base_dir: Path, *, port: int | None = None, durable: bool = False):
+        self.base_dir = Path(base_dir)
+        self.data_dir = self.base_dir / "data"
+        self.log_file = self.base_dir / "postgres.log"
+        self.port = port or free_port()
+        self.durable = durable
+        self.user = "postgres"
+        self.bindir = server_bindir()
+        self._run_as = _unprivileged_user()
+
+    @classmethod
+    def temporary(cls, **kwargs) -> "LocalPostgres":
+        """A cluster in a new temporary folder, which `destroy()` removes."""
+        base = Path(tempfile.mkdtemp(prefix="appliance-pg-"))
+        base.chmod(0o755)  # the server user must reach its data folder inside
+        return cls(base / "cluster", **kwargs)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> "LocalPostgres":
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb()
+        options = [f"-p {self.port}", f"-k {self.base_dir}", "-c listen_addresses=127.0.0.1"]
+        if not self.durable:
+            options += [f"-c {setting}" for setting in FAST_SETTINGS]
+        self._server_command(
+            "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "60",
+            "-o", " ".join(options), "start",
+        )
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        if (self.data_dir / "postmaster.pid").exists():
+            self._server_command("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop")
+
+    def destroy(self) -> None:
+        self.stop(mode="immediate")
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+        if self.base_dir.parent.name.startswith("appliance-pg-"):
+            shutil.rmtree(self.base_dir.parent, ignore_errors=True)
+
+    def postmaster_pid(self) -> int:
+        return int((self.data_dir / "postmaster.pid").read_text().split()[0])
+
+    def _initdb(self) -> None:
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        if self._run_as is not None:
+            os.chown(self.base_dir, self._run_as.pw_uid, self._run_as.pw_gid)
+            self.base_dir.chmod(0o755)
+        self._server_command(
+            "initdb", "-D", str(self.data_dir), "-U", self.user, "--auth=trust",
+            "--encoding=UTF8", "--locale=C", "--no-sync",
+        )
+
+    def _server_command(self, program: str, *args: str) -> None:
+        command = [str(self.bindir / program), *args]
+        if self._run_as is not None:
+            command = ["runuser", "-u", self._run_as.pw_name, "--", *command]
+        result = subprocess.run(command, capture_output=True, text=True, cwd="/")
+        if result.returncode != 0:
+            log_tail = self.log_file.read_text()[-2000:] if self.log_file.exists() else ""
+            raise LocalPostgresError(
+                f"{program} failed ({result.returncode}): {result.stderr.strip()}\n{log_tail}".strip()
+            )
+
+
+def _unprivileged_user() -> pwd.struct_passwd | None:
+    """The user to run the server as: None when we are not root."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam("postgres")
+    except KeyError:
+        raise LocalPostgresError(
+            "running as root and there is no 'postgres' user for initdb; "
+            "install the PostgreSQL server package or run as an unprivileged user"
+        ) from None
+
+
+def wait_until_accepting(url: str, timeout: float = 30.0) -> None:
+    import psycopg2
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            psycopg2.connect(url, connect_timeout=2).close()
+            return
+        except psycopg2.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

@@ -1,0 +1,408 @@
+"""The write side: `WorkflowTracker`, an eventsourcing application.
+
+Its single-command methods keep BIOMERO's names and argument order, so code
+written for BIOMERO's tracker runs against it. Every command runs through a
+`Batch`, which saves all the aggregates it touched in ONE transaction: adding a
+task saves the task and its run together, and `tracker.batch()` applies many
+commands at once (the ingest endpoint's entry point).
+
+Concurrency is optimistic: aggregates come from an in-process cache without a
+read per command, and a stale one shows up as a version conflict when the
+batch is saved. The batch is then replayed on fresh state, a bounded number of
+times, with the same new ids, so a retried batch records the same thing.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import datetime
+from functools import wraps
+from typing import Any, Callable, Iterator, TypeVar
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import Environment
+from sqlalchemy import Engine
+
+from appliance.config import Settings, parse_database_url
+from appliance.db import make_engine
+from appliance.domain import LogLine, Task, TrackedAggregate, WorkflowRun
+from appliance.eventstore import EventStoreFactory
+
+MAX_NAME_LENGTH = 1_000
+MAX_TEXT_LENGTH = 1_000_000
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+T = TypeVar("T")
+A = TypeVar("A", bound=TrackedAggregate)
+
+
+class TrackerError(Exception):
+    """Base class of the errors the tracker raises on purpose."""
+
+
+class UnknownIdError(TrackerError, LookupError):
+    """No workflow run (or task) has the given id."""
+
+
+class InvalidArgumentError(TrackerError, ValueError):
+    """An argument has the wrong type or value; nothing was recorded."""
+
+
+class DuplicateIdError(TrackerError):
+    """A new run, task or log line was given an id that is already taken."""
+
+
+class ConcurrencyError(TrackerError):
+    """Concurrent writers kept changing the same aggregates; nothing was recorded."""
+
+
+def _replayable(method: Callable[..., T]) -> Callable[..., T]:
+    """Remember a batch command's call so the batch can be replayed after a conflict."""
+
+    @wraps(method)
+    def recorded(batch: "Batch", *args: Any, **kwargs: Any) -> T:
+        batch._calls.append((method, args, kwargs))
+        return method(batch, *args, **kwargs)
+
+    return recorded
+
+
+class Batch:
+    """Commands recorded together: all saved in one transaction, or none."""
+
+    def __init__(self, tracker: "WorkflowTracker", reused_ids: list[UUID] = ()):
+        self._tracker = tracker
+        self._aggregates: dict[UUID, TrackedAggregate] = {}
+        self._created: list[UUID] = []
+        self._calls: list[tuple[Callable, tuple, dict]] = []
+        self._new_ids: list[UUID] = []
+        self._reused_ids = iter(reused_ids)
+
+    # Commands on runs (BIOMERO's names and argument order).
+
+    @_replayable
+    def initiate_workflow(
+        self, name: str, description: str, user: str | None, group: str | None, *,
+        source: str | None = None, params: dict | None = None,
+        workflow_id: UUID | str | None = None, at: datetime | None = None,
+    ) -> UUID:
+        run = WorkflowRun.initiate(
+            self._new_id(workflow_id, "workflow_id"),
+            name=_name(name, "name"),
+            description=_text(description, "description", required=False) or "",
+            user=_name(user, "user", required=False),
+            group=_name(group, "group", required=False),
+            source=_name(source, "source", required=False),
+            params=self._payload(params or {}, "params"),
+            at=_time(at),
+        )
+        return self._add_new(run)
+
+    @_replayable
+    def add_task_to_workflow(
+        self, workflow_id: UUID | str, task_name: str, task_version: str | None,
+        input_data: dict | None, kwargs: dict | None, *,
+        task_id: UUID | str | None = None, at: datetime | None = None,
+    ) -> UUID:
+        run = self._get(workflow_id, WorkflowRun, "workflow_id")
+        task = Task.create(
+            self._new_id(task_id, "task_id"),
+            run_id=run.id,
+            task_name=_name(task_name, "task_name"),
+            task_version=_name(task_version, "task_version", required=False),
+            input_data=self._payload(input_data or {}, "input_data"),
+            params=self._payload(kwargs or {}, "kwargs"),
+            at=_time(at),
+        )
+        run.add_task(task.id, at=_time(at))
+        return self._add_new(task)
+
+    @_replayable
+    def start_workflow(self, workflow_id: UUID | str, *, at: datetime | None = None) -> None:
+        self._get(workflow_id, WorkflowRun, "workflow_id").start(at=_time(at))
+
+    @_replayable
+    def complete_workflow(self, workflow_id: UUID | str, *, at: datetime | None = None) -> None:
+        self._get(workflow_id, WorkflowRun, "workflow_id").complete(at=_time(at))
+
+    @_replayable
+    def fail_workflow(self, workflow_id: UUID | str, error_message: str, *, at: datetime | None = None) -> None:
+        message = _text(error_message, "error_message")
+        self._get(workflow_id, WorkflowRun, "workflow_id").fail(message, at=_time(at))
+
+    @_replayable
+    def cancel_workflow(self, workflow_id: UUID | str, reason: str | None = None, *,
+                        at: datetime | None = None) -> None:
+        reason = _text(reason, "reason", required=False)
+        self._get(workflow_id, WorkflowRun, "workflow_id").cancel(reason, at=_time(at))
+
+    # Commands on tasks.
+
+    @_replayable
+    def start_task(self, task_id: UUID | str, *, at: datetime | None = None) -> None:
+        self._get(task_id, Task, "task_id").start(at=_time(at))
+
+    @_replayable
+    def complete_task(self, task_id: UUID | str, message: str | None = None, *,
+                      at: datetime | None = None) -> None:
+        message = _text(message, "message", required=False)
+        self._get(task_id, Task, "task_id").complete(message, at=_time(at))
+
+    @_replayable
+    def fail_task(self, task_id: UUID | str, error_message: str, *, at: datetime | None = None) -> None:
+        message = _text(error_message, "error_message")
+        self._get(task_id, Task, "task_id").fail(message, at=_time(at))
+
+    @_replayable
+    def add_job_id(self, task_id: UUID | str, slurm_job_id: str | int, *, at: datetime | None = None) -> None:
+        job_id = _name(str(slurm_job_id) if isinstance(slurm_job_id, int) else slurm_job_id, "slurm_job_id")
+        self._get(task_id, Task, "task_id").add_job_id(job_id, at=_time(at))
+
+    @_replayable
+    def add_result(self, task_id: UUID | str, result: Any, *, at: datetime | None = None) -> None:
+        self._get(task_id, Task, "task_id").add_result(self._payload(result, "result"), at=_time(at))
+
+    @_replayable
+    def update_task_status(self, task_id: UUID | str, status: str, *, at: datetime | None = None) -> None:
+        self._get(task_id, Task, "task_id").update_status(_name(status, "status"), at=_time(at))
+
+    @_replayable
+    def update_task_progress(self, task_id: UUID | str, progress: str | int | float, *,
+                             at: datetime | None = None) -> None:
+        if isinstance(progress, bool) or not isinstance(progress, (str, int, float)):
+            raise InvalidArgumentError(f"progress must be a string or a number, not {type(progress).__name__}")
+        if isinstance(progress, str):
+            progress = _name(progress, "progress")
+        self._get(task_id, Task, "task_id").update_progress(progress, at=_time(at))
+
+    # Log lines.
+
+    @_replayable
+    def record_log(
+        self, workflow_id: UUID | str, message: str, *, level: str = "INFO",
+        task_id: UUID | str | None = None, log_id: UUID | str | None = None, at: datetime | None = None,
+    ) -> UUID:
+        run_id = self._existing_run_id(workflow_id)
+        task = None if task_id is None else self._get(task_id, Task, "task_id")
+        if task is not None and task.run_id != run_id:
+            raise InvalidArgumentError(f"task {task.id} belongs to run {task.run_id}, not to run {run_id}")
+        line = LogLine.record(
+            self._new_id(log_id, "log_id"),
+            run_id=run_id,
+            task_id=None if task is None else task.id,
+            level=_level(level),
+            message=_text(message, "message"),
+            at=_time(at),
+        )
+        return self._add_new(line)
+
+    # Internals.
+
+    def _get(self, aggregate_id: UUID | str, kind: type[A], what: str) -> A:
+        key = _uuid(aggregate_id, what)
+        aggregate = self._aggregates.get(key)
+        if aggregate is None:
+            aggregate = self._tracker._load(key)
+            self._aggregates[key] = aggregate
+        if not isinstance(aggregate, kind):
+            raise UnknownIdError(f"no {_KIND_NAMES[kind]} has the id {key}")
+        return aggregate
+
+    def _existing_run_id(self, workflow_id: UUID | str) -> UUID:
+        """The run's id, checked to exist, without copying the run into the batch."""
+        key = _uuid(workflow_id, "workflow_id")
+        if key not in self._aggregates:
+            run = self._tracker._load(key)
+            if not isinstance(run, WorkflowRun):
+                raise UnknownIdError(f"no workflow run has the id {key}")
+            return key
+        return self._get(key, WorkflowRun, "workflow_id").id
+
+    def _new_id(self, given: UUID | str | None, what: str) -> UUID:
+        if given is not None:
+            return _uuid(given, what)
+        new_id = next(self._reused_ids, None) or uuid4()
+        self._new_ids.append(new_id)
+        return new_id
+
+    def _add_new(self, aggregate: TrackedAggregate) -> UUID:
+        if aggregate.id in self._aggregates:
+            raise DuplicateIdError(f"the id {aggregate.id} is used twice in one batch")
+        self._aggregates[aggregate.id] = aggregate
+        self._created.append(aggregate.id)
+        return aggregate.id
+
+    def _payload(self, value: Any, what: str) -> Any:
+        """Check a payload now: later, in the transcoder, the error would name no argument."""
+        try:
+            encoded = self._tracker.mapper.transcoder.encode(value)
+        except (TypeError, ValueError) as error:
+            raise InvalidArgumentError(f"{what} cannot be stored as JSON: {error}") from None
+        if b"\\u0000" in encoded:
+            raise InvalidArgumentError(f"{what} must not contain NUL characters")
+        return value
+
+    def _replay(self) -> "Batch":
+        fresh = Batch(self._tracker, reused_ids=self._new_ids)
+        for method, args, kwargs in self._calls:
+            method(fresh, *args, **kwargs)
+            fresh._calls.append((method, args, kwargs))
+        return fresh
+
+
+_KIND_NAMES = {WorkflowRun: "workflow run", Task: "task", LogLine: "log line"}
+
+
+def _one_command(batch_method: Callable[..., T]) -> Callable[..., T]:
+    """A tracker method that runs one batch command in its own transaction."""
+
+    @wraps(batch_method)
+    def command(tracker: "WorkflowTracker", *args: Any, **kwargs: Any) -> T:
+        with tracker.batch() as batch:
+            return batch_method(batch, *args, **kwargs)
+
+    return command
+
+
+class WorkflowTracker(Application):
+    """Records workflow runs, their tasks and log lines as events."""
+
+    name = "WorkflowTracker"
+
+    def __init__(
+        self, settings: Settings | None = None, *,
+        database_url: str | None = None, engine: Engine | None = None,
+    ):
+        if settings is None:
+            if database_url is not None:
+                settings = Settings(database_url=parse_database_url(database_url))
+            else:
+                settings = Settings.from_env()
+        self.settings = settings
+        self._engine = engine or make_engine(settings.database_url, application_name="appliance-tracker")
+        env = {"AGGREGATE_CACHE_FASTFORWARD": "n"}
+        if settings.tracker_cache_size > 0:
+            env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.tracker_cache_size)
+        super().__init__(env=env)
+
+    def construct_env(self, name: str, env: dict | None = None) -> Environment:
+        # The library would merge os.environ in; configuration comes from Settings only.
+        return Environment(name, {**type(self).env, **(env or {})})
+
+    def construct_factory(self, env: Environment) -> EventStoreFactory:
+        return EventStoreFactory(env, self._engine)
+
+    @contextmanager
+    def batch(self) -> Iterator[Batch]:
+        """Commands applied together: saved in one transaction when the block ends.
+
+        If the block raises, nothing is saved.
+        """
+        batch = Batch(self)
+        yield batch
+        self._commit(batch)
+
+    initiate_workflow = _one_command(Batch.initiate_workflow)
+    add_task_to_workflow = _one_command(Batch.add_task_to_workflow)
+    start_workflow = _one_command(Batch.start_workflow)
+    complete_workflow = _one_command(Batch.complete_workflow)
+    fail_workflow = _one_command(Batch.fail_workflow)
+    cancel_workflow = _one_command(Batch.cancel_workflow)
+    start_task = _one_command(Batch.start_task)
+    complete_task = _one_command(Batch.complete_task)
+    fail_task = _one_command(Batch.fail_task)
+    add_job_id = _one_command(Batch.add_job_id)
+    add_result = _one_command(Batch.add_result)
+    update_task_status = _one_command(Batch.update_task_status)
+    update_task_progress = _one_command(Batch.update_task_progress)
+    record_log = _one_command(Batch.record_log)
+
+    def get_workflow(self, workflow_id: UUID | str) -> WorkflowRun:
+        return Batch(self)._get(workflow_id, WorkflowRun, "workflow_id")
+
+    def get_task(self, task_id: UUID | str) -> Task:
+        return Batch(self)._get(task_id, Task, "task_id")
+
+    def close(self) -> None:
+        super().close()
+        self._engine.dispose()
+
+    def _load(self, aggregate_id: UUID) -> TrackedAggregate:
+        try:
+            return self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise UnknownIdError(f"no workflow run or task has the id {aggregate_id}") from None
+
+    def _commit(self, batch: Batch) -> None:
+        for attempt in range(self.settings.tracker_max_retries + 1):
+            try:
+                self.save(*batch._aggregates.values())
+                return
+            except IntegrityError:
+                self._forget(batch._aggregates)
+                self._refuse_taken_ids(batch._created)
+            batch = batch._replay()
+        raise ConcurrencyError(
+            f"gave up after {self.settings.tracker_max_retries + 1} attempts: concurrent "
+            "writers kept changing the same runs or tasks; nothing of this batch was recorded"
+        )
+
+    def _forget(self, aggregate_ids) -> None:
+        """Drop stale aggregates from the cache so the replay reads them afresh."""
+        cache = self.repository.cache
+        if cache is not None:
+            for aggregate_id in aggregate_ids:
+                try:
+                    cache.get(aggregate_id, evict=True)
+                except KeyError:
+                    pass
+
+    def _refuse_taken_ids(self, created_ids: list[UUID]) -> None:
+        for aggregate_id in created_ids:
+            if self.recorder.select_events(aggregate_id, limit=1):
+                raise DuplicateIdError(f"the id {aggregate_id} is already taken; nothing of this batch was recorded")
+
+
+def _uuid(value: UUID | str, what: str) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    raise InvalidArgumentError(f"{what} must be a UUID, not {value!r:.80}")
+
+
+def _text(value: Any, what: str, *, required: bool = True, limit: int = MAX_TEXT_LENGTH) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise InvalidArgumentError(f"{what} must be a string, not {type(value).__name__}")
+    if required and not value.strip():
+        raise InvalidArgumentError(f"{what} must not be empty")
+    if len(value) > limit:
+        raise InvalidArgumentError(f"{what} is {len(value)} characters long; the limit is {limit}")
+    if "\x00" in value:
+        raise InvalidArgumentError(f"{what} must not contain NUL characters")
+    return value
+
+
+def _name(value: Any, what: str, *, required: bool = True) -> str | None:
+    return _text(value, what, required=required, limit=MAX_NAME_LENGTH)
+
+
+def _level(level: Any) -> str:
+    if not isinstance(level, str) or level.upper() not in LOG_LEVELS:
+        raise InvalidArgumentError(f"level must be one of {', '.join(LOG_LEVELS)}, not {level!r:.40}")
+    return level.upper()
+
+
+def _time(at: datetime | None) -> datetime | None:
+    if at is None:
+        return None
+    if not isinstance(at, datetime) or at.tzinfo is None:
+        raise InvalidArgumentError("at must be a timezone-aware datetime")
+    return at
