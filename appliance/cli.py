@@ -1,0 +1,73 @@
+"""The `appliance` command: one subcommand per job, each a thin call into the package.
+
+Subcommands register themselves in COMMANDS with a function that adds their
+arguments and a function that runs them with the parsed arguments and the
+settings read from the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+from appliance.config import ConfigError, Settings
+
+EXIT_CONFIG = 2
+
+
+@dataclass(frozen=True)
+class Command:
+    help: str
+    run: Callable[[argparse.Namespace, Settings], int | None]
+    add_arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from appliance.demo import run_demo
+
+    run_demo(settings, runs=args.runs, tasks=args.tasks)
+    return 0
+
+
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs", type=int, default=3, help="how many workflow runs to record (default 3)")
+    parser.add_argument("--tasks", type=int, default=4, help="tasks per run (default 4)")
+
+
+def _config(args: argparse.Namespace, settings: Settings) -> int:
+    print(settings)
+    return 0
+
+
+COMMANDS: dict[str, Command] = {
+    "demo": Command("record a few sample workflow runs through the tracker", _demo, _demo_arguments),
+    "config": Command("check the environment and print the settings (password masked)", _config),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="appliance", description="Workflow-tracking appliance.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in COMMANDS.items():
+        subparser = subparsers.add_parser(name, help=command.help, description=command.help)
+        command.add_arguments(subparser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as error:
+        print(f"appliance: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        return COMMANDS[args.command].run(args, settings) or 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

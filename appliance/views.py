@@ -1,0 +1,202 @@
+"""The read models: plain SQLAlchemy tables, the only ones under Alembic.
+
+The projector derives every row from the event store, except
+`change_notifications`, which the init-db triggers fill. Column names are
+what users see in psql and the API: keep them stable, and change them only
+through a migration.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Computed,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+RUN_STATUSES = ("created", "running", "completed", "failed", "cancelled", "stale")
+TASK_STATUSES = ("created", "running", "completed", "failed")
+OPERATIONS = ("INSERT", "UPDATE", "DELETE")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(value) for value in values)})"
+
+
+def _now() -> Any:
+    return text("now()")
+
+
+def _duration() -> Computed:
+    return Computed("EXTRACT(EPOCH FROM finished_at - started_at)", persisted=True)
+
+
+class WorkflowRunView(Base):
+    """One row per workflow run."""
+
+    __tablename__ = "workflow_runs"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, server_default=text("gen_random_uuid()"))
+    workflow_name: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    user_name: Mapped[str | None] = mapped_column(Text)
+    group_name: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(Text)
+    params: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    status: Mapped[str] = mapped_column(Text, server_default="created")
+    tasks_total: Mapped[int] = mapped_column(Integer, server_default="0")
+    tasks_created: Mapped[int] = mapped_column(Integer, server_default="0")
+    tasks_running: Mapped[int] = mapped_column(Integer, server_default="0")
+    tasks_completed: Mapped[int] = mapped_column(Integer, server_default="0")
+    tasks_failed: Mapped[int] = mapped_column(Integer, server_default="0")
+    progress_percent: Mapped[float] = mapped_column(Double, server_default="0")
+    current_task: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    duration_seconds: Mapped[float | None] = mapped_column(Double, _duration())
+    last_event_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (
+        CheckConstraint(_in("status", RUN_STATUSES), name="status"),
+        CheckConstraint("progress_percent BETWEEN 0 AND 100", name="progress_percent"),
+        # The dashboard: newest first, keyset-paginated on (created_at, id).
+        Index(None, "created_at", "id"),
+        Index(None, "status", "created_at"),
+        Index(None, "user_name", "created_at"),
+        Index(None, "group_name", "created_at"),
+    )
+
+
+class JobExecutionView(Base):
+    """One row per task of a run (a Snakemake job, a BIOMERO step)."""
+
+    __tablename__ = "job_executions"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    run_id: Mapped[uuid.UUID] = mapped_column(UUID, ForeignKey("workflow_runs.id", ondelete="CASCADE"))
+    task_name: Mapped[str] = mapped_column(Text)
+    task_version: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, server_default="created")
+    external_status: Mapped[str | None] = mapped_column(Text)
+    progress: Mapped[str | None] = mapped_column(Text)
+    input_data: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    params: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    results: Mapped[list] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    job_ids: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    result_message: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    error_type: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    duration_seconds: Mapped[float | None] = mapped_column(Double, _duration())
+
+    __table_args__ = (
+        CheckConstraint(_in("status", TASK_STATUSES), name="status"),
+        # A run page lists its tasks in the order they were created.
+        Index(None, "run_id", "created_at"),
+        Index(None, "status"),
+    )
+
+
+class LogEntryView(Base):
+    """One row per log line. The id is the line's position in the event log,
+    so it grows with time and is the same after a reprojection."""
+
+    __tablename__ = "log_entries"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    run_id: Mapped[uuid.UUID] = mapped_column(UUID, ForeignKey("workflow_runs.id", ondelete="CASCADE"))
+    task_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
+    level: Mapped[str] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text)
+    logged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (
+        # "The latest N lines of a run" and "lines of a run after id X".
+        Index(None, "run_id", "id"),
+    )
+
+
+class JobAccountingView(Base):
+    """One row per external (Slurm, cluster) job id and task: a recycled job id
+    gets a new row instead of overwriting the older task's."""
+
+    __tablename__ = "job_accounting"
+
+    job_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    task_id: Mapped[uuid.UUID] = mapped_column(UUID, ForeignKey("job_executions.id", ondelete="CASCADE"),
+                                               primary_key=True)
+    run_id: Mapped[uuid.UUID] = mapped_column(UUID, ForeignKey("workflow_runs.id", ondelete="CASCADE"))
+    user_name: Mapped[str | None] = mapped_column(Text)
+    group_name: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str | None] = mapped_column(Text)
+    progress: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (
+        Index(None, "user_name", "group_name", "created_at"),
+        Index(None, "run_id"),
+    )
+
+
+class ChangeNotification(Base):
+    """One row per INSERT, UPDATE or DELETE on a view table, written by the
+    init-db trigger function notify_change()."""
+
+    __tablename__ = "change_notifications"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    table_name: Mapped[str] = mapped_column(Text)
+    operation: Mapped[str] = mapped_column(Text)
+    row_key: Mapped[dict] = mapped_column(JSONB)
+    changed_fields: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
+    old_values: Mapped[dict | None] = mapped_column(JSONB)
+    new_values: Mapped[dict | None] = mapped_column(JSONB)
+    transaction_id: Mapped[int] = mapped_column(BigInteger, server_default=text("txid_current()"))
+    timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    processed: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint(_in("operation", OPERATIONS), name="operation"),
+        # The monitor claims "unprocessed, oldest first"; the index stays small.
+        Index("ix_change_notifications_unprocessed", "id", postgresql_where=text("NOT processed")),
+        Index(None, "timestamp"),
+    )
+
+
+VIEW_TABLES = ("workflow_runs", "job_executions", "log_entries", "job_accounting")

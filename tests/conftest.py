@@ -1,0 +1,87 @@
+"""Fixtures: a real PostgreSQL for every test that needs one.
+
+The suite starts a throwaway cluster in a temporary folder on a free port
+(as the `postgres` user when run as root), or uses the server named by
+APPLIANCE_TEST_DATABASE_URL (a URL to a database the user may create
+databases from). Each test gets a fresh database copied from a template that
+already holds the schema, which takes milliseconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import psycopg2
+import pytest
+from sqlalchemy.engine import make_url
+
+from appliance.localpg import LocalPostgres
+from tests.schema import prepare_schema
+
+_database_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url():
+    """A URL to a maintenance database of the test server."""
+    external = os.environ.get("APPLIANCE_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    server = LocalPostgres.temporary().start()
+    try:
+        yield server.url("postgres")
+    finally:
+        server.destroy()
+
+
+def _admin(admin_url: str, *statements: str) -> None:
+    connection = psycopg2.connect(admin_url)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+    finally:
+        connection.close()
+
+
+def _url_for(admin_url: str, database: str) -> str:
+    return make_url(admin_url).set(database=database).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def template_database(postgres_admin_url):
+    name = f"appliance_template_{os.getpid()}"
+    _admin(postgres_admin_url, f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}")
+    prepare_schema(_url_for(postgres_admin_url, name))
+    yield name
+    _admin(postgres_admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def database_url(postgres_admin_url, template_database):
+    """A URL to a fresh database with the appliance's schema, dropped afterwards."""
+    name = f"appliance_test_{os.getpid()}_{next(_database_numbers)}"
+    _admin(postgres_admin_url, f"CREATE DATABASE {name} TEMPLATE {template_database}")
+    yield _url_for(postgres_admin_url, name)
+    _admin(postgres_admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def empty_database_url(postgres_admin_url):
+    """A URL to a fresh database with nothing in it, dropped afterwards."""
+    name = f"appliance_empty_{os.getpid()}_{next(_database_numbers)}"
+    _admin(postgres_admin_url, f"CREATE DATABASE {name}")
+    yield _url_for(postgres_admin_url, name)
+    _admin(postgres_admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def tracker(database_url):
+    from appliance import WorkflowTracker
+
+    tracker = WorkflowTracker(database_url=database_url)
+    yield tracker
+    tracker.close()
