@@ -281,6 +281,7 @@ class WorkflowTracker(Application):
             else:
                 settings = Settings.from_env()
         self.settings = settings
+        self.conflicts_retried = 0  # version conflicts met and replayed, for metrics
         self._engine = engine or make_engine(settings.database_url, application_name="appliance-tracker")
         env = {"AGGREGATE_CACHE_FASTFORWARD": "n"}
         if settings.tracker_cache_size > 0:
@@ -343,6 +344,7 @@ class WorkflowTracker(Application):
             except IntegrityError:
                 self._forget(batch._aggregates)
                 self._refuse_taken_ids(batch._created)
+            self.conflicts_retried += 1
             batch = batch._replay()
         raise ConcurrencyError(
             f"gave up after {self.settings.tracker_max_retries + 1} attempts: concurrent "

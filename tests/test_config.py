@@ -1,0 +1,68 @@
+import pytest
+
+from appliance.config import ConfigError, Settings
+
+SECRET = "s3cr3t-pa55"
+
+
+def test_database_url_is_normalised_to_psycopg2():
+    settings = Settings.from_env({"DATABASE_URL": f"postgres://app:{SECRET}@db.example:5433/tracking"})
+    assert settings.database_url.drivername == "postgresql+psycopg2"
+    assert settings.database_url.port == 5433
+    assert settings.database_url.database == "tracking"
+
+
+def test_database_url_wins_over_sqlalchemy_url_and_parts():
+    settings = Settings.from_env({
+        "DATABASE_URL": "postgresql://a@first/one",
+        "SQLALCHEMY_URL": "postgresql://b@second/two",
+        "POSTGRES_HOST": "third",
+    })
+    assert settings.database_url.host == "first"
+
+
+def test_sqlalchemy_url_is_accepted():
+    settings = Settings.from_env({"SQLALCHEMY_URL": "postgresql+psycopg2://b@second/two"})
+    assert settings.database_url.database == "two"
+
+
+def test_url_from_the_seeds_postgres_variables():
+    settings = Settings.from_env({
+        "POSTGRES_HOST": "db", "POSTGRES_PORT": "6543", "POSTGRES_DB": "biomero",
+        "POSTGRES_USER": "omero", "POSTGRES_PASSWORD": SECRET,
+    })
+    url = settings.database_url
+    assert (url.host, url.port, url.database, url.username, url.password) == ("db", 6543, "biomero", "omero", SECRET)
+
+
+def test_every_problem_is_named_at_once():
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"POSTGRES_HOST": "db", "POSTGRES_PORT": "eighty", "TRACKER_CACHE_SIZE": "-1"})
+    message = str(caught.value)
+    for name in ("POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PORT", "TRACKER_CACHE_SIZE"):
+        assert name in message
+    assert len(caught.value.problems) == 4
+
+
+def test_missing_database_is_explained():
+    with pytest.raises(ConfigError, match="DATABASE_URL is not set"):
+        Settings.from_env({})
+
+
+@pytest.mark.parametrize("url, expected", [
+    (f"mysql://root:{SECRET}@db/x", "must be a postgresql:// URL"),
+    (f"not a url {SECRET}", "is not a URL"),
+    (f"postgresql://root:{SECRET}@db", "names no database"),
+])
+def test_malformed_url_is_refused_without_repeating_it(url, expected):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"DATABASE_URL": url})
+    assert expected in str(caught.value)
+    assert SECRET not in str(caught.value)
+
+
+def test_printed_settings_mask_the_password():
+    settings = Settings.from_env({"DATABASE_URL": f"postgresql://app:{SECRET}@db/tracking"})
+    for text in (repr(settings), str(settings), settings.database_url_masked):
+        assert SECRET not in text
+        assert "app:***@db" in text

@@ -1,0 +1,283 @@
+"""The write side against a real PostgreSQL."""
+
+import threading
+from datetime import datetime, timezone
+from uuid import UUID, uuid4
+
+import psycopg2
+import pytest
+
+from appliance import WorkflowTracker
+from appliance.config import Settings, parse_database_url
+from appliance.domain import RunStatus, TaskStatus, WorkflowRun
+from appliance.tracker import (
+    ConcurrencyError,
+    DuplicateIdError,
+    InvalidArgumentError,
+    UnknownIdError,
+)
+
+
+def fresh_tracker(database_url, **settings) -> WorkflowTracker:
+    return WorkflowTracker(Settings(database_url=parse_database_url(database_url), **settings))
+
+
+def stored_rows(database_url, sql, *params):
+    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def transaction_ids(database_url, *originator_ids):
+    rows = stored_rows(
+        database_url,
+        "SELECT DISTINCT xmin::text FROM workflowtracker_events WHERE originator_id = ANY(%s::uuid[])",
+        [str(i) for i in originator_ids],
+    )
+    return {row[0] for row in rows}
+
+
+@pytest.fixture
+def run_id(tracker):
+    return tracker.initiate_workflow("align-reads", "nightly alignment", "alice", "genomics")
+
+
+@pytest.fixture
+def task_id(tracker, run_id):
+    return tracker.add_task_to_workflow(run_id, "bwa_mem", "0.7.17", {"sample": "S1"}, {"threads": 4})
+
+
+def test_initiate_workflow_returns_the_id_of_a_stored_run(tracker, database_url):
+    run_id = tracker.initiate_workflow("align-reads", "nightly alignment", "alice", "genomics")
+    assert isinstance(run_id, UUID)
+    run = fresh_tracker(database_url).get_workflow(run_id)
+    assert (run.name, run.user, run.group, run.status) == ("align-reads", "alice", "genomics", RunStatus.CREATED)
+
+
+def test_run_lifecycle(tracker, run_id, database_url):
+    tracker.start_workflow(run_id)
+    assert tracker.get_workflow(run_id).status == RunStatus.RUNNING
+    tracker.complete_workflow(run_id)
+    assert fresh_tracker(database_url).get_workflow(run_id).status == RunStatus.COMPLETED
+
+
+def test_failed_and_cancelled_runs(tracker, database_url):
+    failed = tracker.initiate_workflow("a", "", None, None)
+    tracker.fail_workflow(failed, "rule bwa_mem failed")
+    cancelled = tracker.initiate_workflow("b", "", None, None)
+    tracker.cancel_workflow(cancelled, "user interrupt")
+    reader = fresh_tracker(database_url)
+    assert reader.get_workflow(failed).status == RunStatus.FAILED
+    assert reader.get_workflow(failed).error_message == "rule bwa_mem failed"
+    assert reader.get_workflow(cancelled).status == RunStatus.CANCELLED
+
+
+def test_task_lifecycle_with_every_task_command(tracker, run_id, task_id, database_url):
+    tracker.start_task(task_id)
+    tracker.add_job_id(task_id, 4242)
+    tracker.update_task_status(task_id, "RUNNING")
+    tracker.update_task_progress(task_id, "50%")
+    tracker.add_result(task_id, {"file": "out.bam"})
+    tracker.complete_task(task_id, "all good")
+    task = fresh_tracker(database_url).get_task(task_id)
+    assert task.run_id == run_id
+    assert (task.task_name, task.task_version) == ("bwa_mem", "0.7.17")
+    assert (task.input_data, task.params) == ({"sample": "S1"}, {"threads": 4})
+    assert task.job_ids == ("4242",)
+    assert (task.external_status, task.progress) == ("RUNNING", "50%")
+    assert task.results == ({"file": "out.bam"},)
+    assert (task.status, task.result_message) == (TaskStatus.COMPLETED, "all good")
+
+
+def test_fail_task(tracker, task_id):
+    tracker.fail_task(task_id, "MemoryError: out of memory")
+    task = tracker.get_task(task_id)
+    assert (task.status, task.error_message) == (TaskStatus.FAILED, "MemoryError: out of memory")
+
+
+def test_biomero_positional_argument_order(tracker):
+    run_id = tracker.initiate_workflow("cellpose", "segmentation", "bob", "imaging")
+    task_id = tracker.add_task_to_workflow(run_id, "cellpose", "v1.2", {"image": 1}, {"diameter": 30})
+    tracker.add_job_id(task_id, "98765")
+    tracker.complete_task(task_id, "segmented")
+    tracker.fail_workflow(run_id, "later step failed")
+    assert tracker.get_task(task_id).job_ids == ("98765",)
+
+
+def test_adding_a_task_saves_task_and_run_in_one_transaction(tracker, database_url, run_id):
+    task_id = tracker.add_task_to_workflow(run_id, "sort", None, None, None)
+    run_events = stored_rows(
+        database_url,
+        "SELECT xmin::text FROM workflowtracker_events WHERE originator_id = %s AND originator_version = 2",
+        str(run_id),
+    )
+    task_events = stored_rows(
+        database_url, "SELECT xmin::text FROM workflowtracker_events WHERE originator_id = %s", str(task_id),
+    )
+    assert run_events == task_events
+    assert tracker.get_workflow(run_id).task_count == 1
+
+
+def test_event_times_given_by_a_source_are_kept(tracker, run_id):
+    at = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+    tracker.start_workflow(run_id, at=at)
+    assert tracker.get_workflow(run_id).modified_on == at
+
+
+def test_batch_applies_many_commands_in_one_transaction(tracker, database_url):
+    with tracker.batch() as batch:
+        run_id = batch.initiate_workflow("batch", "", "u", "g")
+        batch.start_workflow(run_id)
+        task_ids = [batch.add_task_to_workflow(run_id, f"job{i}", None, {}, {}) for i in range(5)]
+        for task_id in task_ids:
+            batch.start_task(task_id)
+            batch.complete_task(task_id, "ok")
+        batch.record_log(run_id, "five jobs done")
+        batch.complete_workflow(run_id)
+    assert len(transaction_ids(database_url, run_id, *task_ids)) == 1
+    assert fresh_tracker(database_url).get_workflow(run_id).task_count == 5
+
+
+def test_a_batch_that_raises_records_nothing(tracker, run_id):
+    before = tracker.recorder.max_notification_id()
+    with pytest.raises(UnknownIdError):
+        with tracker.batch() as batch:
+            batch.start_workflow(run_id)
+            batch.start_task(uuid4())
+    assert tracker.recorder.max_notification_id() == before
+    assert tracker.get_workflow(run_id).status == RunStatus.CREATED
+
+
+def test_log_lines_are_recorded_without_growing_the_run(tracker, run_id, task_id):
+    version = tracker.get_workflow(run_id).version
+    ids = [tracker.record_log(run_id, f"line {n}", level="debug", task_id=task_id) for n in range(50)]
+    assert len(set(ids)) == 50
+    assert tracker.get_workflow(run_id).version == version
+    stored = [tracker.repository.get(i) for i in ids[-2:]]
+    assert [(s.message, s.level, s.task_id) for s in stored] == [("line 48", "DEBUG", task_id), ("line 49", "DEBUG", task_id)]
+
+
+def test_log_line_of_a_task_of_another_run_is_refused(tracker, task_id):
+    other_run = tracker.initiate_workflow("other", "", None, None)
+    with pytest.raises(InvalidArgumentError, match="belongs to run"):
+        tracker.record_log(other_run, "hello", task_id=task_id)
+
+
+def test_optimistic_concurrency_race_between_two_trackers(database_url, task_id):
+    first, second = fresh_tracker(database_url), fresh_tracker(database_url)
+    first.get_task(task_id), second.get_task(task_id)  # both cache version 1
+    first.update_task_progress(task_id, "10%")
+    second.update_task_progress(task_id, "20%")  # stale cache: conflict, then replayed
+    assert (first.conflicts_retried, second.conflicts_retried) == (0, 1)
+    task = fresh_tracker(database_url).get_task(task_id)
+    assert (task.version, task.progress) == (3, "20%")
+
+
+def test_concurrent_writers_on_one_run_lose_no_update(database_url, run_id):
+    trackers = [fresh_tracker(database_url, tracker_max_retries=50) for _ in range(4)]
+    errors = []
+
+    def add_tasks(tracker):
+        try:
+            for n in range(25):
+                tracker.add_task_to_workflow(run_id, f"task{n}", None, {}, {})
+        except Exception as error:  # reported below, with the thread's context lost otherwise
+            errors.append(error)
+
+    threads = [threading.Thread(target=add_tasks, args=(t,)) for t in trackers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    run = fresh_tracker(database_url).get_workflow(run_id)
+    assert (run.task_count, run.version) == (100, 101)
+
+
+def test_retries_are_bounded_with_a_clear_error(database_url, task_id):
+    stale = fresh_tracker(database_url, tracker_max_retries=0)
+    stale.get_task(task_id)
+    fresh_tracker(database_url).start_task(task_id)
+    with pytest.raises(ConcurrencyError, match="nothing of this batch was recorded"):
+        stale.update_task_progress(task_id, "1%")
+
+
+def test_a_retried_batch_reuses_its_new_ids(database_url, run_id):
+    stale, other = fresh_tracker(database_url), fresh_tracker(database_url)
+    stale.get_workflow(run_id)
+    other.start_workflow(run_id)
+    task_id = stale.add_task_to_workflow(run_id, "late", None, {}, {})
+    assert stale.conflicts_retried == 1
+    assert fresh_tracker(database_url).get_task(task_id).run_id == run_id
+
+
+def test_upcaster_rehydrates_an_old_version_1_event(tracker, database_url):
+    run_id = uuid4()
+    old_state = (
+        '{"timestamp":{"_type_":"datetime_iso","_data_":"2023-01-01T00:00:00+00:00"},'
+        '"originator_topic":"appliance.domain:WorkflowRun","name":"legacy","description":"from v1",'
+        '"user":"carol","group":"omero"}'
+    )
+    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO workflowtracker_events (originator_id, originator_version, topic, state) "
+            "VALUES (%s, 1, 'appliance.domain:WorkflowRun.Initiated', %s)",
+            (str(run_id), old_state.encode()),
+        )
+    run = tracker.get_workflow(run_id)
+    assert (run.name, run.user, run.source) == ("legacy", "carol", None)
+    initiated = tracker.events.get(run_id)
+    assert next(iter(initiated)).params == {}
+    assert WorkflowRun.Initiated.class_version == 2
+
+
+def test_unknown_ids_give_a_clear_error(tracker, run_id, task_id):
+    missing = uuid4()
+    with pytest.raises(UnknownIdError, match=str(missing)):
+        tracker.start_workflow(missing)
+    with pytest.raises(UnknownIdError, match="no workflow run has the id"):
+        tracker.start_workflow(task_id)
+    with pytest.raises(UnknownIdError, match="no task has the id"):
+        tracker.start_task(run_id)
+    with pytest.raises(UnknownIdError):
+        tracker.add_task_to_workflow(missing, "x", None, {}, {})
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda t, r: t.start_workflow("not-a-uuid"), "workflow_id must be a UUID"),
+    (lambda t, r: t.initiate_workflow("", "", None, None), "name must not be empty"),
+    (lambda t, r: t.initiate_workflow(42, "", None, None), "name must be a string"),
+    (lambda t, r: t.add_task_to_workflow(r, "x", None, {"when": object()}, {}), "input_data cannot be stored"),
+    (lambda t, r: t.add_task_to_workflow(r, "x", None, {"nul": "a\x00b"}, {}), "NUL"),
+    (lambda t, r: t.fail_workflow(r, None), "error_message must be a string"),
+    (lambda t, r: t.record_log(r, "x", level="LOUD"), "level must be one of"),
+    (lambda t, r: t.start_workflow(r, at=datetime(2024, 1, 1)), "timezone-aware"),
+    (lambda t, r: t.initiate_workflow("n" * 2000, "", None, None), "the limit is 1000"),
+])
+def test_bad_arguments_are_refused_and_record_nothing(tracker, run_id, call, message):
+    before = tracker.recorder.max_notification_id()
+    with pytest.raises(InvalidArgumentError, match=message):
+        call(tracker, run_id)
+    assert tracker.recorder.max_notification_id() == before
+
+
+def test_a_taken_id_is_refused(tracker, run_id):
+    with pytest.raises(DuplicateIdError, match=str(run_id)):
+        tracker.initiate_workflow("again", "", None, None, workflow_id=run_id)
+
+
+def test_no_argument_tracker_reads_the_environment(monkeypatch, database_url, run_id):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    tracker = WorkflowTracker()
+    try:
+        assert tracker.get_workflow(run_id).name == "align-reads"
+    finally:
+        tracker.close()
+
+
+def test_notification_log_is_ordered_and_gapless(tracker, run_id, task_id):
+    notifications = tracker.notification_log.select(start=1, limit=10)
+    assert [n.id for n in notifications] == [1, 2, 3]
+    assert [n.originator_id for n in notifications] == [run_id, run_id, task_id]
+    topics = [n.topic.split(":")[1] for n in notifications]
+    assert topics == ["WorkflowRun.Initiated", "WorkflowRun.TaskAdded", "Task.Created"]
