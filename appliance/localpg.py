@@ -139,3 +139,51 @@ def wait_until_accepting(url: str, timeout: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def _main(argv: list[str] | None = None) -> int:
+    """`python -m appliance.localpg start|stop DIR`: a private cluster kept in DIR.
+
+    `start` prints the URL of its `appliance` database (created on first start);
+    the port is chosen once and remembered in DIR/port.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m appliance.localpg", description=_main.__doc__)
+    parser.add_argument("action", choices=("start", "stop"))
+    parser.add_argument("directory", type=Path)
+    args = parser.parse_args(argv)
+    base = args.directory.resolve()
+    port_file = base / "port"
+    port = int(port_file.read_text()) if port_file.exists() else None
+    cluster = LocalPostgres(base / "cluster", port=port, durable=True)
+    if args.action == "stop":
+        cluster.stop()
+        return 0
+    base.mkdir(parents=True, exist_ok=True)
+    base.chmod(0o755)
+    port_file.write_text(str(cluster.port))
+    if not (cluster.data_dir / "postmaster.pid").exists():
+        cluster.start()
+    _create_database(cluster.url("postgres"), "appliance")
+    print(cluster.url("appliance"))
+    return 0
+
+
+def _create_database(admin_url: str, name: str) -> None:
+    import psycopg2
+    from psycopg2 import sql
+
+    connection = psycopg2.connect(admin_url)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cursor.fetchone() is None:
+                cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    finally:
+        connection.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())
