@@ -55,22 +55,34 @@ class EventRecorder(SQLAlchemyApplicationRecorder):
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
             for table in self.tables:
                 table.create(connection, checkfirst=True)
+            connection.exec_driver_sql(QUERIES["create_receipts_table"])
 
-    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int]:
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], *, receipts: Sequence[UUID] = (), **kwargs: Any
+    ) -> Sequence[int]:
+        """Append events; `receipts` are client event ids recorded with them."""
         if kwargs.get("session") is not None or kwargs.get("tracking") is not None:
             return super().insert_events(stored_events, **kwargs)
-        if not stored_events:
+        if not stored_events and not receipts:
             return []
         params = {
             "lock_timeout": LOCK_TIMEOUT,
+            "receipts": [str(event_id) for event_id in receipts],
             "originator_ids": [str(event.originator_id) for event in stored_events],
             "versions": [event.originator_version for event in stored_events],
             "topics": [event.topic for event in stored_events],
             "states": [psycopg2.Binary(event.state) for event in stored_events],
         }
+        query = QUERIES["insert_events_with_receipts" if receipts else "insert_events"]
         with self._cursor() as cursor:
-            cursor.execute(QUERIES["insert_events"], params)
+            cursor.execute(query, params)
             return [row[0] for row in cursor.fetchall()]
+
+    def select_receipts(self, event_ids: Sequence[UUID]) -> set[UUID]:
+        """The client event ids among these that were applied already."""
+        with self._cursor() as cursor:
+            cursor.execute(QUERIES["select_receipts"], {"event_ids": [str(i) for i in event_ids]})
+            return {_as_uuid(row[0]) for row in cursor.fetchall()}
 
     def select_events(
         self,

@@ -59,12 +59,21 @@ class ConcurrencyError(TrackerError):
 
 
 def _replayable(method: Callable[..., T]) -> Callable[..., T]:
-    """Remember a batch command's call so the batch can be replayed after a conflict."""
+    """Remember a batch command's call so the batch can be replayed after a conflict.
+
+    Only outermost calls are remembered: commands issued by another command
+    (as `apply_once` does) are issued again when that one is replayed.
+    """
 
     @wraps(method)
     def recorded(batch: "Batch", *args: Any, **kwargs: Any) -> T:
-        batch._calls.append((method, args, kwargs))
-        return method(batch, *args, **kwargs)
+        if batch._depth == 0:
+            batch._calls.append((method.__name__, args, kwargs))
+        batch._depth += 1
+        try:
+            return method(batch, *args, **kwargs)
+        finally:
+            batch._depth -= 1
 
     return recorded
 
@@ -76,9 +85,11 @@ class Batch:
         self._tracker = tracker
         self._aggregates: dict[UUID, TrackedAggregate] = {}
         self._created: list[UUID] = []
-        self._calls: list[tuple[Callable, tuple, dict]] = []
+        self._calls: list[tuple[str, tuple, dict]] = []
+        self._depth = 0
         self._new_ids: list[UUID] = []
         self._reused_ids = iter(reused_ids)
+        self._receipts: list[UUID] = []
 
     # Commands on runs (BIOMERO's names and argument order).
 
@@ -198,6 +209,23 @@ class Batch:
         )
         return self._add_new(line)
 
+    # Idempotency for sources that resend.
+
+    @_replayable
+    def apply_once(self, commands: list[tuple[UUID, Callable[["Batch"], Any]]]) -> set[UUID]:
+        """Run each `command(batch)` whose client event id was not applied before.
+
+        Returns the ids skipped as already applied. The ids of the commands run
+        are stored with the batch's events in one transaction, so a resend that
+        races the original conflicts, and the replayed batch then skips them.
+        """
+        received = self._tracker.recorder.select_receipts([event_id for event_id, _ in commands])
+        for event_id, command in commands:
+            if event_id not in received:
+                command(self)
+                self._receipts.append(event_id)
+        return received
+
     # Internals.
 
     def _get(self, aggregate_id: UUID | str, kind: type[A], what: str) -> A:
@@ -246,9 +274,8 @@ class Batch:
 
     def _replay(self) -> "Batch":
         fresh = Batch(self._tracker, reused_ids=self._new_ids)
-        for method, args, kwargs in self._calls:
-            method(fresh, *args, **kwargs)
-            fresh._calls.append((method, args, kwargs))
+        for name, args, kwargs in self._calls:
+            getattr(fresh, name)(*args, **kwargs)
         return fresh
 
 
@@ -339,7 +366,7 @@ class WorkflowTracker(Application):
     def _commit(self, batch: Batch) -> None:
         for attempt in range(self.settings.tracker_max_retries + 1):
             try:
-                self.save(*batch._aggregates.values())
+                self.save(*batch._aggregates.values(), receipts=batch._receipts)
                 return
             except IntegrityError:
                 self._forget(batch._aggregates)

@@ -281,3 +281,35 @@ def test_notification_log_is_ordered_and_gapless(tracker, run_id, task_id):
     assert [n.originator_id for n in notifications] == [run_id, run_id, task_id]
     topics = [n.topic.split(":")[1] for n in notifications]
     assert topics == ["WorkflowRun.Initiated", "WorkflowRun.TaskAdded", "Task.Created"]
+
+
+def test_commands_of_client_events_apply_once(tracker, run_id):
+    first, second = uuid4(), uuid4()
+    start = (first, lambda batch: batch.start_workflow(run_id))
+    log = (second, lambda batch: batch.record_log(run_id, "second"))
+    with tracker.batch() as batch:
+        assert batch.apply_once([start]) == set()
+    with tracker.batch() as batch:
+        assert batch.apply_once([start, log]) == {first}
+    assert tracker.get_workflow(run_id).version == 2  # started once
+    assert tracker.recorder.select_receipts([first, second]) == {first, second}
+
+
+def test_a_batch_that_raises_stores_no_receipt(tracker, run_id):
+    event_id = uuid4()
+    with pytest.raises(UnknownIdError):
+        with tracker.batch() as batch:
+            batch.apply_once([(event_id, lambda b: b.start_task(uuid4()))])
+    assert tracker.recorder.select_receipts([event_id]) == set()
+
+
+def test_a_resend_racing_the_original_is_applied_once(database_url, run_id):
+    event_id = uuid4()
+    log_once = [(event_id, lambda batch: batch.record_log(run_id, "once"))]
+    slow, fast = fresh_tracker(database_url), fresh_tracker(database_url)
+    with slow.batch() as batch:
+        assert batch.apply_once(log_once) == set()  # not applied yet when checked...
+        with fast.batch() as other:  # ...but the resend commits first
+            other.apply_once(log_once)
+    assert slow.conflicts_retried == 1
+    assert len(stored_rows(database_url, "SELECT 1 FROM workflowtracker_events WHERE topic LIKE '%%LogLine%%'")) == 1

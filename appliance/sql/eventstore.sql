@@ -14,6 +14,29 @@ INSERT INTO workflowtracker_events (originator_id, originator_version, topic, st
 SELECT * FROM unnest(%(originator_ids)s::uuid[], %(versions)s::bigint[], %(topics)s::text[], %(states)s::bytea[])
 RETURNING id;
 
+-- name: insert_events_with_receipts
+-- The same, also recording the ids of the client events that produced them,
+-- in the same transaction: a resent client event then conflicts on its receipt.
+SELECT set_config('lock_timeout', %(lock_timeout)s, true);
+LOCK TABLE workflowtracker_events IN EXCLUSIVE MODE;
+NOTIFY workflowtracker_events;
+INSERT INTO ingest_receipts (event_id) SELECT unnest(%(receipts)s::uuid[]);
+INSERT INTO workflowtracker_events (originator_id, originator_version, topic, state)
+SELECT * FROM unnest(%(originator_ids)s::uuid[], %(versions)s::bigint[], %(topics)s::text[], %(states)s::bytea[])
+RETURNING id;
+
+-- name: create_receipts_table
+-- Ids of client events already applied (the ingest endpoint's idempotency).
+-- Part of the write side, next to the event store, so not under Alembic.
+CREATE TABLE IF NOT EXISTS ingest_receipts (
+    event_id uuid PRIMARY KEY,
+    received_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: select_receipts
+-- Which of these client event ids were applied already.
+SELECT event_id FROM ingest_receipts WHERE event_id = ANY(%(event_ids)s::uuid[]);
+
 -- name: select_events
 -- One aggregate's events, oldest first, optionally after / up to a version.
 SELECT originator_version, topic, state
