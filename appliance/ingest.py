@@ -1,0 +1,251 @@
+"""Source-neutral events in, tracker commands out: the core of `POST /api/v1/events`.
+
+A batch is checked whole first, so the error names every bad event; then it
+is applied in one tracker batch: all of it or nothing. Every event carries a
+client-made `id`; an event applied before is skipped, so a source may resend
+freely. The format is documented in docs/ingest.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable
+from uuid import UUID
+
+from appliance.tracker import Batch, TrackerError, WorkflowTracker
+
+COMMON_FIELDS = ("id", "type", "time")
+
+
+class IngestError(ValueError):
+    """Some events of a batch are bad; nothing of the batch was stored."""
+
+    def __init__(self, problems: list[dict]):
+        self.problems = problems
+        super().__init__(f"{len(problems)} bad event(s); nothing of this batch was stored")
+
+
+@dataclass(frozen=True)
+class Field:
+    check: Callable[[Any], Any]
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class EventType:
+    fields: dict[str, Field]
+    apply: Callable[[Batch, dict, datetime | None], Any]
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    applied: int
+    duplicates: int
+
+
+def _uuid(value: Any) -> UUID:
+    if isinstance(value, str):
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    raise ValueError("must be a UUID string")
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
+def _object(value: Any) -> dict:
+    if not isinstance(value, dict):
+        raise ValueError("must be a JSON object")
+    return value
+
+
+def _job_id(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return _string(value)
+
+
+def _progress(value: Any) -> str | int | float:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError("must be a string or a number")
+    return value
+
+
+def _any(value: Any) -> Any:
+    return value
+
+
+def _time(value: Any) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(_string(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("must be an ISO 8601 time such as 2024-05-01T12:00:00Z") from None
+    if parsed.tzinfo is None:
+        raise ValueError("must name its time zone (end it with Z or +00:00)")
+    return parsed
+
+
+def _required(check):
+    return Field(check)
+
+
+def _optional(check):
+    return Field(check, required=False)
+
+
+RUN_FIELDS = {
+    "run_id": _required(_uuid), "name": _required(_string), "description": _optional(_string),
+    "user": _optional(_string), "group": _optional(_string), "source": _optional(_string),
+    "params": _optional(_object),
+}
+
+
+def _create_run(batch: Batch, e: dict, at: datetime | None) -> None:
+    batch.initiate_workflow(
+        e["name"], e.get("description") or "", e.get("user"), e.get("group"),
+        source=e.get("source"), params=e.get("params"), workflow_id=e["run_id"], at=at,
+    )
+
+
+def _start_run(batch: Batch, e: dict, at: datetime | None) -> None:
+    if "name" in e:
+        _create_run(batch, e, at)
+    batch.start_workflow(e["run_id"], at=at)
+
+
+EVENT_TYPES: dict[str, EventType] = {
+    "run_created": EventType(RUN_FIELDS, _create_run),
+    "run_started": EventType({**RUN_FIELDS, "name": _optional(_string)}, _start_run),
+    "run_finished": EventType(
+        {"run_id": _required(_uuid)},
+        lambda b, e, at: b.complete_workflow(e["run_id"], at=at)),
+    "run_failed": EventType(
+        {"run_id": _required(_uuid), "error": _required(_string)},
+        lambda b, e, at: b.fail_workflow(e["run_id"], e["error"], at=at)),
+    "run_cancelled": EventType(
+        {"run_id": _required(_uuid), "reason": _optional(_string)},
+        lambda b, e, at: b.cancel_workflow(e["run_id"], e.get("reason"), at=at)),
+    "task_created": EventType(
+        {"task_id": _required(_uuid), "run_id": _required(_uuid), "name": _required(_string),
+         "version": _optional(_string), "input": _optional(_object), "params": _optional(_object)},
+        lambda b, e, at: b.add_task_to_workflow(
+            e["run_id"], e["name"], e.get("version"), e.get("input"), e.get("params"),
+            task_id=e["task_id"], at=at)),
+    "task_started": EventType(
+        {"task_id": _required(_uuid)},
+        lambda b, e, at: b.start_task(e["task_id"], at=at)),
+    "job_id": EventType(
+        {"task_id": _required(_uuid), "job_id": _required(_job_id)},
+        lambda b, e, at: b.add_job_id(e["task_id"], e["job_id"], at=at)),
+    "task_status": EventType(
+        {"task_id": _required(_uuid), "status": _required(_string)},
+        lambda b, e, at: b.update_task_status(e["task_id"], e["status"], at=at)),
+    "task_progress": EventType(
+        {"task_id": _required(_uuid), "progress": _required(_progress)},
+        lambda b, e, at: b.update_task_progress(e["task_id"], e["progress"], at=at)),
+    "task_result": EventType(
+        {"task_id": _required(_uuid), "result": _required(_any)},
+        lambda b, e, at: b.add_result(e["task_id"], e["result"], at=at)),
+    "task_finished": EventType(
+        {"task_id": _required(_uuid), "message": _optional(_string)},
+        lambda b, e, at: b.complete_task(e["task_id"], e.get("message"), at=at)),
+    "task_failed": EventType(
+        {"task_id": _required(_uuid), "error": _required(_string)},
+        lambda b, e, at: b.fail_task(e["task_id"], e["error"], at=at)),
+    "log": EventType(
+        {"run_id": _required(_uuid), "message": _required(_string), "level": _optional(_string),
+         "task_id": _optional(_uuid)},
+        lambda b, e, at: b.record_log(
+            e["run_id"], e["message"], level=e.get("level") or "INFO", task_id=e.get("task_id"),
+            log_id=e["id"], at=at)),
+}
+
+
+@dataclass(frozen=True)
+class ParsedEvent:
+    index: int
+    id: UUID
+    type: str
+    time: datetime | None
+    fields: dict
+
+
+def parse_batch(payload: Any) -> list[ParsedEvent]:
+    """Check a request body `{"events": [...]}`; IngestError names every bad event."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
+        raise IngestError([{"index": None, "id": None, "error": 'the body must be a JSON object {"events": [...]}'}])
+    unknown_keys = sorted(set(payload) - {"events"})
+    if unknown_keys:
+        raise IngestError([{"index": None, "id": None, "error": f"unknown top-level field(s): {', '.join(unknown_keys)}"}])
+    parsed, problems, seen = [], [], set()
+    for index, raw in enumerate(payload["events"]):
+        try:
+            event = _parse_event(index, raw)
+            if event.id in seen:
+                raise ValueError("id: used by an earlier event of this batch")
+            seen.add(event.id)
+            parsed.append(event)
+        except ValueError as error:
+            problems.append(_problem(index, raw, str(error)))
+    if problems:
+        raise IngestError(problems)
+    return parsed
+
+
+def apply_batch(tracker: WorkflowTracker, events: list[ParsedEvent]) -> IngestResult:
+    """Apply checked events in one transaction, skipping those applied before."""
+    commands = [(event.id, _command(event)) for event in events]
+    with tracker.batch() as batch:
+        skipped = batch.apply_once(commands)
+    return IngestResult(applied=len(events) - len(skipped), duplicates=len(skipped))
+
+
+def _command(event: ParsedEvent) -> Callable[[Batch], None]:
+    def command(batch: Batch) -> None:
+        try:
+            EVENT_TYPES[event.type].apply(batch, event.fields, event.time)
+        except TrackerError as error:
+            raise IngestError([{"index": event.index, "id": str(event.id), "type": event.type,
+                                "error": str(error)}]) from None
+
+    return command
+
+
+def _parse_event(index: int, raw: Any) -> ParsedEvent:
+    if not isinstance(raw, dict):
+        raise ValueError("an event must be a JSON object")
+    event_type = raw.get("type")
+    if event_type not in EVENT_TYPES:
+        known = ", ".join(sorted(EVENT_TYPES))
+        raise ValueError(f"type: must be one of {known}")
+    spec = EVENT_TYPES[event_type]
+    unknown = sorted(set(raw) - set(spec.fields) - set(COMMON_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown field(s) for {event_type}: {', '.join(unknown)}")
+    fields = {"id": _checked(raw, "id", _required(_uuid))}
+    for name, field in spec.fields.items():
+        if raw.get(name) is not None or field.required:
+            fields[name] = _checked(raw, name, field)
+    at = _checked(raw, "time", _optional(_time)) if raw.get("time") is not None else None
+    return ParsedEvent(index=index, id=fields["id"], type=event_type, time=at, fields=fields)
+
+
+def _checked(raw: dict, name: str, field: Field) -> Any:
+    if raw.get(name) is None:
+        raise ValueError(f"{name}: is required")
+    try:
+        return field.check(raw[name])
+    except ValueError as error:
+        raise ValueError(f"{name}: {error}") from None
+
+
+def _problem(index: int, raw: Any, error: str) -> dict:
+    event_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
+    event_type = raw.get("type") if isinstance(raw, dict) and isinstance(raw.get("type"), str) else None
+    return {"index": index, "id": event_id and event_id[:64], "type": event_type and event_type[:64], "error": error}

@@ -1,0 +1,121 @@
+"""Source-neutral ingest events applied through the tracker (no HTTP here)."""
+
+from datetime import datetime, timezone
+from uuid import uuid4
+
+import pytest
+
+from appliance.ingest import IngestError, apply_batch, parse_batch
+
+
+def event(type_, **fields):
+    return {"id": str(uuid4()), "type": type_, **fields}
+
+
+def snakemake_run(run_id, task_id):
+    return [
+        event("run_started", run_id=run_id, name="rnaseq", user="alice", group="genomics", source="snakemake",
+              time="2024-05-01T12:00:00Z"),
+        event("task_created", run_id=run_id, task_id=task_id, name="align", input={"reads": "a.fq"},
+              params={"threads": 4}),
+        event("task_started", task_id=task_id),
+        event("job_id", task_id=task_id, job_id=4711),
+        event("task_status", task_id=task_id, status="RUNNING"),
+        event("task_progress", task_id=task_id, progress=0.5),
+        event("log", run_id=run_id, task_id=task_id, level="warning", message="slow disk"),
+        event("task_result", task_id=task_id, result={"bam": "a.bam"}),
+        event("task_finished", task_id=task_id, message="ok"),
+        event("run_finished", run_id=run_id, time="2024-05-01T12:30:00+00:00"),
+    ]
+
+
+def ingest(tracker, events):
+    return apply_batch(tracker, parse_batch({"events": events}))
+
+
+def test_a_whole_run_arrives_as_one_batch(tracker):
+    run_id, task_id = str(uuid4()), str(uuid4())
+    result = ingest(tracker, snakemake_run(run_id, task_id))
+    assert (result.applied, result.duplicates) == (10, 0)
+    run, task = tracker.get_workflow(run_id), tracker.get_task(task_id)
+    assert (run.name, run.user, run.source, run.status) == ("rnaseq", "alice", "snakemake", "completed")
+    assert run.created_on == datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+    assert (task.task_name, task.job_ids, task.progress, task.status) == ("align", ("4711",), 0.5, "completed")
+
+
+def test_resending_a_batch_changes_nothing(tracker):
+    events = snakemake_run(str(uuid4()), str(uuid4()))
+    ingest(tracker, events)
+    position = tracker.recorder.max_notification_id()
+    result = ingest(tracker, events)
+    assert (result.applied, result.duplicates) == (0, 10)
+    assert tracker.recorder.max_notification_id() == position
+
+
+def test_a_partly_resent_batch_applies_only_what_is_new(tracker):
+    run_id = str(uuid4())
+    first = [event("run_created", run_id=run_id, name="biomero")]
+    ingest(tracker, first)
+    result = ingest(tracker, first + [event("run_started", run_id=run_id)])
+    assert (result.applied, result.duplicates) == (1, 1)
+    assert tracker.get_workflow(run_id).status == "running"
+
+
+def test_every_bad_event_is_named_and_nothing_is_stored(tracker):
+    run_id = str(uuid4())
+    events = [
+        event("run_created", run_id=run_id, name="ok"),
+        event("task_started", task_id="not-a-uuid"),
+        {"id": str(uuid4()), "type": "teleported"},
+        event("log", run_id=run_id, message="x", colour="red"),
+        event("run_finished", run_id=run_id, time="yesterday"),
+        event("run_finished", run_id=run_id, time="2024-05-01T12:00:00"),
+        "not an object",
+    ]
+    with pytest.raises(IngestError) as caught:
+        parse_batch({"events": events})
+    problems = {p["index"]: p["error"] for p in caught.value.problems}
+    assert problems == {
+        1: "task_id: must be a UUID string",
+        2: problems[2],
+        3: "unknown field(s) for log: colour",
+        4: "time: must be an ISO 8601 time such as 2024-05-01T12:00:00Z",
+        5: "time: must name its time zone (end it with Z or +00:00)",
+        6: "an event must be a JSON object",
+    }
+    assert problems[2].startswith("type: must be one of")
+    assert tracker.recorder.max_notification_id() is None
+
+
+def test_a_task_of_an_unknown_run_fails_the_whole_batch(tracker):
+    run_id = str(uuid4())
+    events = [event("run_created", run_id=run_id, name="fine"),
+              event("task_created", run_id=str(uuid4()), task_id=str(uuid4()), name="orphan")]
+    with pytest.raises(IngestError) as caught:
+        ingest(tracker, events)
+    [problem] = caught.value.problems
+    assert problem["index"] == 1 and "no workflow run" in problem["error"]
+    assert tracker.recorder.max_notification_id() is None
+
+
+def test_duplicate_ids_inside_one_batch_are_refused(tracker):
+    first = event("run_created", run_id=str(uuid4()), name="a")
+    again = {**first, "run_id": str(uuid4())}
+    with pytest.raises(IngestError) as caught:
+        parse_batch({"events": [first, again]})
+    assert caught.value.problems[0]["index"] == 1
+    assert "used by an earlier event" in caught.value.problems[0]["error"]
+
+
+@pytest.mark.parametrize("body", [[], {"events": {}}, {"events": [], "extra": 1}, "events", None])
+def test_a_malformed_body_is_refused(body):
+    with pytest.raises(IngestError):
+        parse_batch(body)
+
+
+def test_nul_bytes_and_odd_unicode(tracker):
+    run_id = str(uuid4())
+    ingest(tracker, [event("run_created", run_id=run_id, name="ünïcødé ✓ \u202e")])
+    assert tracker.get_workflow(run_id).name == "ünïcødé ✓ \u202e"
+    with pytest.raises(IngestError, match="bad event"):
+        ingest(tracker, [event("log", run_id=run_id, message="a\x00b")])
