@@ -74,6 +74,24 @@ def batched_events(tracker, target: int) -> int:
     return (tracker.recorder.max_notification_id() or 0) - start_position
 
 
+def log_line_cost(tracker, lines: int, sample: int = 1000) -> tuple[float, float]:
+    """Rate of single log lines at the start of a run and after `lines` lines."""
+    run_id = tracker.initiate_workflow("bench", "log lines", "bench", "lab")
+    early, _ = rate(single_log_lines, tracker, run_id, sample)
+    for first in range(sample, lines, 1000):
+        with tracker.batch() as batch:
+            for n in range(first, min(first + 1000, lines)):
+                batch.record_log(run_id, f"line {n}")
+    late, _ = rate(single_log_lines, tracker, run_id, sample)
+    return early, late
+
+
+def single_log_lines(tracker, run_id, count: int) -> int:
+    for n in range(count):
+        tracker.record_log(run_id, f"line {n}")
+    return count
+
+
 def bare_inserts(url: str, count: int) -> float:
     connection = psycopg2.connect(url)
     with connection.cursor() as cursor:
@@ -107,6 +125,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--commands", type=int, default=6000)
     parser.add_argument("--batch-events", type=int, default=60000)
+    parser.add_argument("--log-lines", type=int, default=100_000, help="log lines of one run before the late sample")
     parser.add_argument("--profile", action="store_true", help="print where single commands spend their time")
     args = parser.parse_args()
 
@@ -124,6 +143,7 @@ def main() -> None:
             profiler.disable()
             pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
         batched, batched_count = rate(batched_events, tracker, args.batch_events)
+        early_logs, late_logs = log_line_cost(tracker, args.log_lines)
         tracker.close()
 
         stock = StockRecorderTracker(Settings(database_url=parse_database_url(server.url("stock"))))
@@ -139,6 +159,8 @@ def main() -> None:
     print(f"single commands, stock recorder:     {stock_rate:8.0f} /s  ({stock_count} commands)")
     print(f"bare INSERT + COMMIT of one row:     {bare:8.0f} /s  ({args.commands} rows)")
     print(f"batch entry point, events:           {batched:8.0f} /s  ({batched_count} events, ~300 a batch)")
+    print(f"log lines of one run, lines 1-1000:  {early_logs:8.0f} /s")
+    print(f"log lines of one run, after {args.log_lines:,}: {late_logs:8.0f} /s")
     print(
         f"ratio: tracker single / bare insert = {single / bare:.2f}; "
         f"tracker / stock recorder = {single / stock_rate:.1f}x; batch events / bare insert = {batched / bare:.1f}x"
