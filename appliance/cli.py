@@ -36,6 +36,23 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tasks", type=int, default=4, help="tasks per run (default 4)")
 
 
+def _projector(args: argparse.Namespace, settings: Settings) -> int:
+    from appliance.projection.projector import run_projector
+
+    return run_projector(settings)
+
+
+def _reproject(args: argparse.Namespace, settings: Settings) -> int:
+    from appliance.projection.reproject import run_reproject
+
+    return run_reproject(settings, batch_size=args.batch_size, wait=args.wait)
+
+
+def _reproject_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--batch-size", type=int, default=10_000, help="events per transaction (default 10000)")
+    parser.add_argument("--wait", action="store_true", help="wait for a running projector to stop instead of failing")
+
+
 def _config(args: argparse.Namespace, settings: Settings) -> int:
     print(settings)
     return 0
@@ -44,6 +61,8 @@ def _config(args: argparse.Namespace, settings: Settings) -> int:
 COMMANDS: dict[str, Command] = {
     "demo": Command("record a few sample workflow runs through the tracker", _demo, _demo_arguments),
     "config": Command("check the environment and print the settings (password masked)", _config),
+    "projector": Command("keep the view tables up to date with the event store (runs until SIGTERM)", _projector),
+    "reproject": Command("rebuild every view table from the event store", _reproject, _reproject_arguments),
 }
 
 

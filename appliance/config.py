@@ -32,6 +32,8 @@ class Settings:
     database_url: URL = field(repr=False)
     tracker_cache_size: int = 10_000
     tracker_max_retries: int = 5
+    projector_batch_size: int = 1000
+    projector_poll_interval: int = 5
 
     @property
     def database_url_masked(self) -> str:
@@ -41,7 +43,9 @@ class Settings:
         return (
             f"Settings(database_url={self.database_url_masked!r}, "
             f"tracker_cache_size={self.tracker_cache_size}, "
-            f"tracker_max_retries={self.tracker_max_retries})"
+            f"tracker_max_retries={self.tracker_max_retries}, "
+            f"projector_batch_size={self.projector_batch_size}, "
+            f"projector_poll_interval={self.projector_poll_interval})"
         )
 
     @classmethod
@@ -50,9 +54,14 @@ class Settings:
         database_url = env.database_url()
         cache_size = env.integer("TRACKER_CACHE_SIZE", default=10_000, minimum=0)
         max_retries = env.integer("TRACKER_MAX_RETRIES", default=5, minimum=0)
+        # Events per projector transaction when there is a backlog.
+        projector_batch_size = env.integer("PROJECTOR_BATCH_SIZE", default=1000, minimum=1)
+        # Seconds between the projector's looks at the log without a NOTIFY (fallback, heartbeat).
+        projector_poll_interval = env.integer("PROJECTOR_POLL_INTERVAL", default=5, minimum=1)
         env.raise_problems()
         assert database_url is not None
-        return cls(database_url=database_url, tracker_cache_size=cache_size, tracker_max_retries=max_retries)
+        return cls(database_url=database_url, tracker_cache_size=cache_size, tracker_max_retries=max_retries,
+                   projector_batch_size=projector_batch_size, projector_poll_interval=projector_poll_interval)
 
 
 def mask_url(url: URL | str) -> str:

@@ -1,0 +1,223 @@
+"""The projector: follows the tracker's notification log, keeps the views up to date.
+
+One projector is active at a time. It holds a session-level advisory lock
+(`store.LOCK_KEY`) on the very connection it projects through; any other
+projector started against the same database waits as a standby and takes
+over when the active one goes away, since its lock goes with its connection.
+`appliance reproject` takes the same lock, so a replay never interleaves
+with live batches. Correctness does not rest on the lock alone: every batch
+also locks the tracking row (`store.project_batch`), so even two holders
+could not apply an event twice; the lock keeps standbys from doing useless
+work and the replay's silenced change triggers from hiding live changes.
+
+Latency: that connection also LISTENs on the event store's channel and waits
+on its socket with select(), so a NOTIFY starts the next batch at once.
+(eventsourcing-sqlalchemy's subscription sleeps 0.1 s between polls of a
+connection of its own; here lock, LISTEN and batches share one connection,
+so losing it loses all three together and a reconnect restores all three.)
+Without a notification it looks anyway every `poll_interval` seconds: a
+fallback, and a heartbeat on the connection. A backlog goes in batches of
+`batch_size` events, back to back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import signal
+import time
+from typing import TYPE_CHECKING, Any
+
+import psycopg2
+from sqlalchemy import inspect
+
+from appliance.config import Settings
+from appliance.projection import store
+
+if TYPE_CHECKING:
+    from appliance.tracker import WorkflowTracker
+
+log = logging.getLogger(__name__)
+
+MIN_BACKOFF = 0.5
+MAX_BACKOFF = 30.0
+STANDBY_RETRY = 1.0  # how often a standby asks for the lock (seconds)
+
+
+class ProjectorBusy(RuntimeError):
+    """Another projector (or a reprojection) holds the projector lock."""
+
+
+class Projector:
+    """Keeps the view tables up to date with the tracker's events.
+
+    `run()` projects until `stop()` (from a signal handler or another thread);
+    `catch_up()` applies what is recorded so far and returns, for tests and tools.
+    """
+
+    def __init__(self, tracker: WorkflowTracker, *, batch_size: int = 1000, poll_interval: float = 5.0,
+                 application_name: str = "appliance-projector"):
+        self.mapper = tracker.mapper
+        self.url = tracker.settings.database_url
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.application_name = application_name
+        self.events_applied = 0  # by this object, for tests and logs
+        self.active = False  # holds the lock and projects (else connecting or standby)
+        self._tracking = store.tracking_recorder(tracker.factory.datastore)
+        self._stopped = False
+        self._wake: tuple[int, int] | None = None
+        self._backoff = MIN_BACKOFF
+
+    def run(self) -> None:
+        """Project until stopped, as the active projector or as a standby.
+
+        When the database goes away it reconnects, waiting longer each time
+        (up to MAX_BACKOFF seconds); a batch in hand when stopped is finished.
+        """
+        self._wake = os.pipe()
+        os.set_blocking(self._wake[1], False)
+        try:
+            while not self._stopped:
+                try:
+                    self._serve()
+                except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
+                    log.warning("database connection lost (%s); reconnecting in %.1f s",
+                                _first_line(error), self._backoff)
+                    self._pause_after_error()
+                except Exception:
+                    # A batch that fails is retried as a whole: nothing is skipped.
+                    log.exception("projection failed; retrying in %.1f s", self._backoff)
+                    self._pause_after_error()
+        finally:
+            for fd in self._wake:
+                os.close(fd)
+            self._wake = None
+
+    def stop(self) -> None:
+        """Ask `run()` to return after the batch in hand; safe in a signal handler."""
+        self._stopped = True
+        wake = self._wake
+        if wake is not None:
+            try:
+                os.write(wake[1], b"x")
+            except (BlockingIOError, OSError):
+                pass  # already woken, or run() just closed the pipe
+
+    def catch_up(self) -> int:
+        """Apply every event recorded so far, then return how many were applied.
+
+        Raises ProjectorBusy if another projector holds the lock.
+        """
+        connection = store.connect(self.url, self.application_name)
+        try:
+            store.prepare(self._tracking, connection)
+            if not store.try_lock(connection):
+                raise ProjectorBusy(f"the projector lock is held by {store.lock_holder(connection)}")
+            total = 0
+            while True:
+                applied, _ = store.project_batch(connection, self.mapper, self.batch_size)
+                total += applied
+                if applied < self.batch_size:
+                    self.events_applied += total
+                    return total
+        finally:
+            connection.close()
+
+    def position(self) -> int:
+        """The id of the last event projected (0 before the first)."""
+        if not inspect(self._tracking.datastore.engine).has_table(store.TRACKING_TABLE):
+            return 0  # no projector has started on this database yet
+        return self._tracking.max_tracking_id(store.UPSTREAM) or 0
+
+    def _serve(self) -> None:
+        connection = store.connect(self.url, self.application_name)
+        try:
+            store.prepare(self._tracking, connection)
+            if not self._wait_for_lock(connection):
+                return
+            with connection, connection.cursor() as cursor:
+                cursor.execute(store.QUERIES["listen"])
+            self.active = True
+            self._backoff = MIN_BACKOFF
+            log.info("active: projecting from position %d", store.position(connection))
+            while not self._stopped:
+                applied, _ = store.project_batch(connection, self.mapper, self.batch_size)
+                self.events_applied += applied
+                if applied < self.batch_size:
+                    self._wait_for_events(connection)
+            log.info("stopped at position %d", store.position(connection))
+        finally:
+            self.active = False
+            connection.close()  # gives the lock back
+
+    def _wait_for_lock(self, connection: Any) -> bool:
+        said = False
+        while not self._stopped:
+            if store.try_lock(connection):
+                if said:
+                    log.info("the projector lock is free: taking over")
+                return True
+            self._backoff = MIN_BACKOFF  # the database is there; only the lock is not
+            if not said:
+                log.info("standby: the projector lock is held by %s; waiting", store.lock_holder(connection))
+                said = True
+            self._sleep(STANDBY_RETRY)
+        return False
+
+    def _wait_for_events(self, connection: Any) -> None:
+        """Until a NOTIFY, stop(), or poll_interval seconds."""
+        connection.poll()  # notifications that came with the last replies
+        if connection.notifies:
+            connection.notifies.clear()
+            return
+        assert self._wake is not None
+        readable, _, _ = select.select([connection, self._wake[0]], [], [], self.poll_interval)
+        if connection in readable:
+            connection.poll()  # raises if the connection is gone
+            connection.notifies.clear()
+        if self._wake[0] in readable:
+            _drain(self._wake[0])
+
+    def _pause_after_error(self) -> None:
+        self._sleep(self._backoff)
+        self._backoff = min(self._backoff * 2, MAX_BACKOFF)
+
+    def _sleep(self, seconds: float) -> None:
+        if self._wake is None:
+            time.sleep(seconds)
+            return
+        if select.select([self._wake[0]], [], [], seconds)[0]:
+            _drain(self._wake[0])
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def _drain(fd: int) -> None:
+    os.set_blocking(fd, False)
+    try:
+        while os.read(fd, 64):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def run_projector(settings: Settings) -> int:
+    """`appliance projector`: project until SIGTERM or SIGINT, then exit 0."""
+    from appliance.tracker import WorkflowTracker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tracker = WorkflowTracker(settings)
+    try:
+        projector = Projector(tracker, batch_size=settings.projector_batch_size,
+                              poll_interval=settings.projector_poll_interval)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: projector.stop())
+        projector.run()
+    finally:
+        tracker.close()
+    return 0

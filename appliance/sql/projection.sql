@@ -1,0 +1,152 @@
+-- The projector's queries: its position, the view rows a batch of events
+-- touches (loaded, then written back in bulk), and the reset of reproject.
+-- Rows travel to the server as one JSON array per table, turned into rows by
+-- json_populate_recordset: one statement per table per batch, whatever the
+-- number of rows. Parameters use psycopg2's %(name)s style.
+
+-- name: ensure_position
+-- The tracking row, at 0 (nothing projected), unless it exists.
+INSERT INTO projector_tracking (application_name, notification_id)
+VALUES (%(application)s, 0)
+ON CONFLICT (application_name) DO NOTHING;
+
+-- name: select_batch
+-- The next events after the tracking position, the position row locked until
+-- the batch commits: two projectors can never apply the same events, even if
+-- the advisory lock were lost. Notification ids commit in the order they are
+-- assigned (the event store appends under a table lock), so "id > position"
+-- never skips an event that commits late.
+WITH position AS (
+    SELECT notification_id FROM projector_tracking
+    WHERE application_name = %(application)s
+    FOR UPDATE
+)
+SELECT id, originator_id, originator_version, topic, state
+FROM workflowtracker_events
+WHERE id > (SELECT notification_id FROM position)
+ORDER BY id
+LIMIT %(limit)s;
+
+-- name: save_position
+-- Move the tracking position, in the transaction of the batch's view rows.
+UPDATE projector_tracking SET notification_id = %(position)s
+WHERE application_name = %(application)s;
+
+-- name: select_position
+-- The last notification id projected.
+SELECT notification_id FROM projector_tracking WHERE application_name = %(application)s;
+
+-- name: max_notification_id
+-- The position of the newest event, or 0 for an empty store.
+SELECT coalesce(max(id), 0) FROM workflowtracker_events;
+
+-- name: try_lock
+-- The projector's session-level advisory lock: one active projector at a time.
+SELECT pg_try_advisory_lock(%(key)s);
+
+-- name: unlock
+-- Give the advisory lock back (closing the connection does it too).
+SELECT pg_advisory_unlock(%(key)s);
+
+-- name: lock_holder
+-- Who holds the projector's lock, for the message of a projector that waits.
+SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.client_addr::text, 'local'), a.backend_start
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted
+  AND l.classid = (%(key)s::bigint >> 32)::oid AND l.objid = (%(key)s::bigint & 4294967295)::oid AND l.objsubid = 1;
+
+-- name: suppress_change_notifications
+-- Reprojection rewrites every row: tell the change triggers (init-db) to stay
+-- silent for this transaction, so a replay does not flood the change feed.
+SET LOCAL appliance.suppress_change_notifications = 'on';
+
+-- name: reset_views
+-- Empty the derived tables (not change_notifications) and rewind the position,
+-- the position row locked first, in the order every batch takes its locks.
+SELECT notification_id FROM projector_tracking WHERE application_name = %(application)s FOR UPDATE;
+TRUNCATE workflow_runs, job_executions, log_entries, job_accounting;
+UPDATE projector_tracking SET notification_id = 0 WHERE application_name = %(application)s;
+
+-- name: load_runs
+-- The workflow_runs rows of some runs.
+SELECT id::text, workflow_name, description, user_name, group_name, source, params, status,
+       tasks_total, tasks_created, tasks_running, tasks_completed, tasks_failed, progress_percent,
+       current_task, error_message, created_at, started_at, finished_at, last_event_at
+FROM workflow_runs WHERE id = ANY(%(ids)s::uuid[]);
+
+-- name: load_tasks
+-- The job_executions rows of some tasks, and of the running tasks of some runs
+-- (a run's current task is the latest started of its running tasks).
+SELECT id::text, run_id::text, task_name, task_version, status, external_status, progress,
+       input_data, params, results, job_ids, attempts, result_message, error_message, error_type,
+       created_at, started_at, finished_at
+FROM job_executions
+WHERE id = ANY(%(ids)s::uuid[])
+   OR (run_id = ANY(%(running_of)s::uuid[]) AND status = 'running');
+
+-- name: load_accounting
+-- The job_accounting rows of some tasks.
+SELECT job_id, task_id::text, run_id::text, user_name, group_name, status, progress, created_at, updated_at
+FROM job_accounting WHERE task_id = ANY(%(task_ids)s::uuid[]);
+
+-- name: save_runs
+-- Insert or update workflow_runs rows, given whole.
+INSERT INTO workflow_runs (
+    id, workflow_name, description, user_name, group_name, source, params, status,
+    tasks_total, tasks_created, tasks_running, tasks_completed, tasks_failed, progress_percent,
+    current_task, error_message, created_at, started_at, finished_at, last_event_at)
+SELECT id, workflow_name, description, user_name, group_name, source, params, status,
+       tasks_total, tasks_created, tasks_running, tasks_completed, tasks_failed, progress_percent,
+       current_task, error_message, created_at, started_at, finished_at, last_event_at
+FROM json_populate_recordset(NULL::workflow_runs, %(rows)s::json)
+ON CONFLICT (id) DO UPDATE SET
+    workflow_name = EXCLUDED.workflow_name, description = EXCLUDED.description,
+    user_name = EXCLUDED.user_name, group_name = EXCLUDED.group_name, source = EXCLUDED.source,
+    params = EXCLUDED.params, status = EXCLUDED.status, tasks_total = EXCLUDED.tasks_total,
+    tasks_created = EXCLUDED.tasks_created, tasks_running = EXCLUDED.tasks_running,
+    tasks_completed = EXCLUDED.tasks_completed, tasks_failed = EXCLUDED.tasks_failed,
+    progress_percent = EXCLUDED.progress_percent, current_task = EXCLUDED.current_task,
+    error_message = EXCLUDED.error_message, created_at = EXCLUDED.created_at,
+    started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,
+    last_event_at = EXCLUDED.last_event_at;
+
+-- name: save_tasks
+-- Insert or update job_executions rows, given whole.
+INSERT INTO job_executions (
+    id, run_id, task_name, task_version, status, external_status, progress, input_data, params,
+    results, job_ids, attempts, result_message, error_message, error_type, created_at, started_at,
+    finished_at)
+SELECT id, run_id, task_name, task_version, status, external_status, progress, input_data, params,
+       results, job_ids, attempts, result_message, error_message, error_type, created_at, started_at,
+       finished_at
+FROM json_populate_recordset(NULL::job_executions, %(rows)s::json)
+ON CONFLICT (id) DO UPDATE SET
+    run_id = EXCLUDED.run_id, task_name = EXCLUDED.task_name, task_version = EXCLUDED.task_version,
+    status = EXCLUDED.status, external_status = EXCLUDED.external_status,
+    progress = EXCLUDED.progress, input_data = EXCLUDED.input_data, params = EXCLUDED.params,
+    results = EXCLUDED.results, job_ids = EXCLUDED.job_ids, attempts = EXCLUDED.attempts,
+    result_message = EXCLUDED.result_message, error_message = EXCLUDED.error_message,
+    error_type = EXCLUDED.error_type, created_at = EXCLUDED.created_at,
+    started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at;
+
+-- name: save_accounting
+-- Insert or update job_accounting rows, given whole.
+INSERT INTO job_accounting (
+    job_id, task_id, run_id, user_name, group_name, status, progress, created_at, updated_at)
+SELECT job_id, task_id, run_id, user_name, group_name, status, progress, created_at, updated_at
+FROM json_populate_recordset(NULL::job_accounting, %(rows)s::json)
+ON CONFLICT (job_id, task_id) DO UPDATE SET
+    run_id = EXCLUDED.run_id, user_name = EXCLUDED.user_name, group_name = EXCLUDED.group_name,
+    status = EXCLUDED.status, progress = EXCLUDED.progress, created_at = EXCLUDED.created_at,
+    updated_at = EXCLUDED.updated_at;
+
+-- name: insert_log_entries
+-- Append log_entries rows (their id is the event's notification id).
+INSERT INTO log_entries (id, run_id, task_id, level, message, logged_at)
+SELECT id, run_id, task_id, level, message, logged_at
+FROM json_populate_recordset(NULL::log_entries, %(rows)s::json)
+ON CONFLICT (id) DO NOTHING;
+
+-- name: listen
+-- Wake up when the tracker appends events (its recorder NOTIFYs this channel).
+LISTEN workflowtracker_events;

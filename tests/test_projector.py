@@ -1,0 +1,467 @@
+"""The projector and reprojection against a real PostgreSQL.
+
+A projector runs in a thread (`running`) or as the `appliance projector`
+command; "the views" are every row of the four view tables (`snapshot`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+
+import psycopg2
+import psycopg2.extras
+import pytest
+
+from appliance import cli
+from appliance.projection import Projector, ProjectorBusy, reproject
+from appliance.projection import store
+from appliance.projection.rules import error_type
+
+VIEW_KEYS = {
+    "workflow_runs": "id",
+    "job_executions": "id",
+    "job_accounting": "job_id, task_id",
+    "log_entries": "id",
+}
+T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def query(url: str, sql: str, params: tuple = ()) -> list[dict]:
+    connection = psycopg2.connect(url)
+    psycopg2.extras.register_uuid(conn_or_curs=connection)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            if cursor.description is None:
+                connection.commit()
+                return []
+            columns = [column.name for column in cursor.description]
+            return [dict(zip(columns, row)) for row in cursor.fetchall()]
+    finally:
+        connection.close()
+
+
+def snapshot(url: str) -> dict[str, list[dict]]:
+    return {table: query(url, f"SELECT * FROM {table} ORDER BY {key}") for table, key in VIEW_KEYS.items()}
+
+
+def one(url: str, sql: str, params: tuple = ()) -> dict:
+    rows = query(url, sql, params)
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def max_position(url: str) -> int:
+    return one(url, "SELECT coalesce(max(id), 0) AS n FROM workflowtracker_events")["n"]
+
+
+def wait_for(condition, timeout: float = 10.0, what: str = "the condition"):
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.005)
+    return value
+
+
+@contextmanager
+def running(projector: Projector):
+    thread = threading.Thread(target=projector.run, daemon=True)
+    thread.start()
+    try:
+        yield projector
+    finally:
+        projector.stop()
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "the projector did not stop"
+
+
+def rebuild_uninterrupted(tracker, url: str) -> dict[str, list[dict]]:
+    """The views from one projection of the whole log in one go."""
+    connection = store.connect(tracker.settings.database_url, "test")
+    try:
+        store.reset(connection)
+    finally:
+        connection.close()
+    Projector(tracker, batch_size=100_000).catch_up()
+    return snapshot(url)
+
+
+def caught_up(projector: Projector, url: str):
+    return lambda: projector.position() == max_position(url)
+
+
+def begin_runs(tracker, runs: int, tasks: int) -> list[tuple]:
+    """Runs in flight: every task started (all at once), each with a job id.
+
+    Job ids repeat across runs, as a cluster recycles them.
+    """
+    started = []
+    for r in range(runs):
+        run = tracker.initiate_workflow(f"wf{r}", "a stream", f"user{r % 2}", "lab", source="test", params={"r": r})
+        tracker.start_workflow(run)
+        task_ids = []
+        for t in range(tasks):
+            task = tracker.add_task_to_workflow(run, f"rule_{t}", "1", {"t": t}, {"threads": t})
+            tracker.start_task(task)
+            tracker.add_job_id(task, 100 + t)
+            tracker.update_task_status(task, "RUNNING")
+            tracker.record_log(run, f"rule_{t} running", task_id=task)
+            task_ids.append(task)
+        started.append((r, run, task_ids))
+    return started
+
+
+def finish_runs(tracker, started: list[tuple]) -> None:
+    """Progress, retries after failures, results, and an end for every run."""
+    for r, run, task_ids in started:
+        for t, task in enumerate(task_ids):
+            tracker.update_task_progress(task, t * 10)
+            if t % 3 == 1:
+                tracker.fail_task(task, "TimeoutError: took too long")
+                tracker.start_task(task)
+                tracker.add_job_id(task, 200 + t)
+                tracker.update_task_status(task, "PENDING")
+            tracker.add_result(task, {"file": f"out{t}"})
+            if t % 4 == 3:
+                tracker.fail_task(task, "Traceback (most recent call last):\n  ...\nKeyError: 'x'")
+            else:
+                tracker.complete_task(task, f"done {t}")
+        tracker.record_log(run, "finished", level="WARNING")
+        if r % 3 == 2:
+            tracker.fail_workflow(run, "RuntimeError: boom")
+        elif r % 3 == 1:
+            tracker.cancel_workflow(run, "asked by the user")
+        else:
+            tracker.complete_workflow(run)
+
+
+# What each event does.
+
+
+def test_every_event_type_lands_in_the_views(tracker, database_url):
+    run = tracker.initiate_workflow("align", "align reads", "alice", "lab", source="snakemake",
+                                    params={"cores": 4}, at=at(0))
+    tracker.start_workflow(run, at=at(1))
+    task = tracker.add_task_to_workflow(run, "bwa", "0.7", {"reads": "a.fq"}, {"threads": 4}, at=at(2))
+    other = tracker.add_task_to_workflow(run, "sort", None, None, None, at=at(3))
+    tracker.start_task(task, at=at(4))
+    tracker.add_job_id(task, 4242, at=at(5))
+    tracker.update_task_status(task, "RUNNING", at=at(6))
+    tracker.update_task_progress(task, "50%", at=at(7))
+    tracker.record_log(run, "bwa started", level="DEBUG", task_id=task, at=at(8))
+    tracker.record_log(run, "run note", at=at(9))
+    tracker.add_result(task, {"bam": "a.bam"}, at=at(10))
+    tracker.complete_task(task, "aligned", at=at(11))
+    tracker.start_task(other, at=at(12))
+    tracker.fail_task(other, "subprocess.CalledProcessError: exit 1", at=at(13))
+    tracker.fail_workflow(run, "a task failed", at=at(14))
+
+    assert Projector(tracker).catch_up() == max_position(database_url)
+
+    assert one(database_url, "SELECT * FROM workflow_runs") == {
+        "id": run, "workflow_name": "align", "description": "align reads", "user_name": "alice",
+        "group_name": "lab", "source": "snakemake", "params": {"cores": 4}, "status": "failed",
+        "tasks_total": 2, "tasks_created": 0, "tasks_running": 0, "tasks_completed": 1, "tasks_failed": 1,
+        "progress_percent": 100.0, "current_task": None, "error_message": "a task failed",
+        "created_at": at(0), "started_at": at(1), "finished_at": at(14), "duration_seconds": 13.0,
+        "last_event_at": at(14),
+    }
+    assert one(database_url, "SELECT * FROM job_executions WHERE id = %s", (str(task),)) == {
+        "id": task, "run_id": run, "task_name": "bwa", "task_version": "0.7", "status": "completed",
+        "external_status": "RUNNING", "progress": "50%", "input_data": {"reads": "a.fq"},
+        "params": {"threads": 4}, "results": [{"bam": "a.bam"}], "job_ids": ["4242"], "attempts": 1,
+        "result_message": "aligned", "error_message": None, "error_type": None, "created_at": at(2),
+        "started_at": at(4), "finished_at": at(11), "duration_seconds": 7.0,
+    }
+    failed = one(database_url, "SELECT * FROM job_executions WHERE id = %s", (str(other),))
+    assert (failed["status"], failed["error_message"], failed["error_type"], failed["task_version"]) == (
+        "failed", "subprocess.CalledProcessError: exit 1", "subprocess.CalledProcessError", None)
+    assert (failed["input_data"], failed["params"], failed["attempts"]) == ({}, {}, 1)
+    assert one(database_url, "SELECT * FROM job_accounting") == {
+        "job_id": "4242", "task_id": task, "run_id": run, "user_name": "alice", "group_name": "lab",
+        "status": "RUNNING", "progress": "50%", "created_at": at(5), "updated_at": at(7),
+    }
+    logs = query(database_url, "SELECT * FROM log_entries ORDER BY id")
+    assert [(row["run_id"], row["task_id"], row["level"], row["message"], row["logged_at"]) for row in logs] == [
+        (run, task, "DEBUG", "bwa started", at(8)),
+        (run, None, "INFO", "run note", at(9)),
+    ]
+    positions = [row["id"] for row in query(database_url, "SELECT id FROM workflowtracker_events "
+                                                          "WHERE topic LIKE '%%LogLine.Recorded' ORDER BY id")]
+    assert [row["id"] for row in logs] == positions
+
+
+def test_run_counts_progress_and_current_task(tracker, database_url):
+    run = tracker.initiate_workflow("wf", "", None, None, at=at(0))
+    first, second, third = (tracker.add_task_to_workflow(run, name, None, None, None, at=at(1))
+                            for name in ("first", "second", "third"))
+    tracker.start_task(first, at=at(2))
+    tracker.start_task(second, at=at(3))
+    projector = Projector(tracker, batch_size=2)
+    projector.catch_up()
+    row = one(database_url, "SELECT * FROM workflow_runs")
+    assert (row["status"], row["current_task"], row["tasks_created"], row["tasks_running"]) == ("created", "second", 1, 2)
+
+    tracker.complete_task(second, None, at=at(4))  # the latest started finishes: back to the one still running
+    projector.catch_up()
+    row = one(database_url, "SELECT * FROM workflow_runs")
+    assert (row["current_task"], row["tasks_running"], row["tasks_completed"]) == ("first", 1, 1)
+    assert row["progress_percent"] == pytest.approx(100 / 3)
+
+    tracker.fail_task(first, "no luck", at=at(5))
+    tracker.cancel_workflow(run, "enough", at=at(6))
+    projector.catch_up()
+    row = one(database_url, "SELECT * FROM workflow_runs")
+    assert (row["status"], row["error_message"], row["finished_at"], row["current_task"]) == (
+        "cancelled", "enough", at(6), None)
+    assert (row["tasks_created"], row["tasks_running"], row["tasks_completed"], row["tasks_failed"]) == (1, 0, 1, 1)
+    assert row["last_event_at"] == at(6)
+    assert one(database_url, "SELECT error_type FROM job_executions WHERE id = %s", (str(first),)) == {"error_type": None}
+    assert third
+
+
+def test_a_task_restarted_after_failing_runs_again_with_one_more_attempt(tracker, database_url):
+    run = tracker.initiate_workflow("wf", "", None, None, at=at(0))
+    task = tracker.add_task_to_workflow(run, "flaky", None, None, None, at=at(1))
+    tracker.start_task(task, at=at(2))
+    tracker.fail_task(task, "OSError: disk full", at=at(3))
+    projector = Projector(tracker)
+    projector.catch_up()
+    tracker.start_task(task, at=at(4))
+    projector.catch_up()
+    row = one(database_url, "SELECT * FROM job_executions")
+    assert (row["status"], row["attempts"], row["started_at"], row["finished_at"]) == ("running", 2, at(4), None)
+    counts = one(database_url, "SELECT tasks_running, tasks_failed, current_task, progress_percent FROM workflow_runs")
+    assert counts == {"tasks_running": 1, "tasks_failed": 0, "current_task": "flaky", "progress_percent": 0.0}
+
+
+@pytest.mark.parametrize("message, expected", [
+    ("ValueError: bad input", "ValueError"),
+    ("  SlurmException: node lost", "SlurmException"),
+    ("requests.exceptions.ConnectionError: refused", "requests.exceptions.ConnectionError"),
+    ("Traceback (most recent call last):\n  File \"x.py\", line 1\nKeyError: 'k'", "KeyError"),
+    ("the job ran out of time", None),
+    ("Error: no type", None),
+    ("", None),
+])
+def test_error_type_comes_from_the_message(message, expected):
+    assert error_type(message) == expected
+
+
+# Nothing only in memory, nothing twice.
+
+
+def test_a_job_id_of_a_task_created_before_a_restart_is_kept(tracker, database_url):
+    run = tracker.initiate_workflow("wf", "", "bob", "imaging")
+    task = tracker.add_task_to_workflow(run, "segment", None, None, None)
+    tracker.start_task(task)
+    Projector(tracker).catch_up()  # this projector is gone; the next one knows nothing in memory
+
+    tracker.add_job_id(task, "777")
+    tracker.update_task_progress(task, 0.5)
+    Projector(tracker).catch_up()
+
+    assert one(database_url, "SELECT job_ids, progress FROM job_executions") == {"job_ids": ["777"], "progress": "0.5"}
+    row = one(database_url, "SELECT * FROM job_accounting")
+    assert (row["job_id"], row["task_id"], row["run_id"], row["user_name"], row["group_name"], row["progress"]) == (
+        "777", task, run, "bob", "imaging", "0.5")
+
+
+def test_a_recycled_job_id_gets_a_row_per_task(tracker, database_url):
+    old_run = tracker.initiate_workflow("old", "", "ann", "a")
+    old = tracker.add_task_to_workflow(old_run, "t", None, None, None)
+    tracker.add_job_id(old, "1001")
+    tracker.update_task_status(old, "COMPLETED")
+    new_run = tracker.initiate_workflow("new", "", "ben", "b")
+    new = tracker.add_task_to_workflow(new_run, "t", None, None, None)
+    tracker.add_job_id(new, "1001")
+    tracker.update_task_status(new, "RUNNING")
+    Projector(tracker).catch_up()
+
+    rows = query(database_url, "SELECT task_id, run_id, user_name, status FROM job_accounting "
+                               "WHERE job_id = '1001' ORDER BY created_at")
+    assert rows == [
+        {"task_id": old, "run_id": old_run, "user_name": "ann", "status": "COMPLETED"},
+        {"task_id": new, "run_id": new_run, "user_name": "ben", "status": "RUNNING"},
+    ]
+
+
+def test_status_reports_go_to_the_task_s_most_recent_job(tracker, database_url):
+    run = tracker.initiate_workflow("wf", "", None, None)
+    task = tracker.add_task_to_workflow(run, "t", None, None, None)
+    tracker.add_job_id(task, "1")
+    tracker.update_task_status(task, "FAILED")
+    tracker.add_job_id(task, "2")
+    tracker.update_task_status(task, "RUNNING")
+    Projector(tracker, batch_size=1).catch_up()
+    rows = query(database_url, "SELECT job_id, status FROM job_accounting ORDER BY job_id")
+    assert rows == [{"job_id": "1", "status": "FAILED"}, {"job_id": "2", "status": "RUNNING"}]
+
+
+def test_stopped_in_the_middle_of_a_stream_and_started_again_the_views_match_an_uninterrupted_run(
+        tracker, database_url):
+    started: list[tuple] = []
+    writer = threading.Thread(target=lambda: started.extend(begin_runs(tracker, 6, 5)))
+    first = Projector(tracker, batch_size=3, poll_interval=60)
+    with running(first):
+        writer.start()
+        wait_for(lambda: first.position() >= 60, what="the first projector to get going")
+    stopped_at = first.position()
+    writer.join()
+    finish_runs(tracker, started)
+    assert 0 < stopped_at < max_position(database_url)
+
+    second = Projector(tracker, batch_size=7, poll_interval=60)
+    with running(second):
+        wait_for(caught_up(second, database_url), what="the second projector to catch up")
+    resumed = snapshot(database_url)
+
+    assert resumed == rebuild_uninterrupted(tracker, database_url)
+    assert len(resumed["workflow_runs"]) == 6 and len(resumed["job_executions"]) == 30
+
+
+def test_the_projector_reconnects_when_its_connection_is_killed_mid_stream(tracker, database_url):
+    projector = Projector(tracker, batch_size=2, poll_interval=60)
+    with running(projector):
+        writer = threading.Thread(target=lambda: finish_runs(tracker, begin_runs(tracker, 4, 4)))
+        writer.start()
+        wait_for(lambda: projector.position() > 20, what="projection to start")
+        killed = query(database_url, "SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity "
+                                     "WHERE application_name = 'appliance-projector' AND datname = current_database()")
+        assert [row["killed"] for row in killed] == [True]
+        writer.join()
+        wait_for(caught_up(projector, database_url), what="catching up after the reconnect")
+    live = snapshot(database_url)
+    assert live == rebuild_uninterrupted(tracker, database_url)
+
+
+def test_two_projectors_on_one_database_apply_every_event_once(tracker, database_url):
+    one_projector = Projector(tracker, batch_size=2, poll_interval=60)
+    another = Projector(tracker, batch_size=2, poll_interval=60)
+    with running(one_projector), running(another):
+        wait_for(lambda: one_projector.active or another.active, what="one projector to take the lock")
+        finish_runs(tracker, begin_runs(tracker, 3, 4))
+        wait_for(lambda: one_projector.events_applied + another.events_applied == max_position(database_url),
+                 what="catching up")
+        assert [one_projector.active, another.active].count(True) == 1
+        assert one_projector.position() == max_position(database_url)
+        active, standby = (one_projector, another) if one_projector.active else (another, one_projector)
+
+        active.stop()  # the standby takes over
+        wait_for(lambda: standby.active, what="the standby to take over")
+        late = tracker.initiate_workflow("late", "", None, None)
+        wait_for(lambda: query(database_url, "SELECT 1 FROM workflow_runs WHERE id = %s", (str(late),)),
+                 what="the standby to project")
+
+    views = snapshot(database_url)
+    assert len(views["log_entries"]) == 3 * 4 + 3
+    assert sum(row["attempts"] for row in views["job_executions"]) == 3 * 4 + 3  # one retry per run
+    assert all(len(row["job_ids"]) == len(set(row["job_ids"])) for row in views["job_executions"])
+    assert views == rebuild_uninterrupted(tracker, database_url)
+
+
+def test_a_new_event_reaches_the_views_within_a_fraction_of_a_second(tracker, database_url):
+    projector = Projector(tracker, poll_interval=60)  # no help from polling
+    with running(projector):
+        wait_for(lambda: projector.active, what="the projector to take the lock")
+        lags = []
+        for n in range(5):
+            run = tracker.initiate_workflow(f"quick{n}", "", None, None)
+            committed = time.monotonic()
+            wait_for(lambda: query(database_url, "SELECT 1 FROM workflow_runs WHERE id = %s", (str(run),)),
+                     timeout=5, what="the run's row")
+            lags.append(time.monotonic() - committed)
+    assert max(lags) < 0.5, lags
+
+
+# Reprojection.
+
+
+def test_reprojection_equals_live_projection_row_by_row(tracker, database_url):
+    projector = Projector(tracker, batch_size=5, poll_interval=60)
+    with running(projector):
+        finish_runs(tracker, begin_runs(tracker, 5, 4))
+        wait_for(caught_up(projector, database_url), what="live projection")
+    live = snapshot(database_url)
+
+    result = reproject(tracker, batch_size=50)
+
+    assert snapshot(database_url) == live
+    assert result.events == max_position(database_url)
+    assert projector.position() == max_position(database_url)
+    assert re.fullmatch(r"[\d,]+ events in [\d.]+ s: [\d,]+ events/s", str(result))
+
+
+def test_reprojection_silences_the_change_triggers_and_live_projection_does_not(tracker, database_url):
+    query(database_url, """
+        CREATE TABLE trigger_calls (suppressed text);
+        CREATE FUNCTION record_trigger_call() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO trigger_calls VALUES (current_setting('appliance.suppress_change_notifications', true));
+            RETURN NULL;
+        END $$;
+        CREATE TRIGGER workflow_runs_test AFTER INSERT OR UPDATE ON workflow_runs
+            FOR EACH ROW EXECUTE FUNCTION record_trigger_call();
+    """)
+    tracker.initiate_workflow("wf", "", None, None)
+    Projector(tracker).catch_up()
+    reproject(tracker)
+    tracker.initiate_workflow("wf2", "", None, None)
+    Projector(tracker).catch_up()
+    calls = [row["suppressed"] for row in query(database_url, "SELECT suppressed FROM trigger_calls")]
+    assert [call == "on" for call in calls] == [False, True, False]
+
+
+def test_reprojection_refuses_to_run_beside_a_live_projector(tracker, database_url):
+    tracker.initiate_workflow("wf", "", None, None)
+    projector = Projector(tracker, poll_interval=60)
+    with running(projector):
+        wait_for(caught_up(projector, database_url), what="live projection")
+        before = snapshot(database_url)
+        with pytest.raises(ProjectorBusy, match="appliance-projector"):
+            reproject(tracker)
+        assert snapshot(database_url) == before
+
+
+def test_the_reproject_command_prints_its_rate(tracker, database_url, monkeypatch, capsys):
+    tracker.initiate_workflow("wf", "", None, None)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert cli.main(["reproject", "--batch-size", "100"]) == 0
+    out = capsys.readouterr().out
+    assert re.fullmatch(r"1 events in [\d.]+ s: [\d,]+ events/s\n", out)
+    assert len(query(database_url, "SELECT * FROM workflow_runs")) == 1
+
+
+# The command.
+
+
+def test_the_projector_command_stops_cleanly_on_sigterm(tracker, database_url):
+    run = tracker.initiate_workflow("wf", "", None, None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "appliance.cli", "projector"],
+        env={**os.environ, "DATABASE_URL": database_url, "PROJECTOR_POLL_INTERVAL": "60"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_for(lambda: query(database_url, "SELECT 1 FROM workflow_runs WHERE id = %s", (str(run),)),
+                 timeout=30, what="the projector command to project")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=5) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _, stderr = process.communicate()
+    assert "stopped at position" in stderr
