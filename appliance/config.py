@@ -8,7 +8,7 @@ before failing, so a person fixing a `.env` file sees them all at once.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable, Mapping
 
 from sqlalchemy.engine import URL, make_url
@@ -34,19 +34,17 @@ class Settings:
     tracker_max_retries: int = 5
     projector_batch_size: int = 1000
     projector_poll_interval: int = 5
+    db_wait_timeout: int = 60
+    enable_db_monitoring: bool = True
 
     @property
     def database_url_masked(self) -> str:
         return mask_url(self.database_url)
 
     def __repr__(self) -> str:
-        return (
-            f"Settings(database_url={self.database_url_masked!r}, "
-            f"tracker_cache_size={self.tracker_cache_size}, "
-            f"tracker_max_retries={self.tracker_max_retries}, "
-            f"projector_batch_size={self.projector_batch_size}, "
-            f"projector_poll_interval={self.projector_poll_interval})"
-        )
+        values = [f"database_url={self.database_url_masked!r}"]
+        values += [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.name != "database_url"]
+        return f"Settings({', '.join(values)})"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -58,10 +56,15 @@ class Settings:
         projector_batch_size = env.integer("PROJECTOR_BATCH_SIZE", default=1000, minimum=1)
         # Seconds between the projector's looks at the log without a NOTIFY (fallback, heartbeat).
         projector_poll_interval = env.integer("PROJECTOR_POLL_INTERVAL", default=5, minimum=1)
+        # Seconds `appliance wait-for-db` (the entrypoint) waits for the database to accept connections.
+        db_wait_timeout = env.integer("DB_WAIT_TIMEOUT", default=60, minimum=0)
+        # false: supervisord does not start the monitor (conf/supervisord.conf reads it too).
+        enable_db_monitoring = env.boolean("ENABLE_DB_MONITORING", default=True)
         env.raise_problems()
         assert database_url is not None
         return cls(database_url=database_url, tracker_cache_size=cache_size, tracker_max_retries=max_retries,
-                   projector_batch_size=projector_batch_size, projector_poll_interval=projector_poll_interval)
+                   projector_batch_size=projector_batch_size, projector_poll_interval=projector_poll_interval,
+                   db_wait_timeout=db_wait_timeout, enable_db_monitoring=enable_db_monitoring)
 
 
 def mask_url(url: URL | str) -> str:
@@ -102,6 +105,9 @@ class _Reader:
 
     def integer(self, name: str, *, default: int, minimum: int) -> int:
         return self._convert(name, default, _parse_int(minimum))
+
+    def boolean(self, name: str, *, default: bool) -> bool:
+        return self._convert(name, default, _parse_bool)
 
     def _convert(self, name: str, default, parse: Callable[[str], object]):
         text = self.get(name)
@@ -145,6 +151,20 @@ class _Reader:
     def raise_problems(self) -> None:
         if self.problems:
             raise ConfigError(self.problems)
+
+
+# The words supervisord accepts for a boolean, so a value that passes here also passes there.
+TRUE_WORDS = ("true", "yes", "on", "1")
+FALSE_WORDS = ("false", "no", "off", "0")
+
+
+def _parse_bool(text: str) -> bool:
+    word = text.lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError(f"must be true or false, not {text!r}")
 
 
 def _parse_int(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
