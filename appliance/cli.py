@@ -53,6 +53,17 @@ def _reproject_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait", action="store_true", help="wait for a running projector to stop instead of failing")
 
 
+def _wait_for_db(args: argparse.Namespace, settings: Settings) -> int:
+    from appliance.wait_for_db import EXIT_TIMEOUT, wait_for_db
+
+    timeout = settings.db_wait_timeout if args.timeout is None else args.timeout
+    return 0 if wait_for_db(settings.database_url, timeout) else EXIT_TIMEOUT
+
+
+def _wait_for_db_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timeout", type=float, help="seconds to wait (default DB_WAIT_TIMEOUT, 60)")
+
+
 def _config(args: argparse.Namespace, settings: Settings) -> int:
     print(settings)
     return 0
@@ -63,6 +74,8 @@ COMMANDS: dict[str, Command] = {
     "config": Command("check the environment and print the settings (password masked)", _config),
     "projector": Command("keep the view tables up to date with the event store (runs until SIGTERM)", _projector),
     "reproject": Command("rebuild every view table from the event store", _reproject, _reproject_arguments),
+    "wait-for-db": Command("wait until the database accepts connections (exit 3 after the timeout)",
+                           _wait_for_db, _wait_for_db_arguments),
 }
 
 

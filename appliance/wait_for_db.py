@@ -1,0 +1,54 @@
+"""`appliance wait-for-db`: wait until the database accepts connections.
+
+The entrypoint runs it before anything else touches the database, so a
+container started together with its PostgreSQL does not fail while the server
+is still starting. It says what it waits for (password masked) and why each
+attempt failed, whenever the reason changes.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+import psycopg2
+from sqlalchemy.engine import URL
+
+from appliance.config import mask_url
+
+EXIT_TIMEOUT = 3
+ATTEMPT_TIMEOUT = 5  # seconds one connection attempt may take (libpq's connect_timeout)
+PAUSE = 0.5  # seconds between attempts
+
+
+def wait_for_db(url: URL, timeout: float, *, out: TextIO = sys.stderr) -> bool:
+    """True as soon as `SELECT 1` succeeds; False when `timeout` seconds pass first."""
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    print(f"waiting up to {timeout:g} s for the database at {mask_url(url)}", file=out, flush=True)
+    started = time.monotonic()
+    last_reason = None
+    while True:
+        elapsed = time.monotonic() - started
+        try:
+            connection = psycopg2.connect(dsn, connect_timeout=max(1, min(ATTEMPT_TIMEOUT, int(timeout - elapsed))))
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT 1")
+            finally:
+                connection.close()
+        except psycopg2.Error as error:
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            if url.password:
+                reason = reason.replace(str(url.password), "***")
+            if reason != last_reason:
+                print(f"  not yet: {reason}", file=out, flush=True)
+                last_reason = reason
+        else:
+            print(f"the database accepts connections ({time.monotonic() - started:.1f} s)", file=out, flush=True)
+            return True
+        if time.monotonic() - started + PAUSE > timeout:
+            print(f"gave up: the database did not accept connections within {timeout:g} s "
+                  f"(DB_WAIT_TIMEOUT)", file=out, flush=True)
+            return False
+        time.sleep(PAUSE)
