@@ -20,10 +20,12 @@ import psycopg2
 import psycopg2.extras
 import pytest
 
-from appliance import cli
+from appliance import WorkflowTracker, cli, db
+from appliance.localpg import LocalPostgres
 from appliance.projection import Projector, ProjectorBusy, reproject
 from appliance.projection import store
 from appliance.projection.rules import error_type
+from tests.schema import prepare_schema
 
 VIEW_KEYS = {
     "workflow_runs": "id",
@@ -261,6 +263,13 @@ def test_error_type_comes_from_the_message(message, expected):
     assert error_type(message) == expected
 
 
+def test_payloads_postgresql_cannot_hold_as_json_do_not_stop_the_projector(tracker, database_url):
+    run = tracker.initiate_workflow("wf", "", None, None, params={"ratio": float("nan"), "limit": float("inf")})
+    Projector(tracker).catch_up()
+    assert one(database_url, "SELECT params FROM workflow_runs WHERE id = %s", (str(run),)) == {
+        "params": {"ratio": "nan", "limit": "inf"}}
+
+
 # Nothing only in memory, nothing twice.
 
 
@@ -346,6 +355,32 @@ def test_the_projector_reconnects_when_its_connection_is_killed_mid_stream(track
         wait_for(caught_up(projector, database_url), what="catching up after the reconnect")
     live = snapshot(database_url)
     assert live == rebuild_uninterrupted(tracker, database_url)
+
+
+@pytest.fixture
+def own_server():
+    server = LocalPostgres.temporary().start()
+    yield server
+    server.destroy()
+
+
+def test_the_projector_carries_on_after_a_database_restart(own_server, monkeypatch):
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.0)  # the tracker's pool: see test_reconnect
+    url = own_server.url()
+    prepare_schema(url)
+    tracker = WorkflowTracker(database_url=url)
+    try:
+        projector = Projector(tracker, poll_interval=60)
+        with running(projector):
+            tracker.initiate_workflow("before", "", None, None)
+            wait_for(caught_up(projector, url), what="projection before the restart")
+            own_server.stop()
+            own_server.start()
+            after = tracker.initiate_workflow("after", "", None, None)
+            wait_for(lambda: query(url, "SELECT 1 FROM workflow_runs WHERE id = %s", (str(after),)),
+                     timeout=20, what="projection after the restart")
+    finally:
+        tracker.close()
 
 
 def test_two_projectors_on_one_database_apply_every_event_once(tracker, database_url):

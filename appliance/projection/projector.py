@@ -30,6 +30,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import psycopg2
+import sqlalchemy.exc
 from sqlalchemy import inspect
 
 from appliance.config import Settings
@@ -41,8 +42,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MIN_BACKOFF = 0.5
-MAX_BACKOFF = 30.0
+MAX_BACKOFF = 10.0
 STANDBY_RETRY = 1.0  # how often a standby asks for the lock (seconds)
+# What a lost or refused connection raises: through psycopg2 directly, or
+# through SQLAlchemy (the tracking table is created through the library).
+DISCONNECTED = (psycopg2.OperationalError, psycopg2.InterfaceError,
+                sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
 
 
 class ProjectorBusy(RuntimeError):
@@ -82,7 +87,7 @@ class Projector:
             while not self._stopped:
                 try:
                     self._serve()
-                except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
+                except DISCONNECTED as error:
                     log.warning("database connection lost (%s); reconnecting in %.1f s",
                                 _first_line(error), self._backoff)
                     self._pause_after_error()
@@ -192,7 +197,10 @@ class Projector:
             _drain(self._wake[0])
 
 
-def _first_line(error: Exception) -> str:
+def _first_line(error: BaseException) -> str:
+    # "connection already closed" from the rollback hides the first error: show that one.
+    while isinstance(error.__context__, DISCONNECTED):
+        error = error.__context__
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
 

@@ -47,14 +47,14 @@ def wanted(events: Iterable[Any]) -> Wanted:
     need = Wanted()
     for event in events:
         kind = type(event)
-        if kind in RUN_HANDLERS:
+        if kind is Task.Created:
+            need.created[str(event.originator_id)] = str(event.run_id)
+        elif kind in RUN_HANDLERS:
             need.run_ids.add(str(event.originator_id))
         elif kind in TASK_HANDLERS:
             task_id = str(event.originator_id)
             need.task_ids.add(task_id)
-            if kind is Task.Created:
-                need.created[task_id] = str(event.run_id)
-            elif kind in TASK_STATUS_EVENTS:
+            if kind in TASK_STATUS_EVENTS:
                 need.status_task_ids.add(task_id)
             elif kind in JOB_EVENTS:
                 need.job_task_ids.add(task_id)
@@ -87,29 +87,23 @@ def apply(rows: Rows, position: int, event: Any) -> None:
     kind = type(event)
     if kind is WorkflowRun.Initiated:
         _run_initiated(rows, event)
+    elif kind is Task.Created:
+        _task_created(rows, event)
+    elif kind is LogLine.Recorded:
+        _log_recorded(rows, position, event)
     elif kind in RUN_HANDLERS:
         run = _touch_run(rows, str(event.originator_id), event)
         if run is not None:
             RUN_HANDLERS[kind](run, event)
     elif kind in TASK_HANDLERS:
-        if kind is Task.Created:
-            _task_created(rows, event)
-            return
         task = rows.tasks.get(str(event.originator_id))
         if task is None:
             _skip(event, "task")
             return
         run = _touch_run(rows, task["run_id"], event)
-        if run is None:
-            return
-        rows.changed_tasks.add(task["id"])
-        TASK_HANDLERS[kind](rows, run, task, event)
-    elif kind is LogLine.Recorded:
-        rows.logs.append({
-            "id": position, "run_id": str(event.run_id),
-            "task_id": None if event.task_id is None else str(event.task_id),
-            "level": event.level, "message": event.message, "logged_at": event.timestamp,
-        })
+        if run is not None:
+            rows.changed_tasks.add(task["id"])
+            TASK_HANDLERS[kind](rows, run, task, event)
     else:
         log.warning("no projection for %s (notification %d); skipped", kind.__qualname__, position)
 
@@ -229,7 +223,8 @@ def _progress(run: dict) -> None:
 
 def _task_started(rows: Rows, run: dict, task: dict, event: Any) -> None:
     # A retried job is one task with several attempts: each start is one, and
-    # a task restarted after failing is running again, not finished.
+    # a task restarted after failing is running again, not finished. Its last
+    # error stays (error_message, error_type): why the previous attempt failed.
     _move(rows, run, task, "running")
     task.update(attempts=task["attempts"] + 1, started_at=event.timestamp, finished_at=None)
 
@@ -286,7 +281,6 @@ def _result_added(rows: Rows, run: dict, task: dict, event: Any) -> None:
 
 
 TASK_HANDLERS: dict[type, Callable[[Rows, dict, dict, Any], None]] = {
-    Task.Created: lambda rows, run, task, event: None,  # done by _task_created
     Task.Started: _task_started,
     Task.Completed: _task_completed,
     Task.Failed: _task_failed,
@@ -295,6 +289,19 @@ TASK_HANDLERS: dict[type, Callable[[Rows, dict, dict, Any], None]] = {
     Task.ProgressUpdated: _progress_updated,
     Task.ResultAdded: _result_added,
 }
+
+
+# Log lines.
+
+
+def _log_recorded(rows: Rows, position: int, event: LogLine.Recorded) -> None:
+    # The id is the event's position in the log: it grows with time and is
+    # the same after a reprojection.
+    rows.logs.append({
+        "id": position, "run_id": str(event.run_id),
+        "task_id": None if event.task_id is None else str(event.task_id),
+        "level": event.level, "message": event.message, "logged_at": event.timestamp,
+    })
 
 
 def _start_key(task: dict) -> tuple[datetime, str]:

@@ -18,6 +18,7 @@ commit in that same transaction.
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -173,7 +174,27 @@ def _save(cursor: Any, rows: rules.Rows) -> None:
     for query, changed in (("save_runs", runs), ("save_tasks", tasks), ("save_accounting", accounting),
                            ("insert_log_entries", rows.logs)):
         if changed:
-            cursor.execute(QUERIES[query], {"rows": json.dumps(changed, default=_json_value, separators=(",", ":"))})
+            cursor.execute(QUERIES[query], {"rows": _to_json(changed)})
+
+
+def _to_json(rows: list[dict]) -> str:
+    try:
+        return json.dumps(rows, default=_json_value, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        # The tracker stores NaN and Infinity in payloads (Python's JSON allows
+        # them) but PostgreSQL's JSON does not: keep them as strings rather
+        # than fail the batch again and again.
+        return json.dumps(_finite(rows), default=_json_value, separators=(",", ":"))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _json_value(value: Any) -> Any:
