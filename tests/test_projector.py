@@ -471,6 +471,22 @@ def test_reprojection_refuses_to_run_beside_a_live_projector(tracker, database_u
         assert snapshot(database_url) == before
 
 
+def test_a_waiting_reprojection_runs_once_the_live_projector_stops(tracker, database_url):
+    tracker.initiate_workflow("wf", "", None, None)
+    projector = Projector(tracker, poll_interval=60)
+    results = []
+    with running(projector):
+        wait_for(caught_up(projector, database_url), what="live projection")
+        waiting = threading.Thread(target=lambda: results.append(reproject(tracker, wait=True)))
+        waiting.start()
+        wait_for(lambda: query(database_url, "SELECT 1 FROM pg_stat_activity WHERE application_name = "
+                                             "'appliance-reproject' AND datname = current_database()"),
+                 what="the reprojection to wait")
+        assert not results
+    waiting.join(timeout=10)
+    assert [result.events for result in results] == [1]
+
+
 def test_the_reproject_command_prints_its_rate(tracker, database_url, monkeypatch, capsys):
     tracker.initiate_workflow("wf", "", None, None)
     monkeypatch.setenv("DATABASE_URL", database_url)

@@ -79,7 +79,7 @@ def _take_lock(connection, wait: bool, progress: TextIO | None) -> None:
         holder = store.lock_holder(connection)
         if not wait:
             raise ProjectorBusy(
-                f"a projector is running ({holder}): stop it first (supervisorctl stop projector) "
+                f"a projector is running, {holder}: stop it first (supervisorctl stop projector) "
                 "or pass --wait; it can be started again afterwards"
             )
         if not said and progress is not None:
