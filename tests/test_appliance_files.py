@@ -1,0 +1,108 @@
+"""The appliance's deployment files agree with the code and with each other."""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import re
+import shutil
+import subprocess
+
+import yaml
+
+from tests.appliance_process import REPO, VENV_BIN
+
+VARIABLE = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
+DOCKER_STOP_TIMEOUT = 10  # seconds `docker stop` waits before SIGKILL, by default
+
+
+def variables_read_by_the_appliance() -> set[str]:
+    """Every variable the appliance reads, found in the code that reads them.
+
+    appliance/config.py: every string literal that looks like a variable name
+    (the names passed to its reader, and its tuples of names). entrypoint.sh:
+    every ${NAME:-default}. conf/supervisord.conf: every %(ENV_NAME)s.
+    """
+    tree = ast.parse((REPO / "appliance" / "config.py").read_text())
+    names = {node.value for node in ast.walk(tree)
+             if isinstance(node, ast.Constant) and isinstance(node.value, str) and VARIABLE.fullmatch(node.value)}
+    names |= set(re.findall(r"\$\{([A-Z][A-Z0-9_]*):[-=]", (REPO / "entrypoint.sh").read_text()))
+    names |= set(re.findall(r"%\(ENV_([A-Z0-9_]+)\)s", (REPO / "conf" / "supervisord.conf").read_text()))
+    return names
+
+
+def variables_in_env_example() -> set[str]:
+    text = (REPO / ".env.example").read_text()
+    return set(re.findall(r"^#? ?([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE))
+
+
+def test_env_example_lists_exactly_the_variables_the_appliance_reads():
+    read = variables_read_by_the_appliance()
+    listed = variables_in_env_example()
+    assert {"DATABASE_URL", "DB_WAIT_TIMEOUT", "ENABLE_DB_MONITORING", "APPLIANCE_RUN_DIR"} <= read
+    assert sorted(read - listed) == [], "read by the appliance but missing from .env.example"
+    assert sorted(listed - read) == [], "in .env.example but read by nothing"
+
+
+def test_env_example_groups_its_variables():
+    text = (REPO / ".env.example").read_text()
+    headings = re.findall(r"^# ---- (\w+) ----$", text, flags=re.MULTILINE)
+    assert headings == ["database", "application", "monitoring"]
+
+
+def test_the_dockerfile_passes_hadolint():
+    hadolint = shutil.which("hadolint", path=f"{VENV_BIN}:/usr/local/bin:/usr/bin")
+    assert hadolint, "hadolint is missing: install the test extras (pip install -e '.[test]')"
+    result = subprocess.run([hadolint, "--no-color", str(REPO / "Dockerfile")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_image_gets_what_it_needs_and_not_the_rest():
+    ignored = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    for needed in ("appliance", "conf", "entrypoint.sh", "pyproject.toml", "README.md", "migrations", "init-db"):
+        assert needed not in ignored
+    for unwanted in (".git", ".venv", ".env", ".appliance-data", "tests"):
+        assert unwanted in ignored
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert dockerfile.index("COPY pyproject.toml") < dockerfile.index("COPY . .")  # dependencies in their own layer
+    assert "HEALTHCHECK" in dockerfile and "/readyz" in dockerfile
+    assert re.search(r"^USER \d+", dockerfile, flags=re.MULTILINE)
+    assert not re.search(r"gcc|build-essential", dockerfile)
+
+
+def supervisor_programs() -> dict[str, configparser.SectionProxy]:
+    parser = configparser.RawConfigParser()
+    parser.read(REPO / "conf" / "supervisord.conf")
+    return {name.split(":", 1)[1]: parser[name] for name in parser.sections() if name.startswith("program:")}
+
+
+def test_supervisor_runs_the_three_programs_with_unrotated_output_to_the_container():
+    programs = supervisor_programs()
+    assert set(programs) == {"web", "monitor", "projector"}
+    for name, section in programs.items():
+        assert section["command"] == f"appliance {name}"
+        assert section["autorestart"] == "true"
+        assert section["stopasgroup"] == section["killasgroup"] == "true"
+        assert (section["stdout_logfile"], section["stderr_logfile"]) == ("/dev/fd/1", "/dev/fd/2")
+        assert section["stdout_logfile_maxbytes"] == section["stderr_logfile_maxbytes"] == "0"
+    assert programs["monitor"]["autostart"] == "%(ENV_ENABLE_DB_MONITORING)s"
+    text = (REPO / "conf" / "supervisord.conf").read_text()
+    assert "[inet_http_server]" not in text
+
+
+def test_stop_timeouts_nest_inside_dockers():
+    # supervisord stops its programs one after the other, so their timeouts add up.
+    total = sum(int(section["stopwaitsecs"]) for section in supervisor_programs().values())
+    assert total < DOCKER_STOP_TIMEOUT
+
+
+def test_compose_runs_postgres_and_the_appliance():
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text())
+    db, appliance = compose["services"]["db"], compose["services"]["appliance"]
+    assert db["image"].startswith("postgres:15")
+    assert "healthcheck" in db and "healthcheck" in appliance
+    assert appliance["build"] == "." or appliance["build"]["context"] == "."
+    assert appliance["depends_on"]["db"]["condition"] == "service_healthy"
+    assert appliance["restart"] in ("on-failure", "unless-stopped", "always")
+    assert int(appliance["stop_grace_period"].rstrip("s")) >= DOCKER_STOP_TIMEOUT
