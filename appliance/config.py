@@ -34,6 +34,7 @@ class Settings:
     tracker_max_retries: int = 5
     projector_batch_size: int = 1000
     projector_poll_interval: int = 5
+    run_stale_after: int = 300
     db_wait_timeout: int = 60
     enable_db_monitoring: bool = True
 
@@ -60,11 +61,15 @@ class Settings:
         db_wait_timeout = env.integer("DB_WAIT_TIMEOUT", default=60, minimum=0)
         # false: supervisord does not start the monitor (conf/supervisord.conf reads it too).
         enable_db_monitoring = env.boolean("ENABLE_DB_MONITORING", default=True)
+        # Seconds without an event (heartbeats count) after which a running run is shown
+        # as stale: its source was killed or lost. 0: never.
+        run_stale_after = env.integer("RUN_STALE_AFTER", default=300, minimum=0)
         env.raise_problems()
         assert database_url is not None
         return cls(database_url=database_url, tracker_cache_size=cache_size, tracker_max_retries=max_retries,
                    projector_batch_size=projector_batch_size, projector_poll_interval=projector_poll_interval,
-                   db_wait_timeout=db_wait_timeout, enable_db_monitoring=enable_db_monitoring)
+                   db_wait_timeout=db_wait_timeout, enable_db_monitoring=enable_db_monitoring,
+                   run_stale_after=run_stale_after)
 
 
 def mask_url(url: URL | str) -> str:

@@ -114,6 +114,10 @@ class WorkflowRun(TrackedAggregate):
         def apply(self, run: "WorkflowRun") -> None:
             run.status = RunStatus.CANCELLED
 
+    class HeartbeatReceived(Aggregate.Event):
+        """The source is alive. Changes no state here: the views keep the run's
+        last event time, and a run silent for too long is shown as stale."""
+
     def add_task(self, task_id: UUID, at: datetime | None = None) -> None:
         self._trigger(self.TaskAdded, at, task_id=task_id)
 
@@ -128,6 +132,9 @@ class WorkflowRun(TrackedAggregate):
 
     def cancel(self, reason: str | None = None, at: datetime | None = None) -> None:
         self._trigger(self.Cancelled, at, reason=reason)
+
+    def heartbeat(self, at: datetime | None = None) -> None:
+        self._trigger(self.HeartbeatReceived, at)
 
 
 class Task(TrackedAggregate):

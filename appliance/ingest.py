@@ -131,6 +131,9 @@ EVENT_TYPES: dict[str, EventType] = {
     "run_cancelled": EventType(
         {"run_id": _required(_uuid), "reason": _optional(_string)},
         lambda b, e, at: b.cancel_workflow(e["run_id"], e.get("reason"), at=at)),
+    "heartbeat": EventType(
+        {"run_id": _required(_uuid)},
+        lambda b, e, at: b.record_heartbeat(e["run_id"], at=at)),
     "task_created": EventType(
         {"task_id": _required(_uuid), "run_id": _required(_uuid), "name": _required(_string),
          "version": _optional(_string), "input": _optional(_object), "params": _optional(_object)},

@@ -149,6 +149,10 @@ class Batch:
         reason = _text(reason, "reason", required=False)
         self._get(workflow_id, WorkflowRun, "workflow_id").cancel(reason, at=_time(at))
 
+    @_replayable
+    def record_heartbeat(self, workflow_id: UUID | str, *, at: datetime | None = None) -> None:
+        self._get(workflow_id, WorkflowRun, "workflow_id").heartbeat(at=_time(at))
+
     # Commands on tasks.
 
     @_replayable
@@ -338,6 +342,7 @@ class WorkflowTracker(Application):
     complete_workflow = _one_command(Batch.complete_workflow)
     fail_workflow = _one_command(Batch.fail_workflow)
     cancel_workflow = _one_command(Batch.cancel_workflow)
+    record_heartbeat = _one_command(Batch.record_heartbeat)
     start_task = _one_command(Batch.start_task)
     complete_task = _one_command(Batch.complete_task)
     fail_task = _one_command(Batch.fail_task)

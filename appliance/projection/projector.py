@@ -33,6 +33,7 @@ import psycopg2
 import sqlalchemy.exc
 from sqlalchemy import inspect
 
+from appliance import staleness
 from appliance.config import Settings
 from appliance.projection import store
 
@@ -62,7 +63,7 @@ class Projector:
     """
 
     def __init__(self, tracker: WorkflowTracker, *, batch_size: int = 1000, poll_interval: float = 5.0,
-                 application_name: str = "appliance-projector"):
+                 application_name: str = "appliance-projector", stale_after: float = 0):
         self.mapper = tracker.mapper
         self.url = tracker.settings.database_url
         self.batch_size = batch_size
@@ -74,6 +75,8 @@ class Projector:
         self._stopped = False
         self._wake: tuple[int, int] | None = None
         self._backoff = MIN_BACKOFF
+        self.stale_after = stale_after  # seconds; 0: runs are never marked stale
+        self._next_stale_check = 0.0
 
     def run(self) -> None:
         """Project until stopped, as the active projector or as a standby.
@@ -151,6 +154,7 @@ class Projector:
                 applied, _ = store.project_batch(connection, self.mapper, self.batch_size)
                 self.events_applied += applied
                 if applied < self.batch_size:
+                    self._check_stale_runs(connection)
                     self._wait_for_events(connection)
             log.info("stopped at position %d", store.position(connection))
         finally:
@@ -170,6 +174,12 @@ class Projector:
                 said = True
             self._sleep(STANDBY_RETRY)
         return False
+
+    def _check_stale_runs(self, connection: Any) -> None:
+        # Once a poll interval at most, and only by the active projector.
+        if self.stale_after > 0 and time.monotonic() >= self._next_stale_check:
+            staleness.check_stale_runs(connection, self.stale_after)
+            self._next_stale_check = time.monotonic() + min(self.poll_interval, self.stale_after)
 
     def _wait_for_events(self, connection: Any) -> None:
         """Until a NOTIFY, stop(), or poll_interval seconds."""
@@ -222,7 +232,8 @@ def run_projector(settings: Settings) -> int:
     tracker = WorkflowTracker(settings)
     try:
         projector = Projector(tracker, batch_size=settings.projector_batch_size,
-                              poll_interval=settings.projector_poll_interval)
+                              poll_interval=settings.projector_poll_interval,
+                              stale_after=settings.run_stale_after)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: projector.stop())
         projector.run()

@@ -153,6 +153,8 @@ def _touch_run(rows: Rows, run_id: str, event: Any) -> dict | None:
         return None
     if run["last_event_at"] is None or event.timestamp > run["last_event_at"]:
         run["last_event_at"] = event.timestamp
+    if run["status"] == "stale":
+        run["status"] = "running"  # heard from again (appliance.staleness marked it)
     rows.changed_runs.add(run_id)
     return run
 
@@ -182,6 +184,7 @@ RUN_HANDLERS: dict[type, Callable[[dict, Any], None]] = {
     WorkflowRun.Completed: _run_completed,
     WorkflowRun.Failed: _run_failed,
     WorkflowRun.Cancelled: _run_cancelled,
+    WorkflowRun.HeartbeatReceived: lambda run, event: None,  # moves last_event_at only
 }
 
 

@@ -1,0 +1,49 @@
+"""Stale runs: a running run whose source fell silent is shown as `stale`.
+
+A Snakemake process killed with SIGKILL, or a lost node, never sends the end
+of its run. Live sources send events, and heartbeats when they have nothing
+else to say, so a running run whose last event (`last_event_at`) is older
+than RUN_STALE_AFTER seconds is marked `stale` in workflow_runs, and back to
+`running` when its events resume (the projector does that at once, on the
+next event; this check as well, as a fallback).
+
+Stale is a status of the view only, from the clock rather than from an event:
+a reprojection shows such a run as running until the next check. The active
+projector calls `check_stale_runs` from its loop (see Projector._serve).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MARK_STALE = """
+UPDATE workflow_runs SET status = 'stale'
+WHERE status = 'running' AND last_event_at < now() - make_interval(secs => %(seconds)s)
+"""
+RESUME = """
+UPDATE workflow_runs SET status = 'running'
+WHERE status = 'stale' AND last_event_at >= now() - make_interval(secs => %(seconds)s)
+"""
+
+
+def check_stale_runs(connection: Any, stale_after: float) -> tuple[int, int]:
+    """Mark silent running runs stale, and stale runs heard from again running.
+
+    `connection` is a psycopg2 connection; one transaction. Returns the numbers
+    of runs marked stale and resumed. `stale_after` <= 0 turns the check off.
+    """
+    if stale_after <= 0:
+        return 0, 0
+    # A row updated by a projector batch in the meantime is re-checked against
+    # its new last_event_at (READ COMMITTED), so a run heard from is not marked.
+    with connection, connection.cursor() as cursor:
+        cursor.execute(MARK_STALE, {"seconds": stale_after})
+        marked = cursor.rowcount
+        cursor.execute(RESUME, {"seconds": stale_after})
+        resumed = cursor.rowcount
+    if marked or resumed:
+        log.info("runs silent for more than %s s: %d marked stale, %d running again", stale_after, marked, resumed)
+    return marked, resumed
