@@ -1,0 +1,51 @@
+"""`python -m snakemake_logger_plugin_appliance flush`: send the events that wait in the spool.
+
+Snakemake runs that could not reach the appliance leave their events in the
+spool; the next run with this logger sends them, and so does this command
+(from cron, say). Folders of runs still going are left to those runs.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from snakemake_logger_plugin_appliance import spool
+from snakemake_logger_plugin_appliance.sender import BATCH_SIZE, Refused, Rejected, Unreachable, post
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m snakemake_logger_plugin_appliance")
+    commands = parser.add_subparsers(dest="command", required=True)
+    flush = commands.add_parser("flush", help="send the events that wait in the spool")
+    flush.add_argument("--url", default=os.environ.get("SNAKEMAKE_LOGGER_APPLIANCE_URL"),
+                       help="only the events for this appliance (default: $SNAKEMAKE_LOGGER_APPLIANCE_URL, "
+                            "or every appliance with events waiting)")
+    flush.add_argument("--spool-dir", type=Path,
+                       default=os.environ.get("SNAKEMAKE_LOGGER_APPLIANCE_SPOOL_DIR") or spool.default_root())
+    flush.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
+    args = parser.parse_args(argv)
+    token = os.environ.get("SNAKEMAKE_LOGGER_APPLIANCE_TOKEN")
+    if not token:
+        parser.error("set SNAKEMAKE_LOGGER_APPLIANCE_TOKEN to the appliance's ingest token")
+    sent, failed = 0, 0
+    for url, folder, lock in spool.left_behind(args.spool_dir, args.url):
+        def send(batch, url=url):
+            try:
+                post(url, token, batch, args.timeout)
+            except Rejected as error:
+                print(f"{url} rejected {len(batch)} events, kept in {spool.set_aside(folder.parent, batch)}: "
+                      f"{error}", file=sys.stderr)
+        try:
+            sent += spool.drain_folder(folder, send, BATCH_SIZE)
+        except (Unreachable, Refused) as error:
+            failed += 1
+            print(f"{url}: {error}; {folder} kept for later", file=sys.stderr)
+        finally:
+            lock.close()
+    print(f"sent {sent} events" + (f"; {failed} run(s) could not be sent" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

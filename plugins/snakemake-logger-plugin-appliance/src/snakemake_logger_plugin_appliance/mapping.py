@@ -1,0 +1,293 @@
+"""Snakemake's log records in, the appliance's ingest events out (docs/ingest.md).
+
+Built against records captured from real Snakemake 9 runs (tests/fixtures),
+which differ from the interface's README and test mocks:
+
+- `job_info` announces a job (and every restart of it); `job_finished` says
+  `job_id` where every other record says `jobid`; a `shellcmd` record carries
+  no job id and belongs to the `job_info` just before it.
+- `resources` is a ResourceList (a list with names), not a dict.
+- `snakefile` names Snakemake's own module; the workflow's is `snakefile_main`.
+- No record says the workflow finished. A job-level `error` record comes just
+  before its `job_error`; an `error` that no `job_error` claims is the
+  workflow's own. A user interrupt says "Terminating processes on user
+  request" (or raises KeyboardInterrupt before the jobs start).
+- A job restarted by `retries:` gets `job_error`, then `job_info` again: one
+  task, failed, then started again (the appliance counts the attempts).
+- The `total` of `progress` grows after a checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+MAX_MESSAGE = 100_000  # characters of one log line or error (the appliance takes 1,000,000)
+LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+# External (cluster) job ids are only reported as text, by the executor plugins:
+# cluster-generic ("Submitted job 3 with external jobid '104829'.") and slurm.
+EXTERNAL_JOBID = re.compile(
+    r"Submitted (?:group )?job (?P<jobid>\d+) with external jobid '(?P<external>[^']+)'"
+    r"|Job (?P<jobid2>\d+) has been submitted with SLURM jobid (?P<external2>\S+)"
+)
+INTERRUPTED = ("Terminating processes on user request", "Cancelling snakemake on user request")
+NOTHING_TO_BE_DONE = "Nothing to be done"
+TOKEN_ARGUMENT = re.compile(r"(--logger-appliance-token[= ])\S+")
+
+
+@dataclass
+class Metadata:
+    """What the user tells about the run (the plugin's settings)."""
+
+    name: str | None = None
+    user: str | None = None
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Task:
+    id: str
+    rule: str
+    status: str = "created"  # created, running, completed, failed
+
+
+class RunMapper:
+    """The events of one Snakemake run, record by record. Not thread-safe:
+    Snakemake hands records to its plugins from one thread."""
+
+    def __init__(self, metadata: Metadata):
+        self.metadata = metadata
+        self.run_id: str | None = None  # Snakemake's workflow id, once it has started
+        self.tasks: dict[Any, _Task] = {}  # by Snakemake job id
+        self.ended = False
+        self._early: list[Any] = []  # records before the run started
+        self._job_info: Any = None  # a job_info waiting for its shellcmd record
+        self._workflow_error: Any = None  # the last error record no job_error claimed
+        self._interrupted = False
+
+    def map(self, record: Any) -> list[dict]:
+        """The events for one log record (none for most before the run starts)."""
+        kind = str(getattr(record, "event", None) or "")
+        if self.run_id is None and kind != "workflow_started":
+            self._early.append(record)
+            del self._early[:-100]  # only the last lines, should the start never come
+            return []
+        events: list[dict] = []
+        if self._job_info is not None and kind != "shellcmd":
+            events += self._task_started(self._job_info)
+            self._job_info = None
+        handler = getattr(self, f"_on_{kind}", None) if kind else None
+        events += handler(record) if handler else self._on_message(record)
+        return events
+
+    def finish(self) -> list[dict]:
+        """The run's end, decided from what was seen (Snakemake sends no such record)."""
+        if self.run_id is None or self.ended:
+            return []
+        self.ended = True
+        events = self._task_started(self._job_info) if self._job_info is not None else []
+        at = _now()
+        unfinished = [task for task in self.tasks.values() if task.status in ("created", "running")]
+        failed = [task for task in self.tasks.values() if task.status == "failed"]
+        if self._interrupted:
+            reason = "interrupted by the user (SIGINT or SIGTERM)"
+            events += [self._task_failed(task, f"not finished: Snakemake was {reason}", at) for task in unfinished]
+            return events + [self._event("run_cancelled", at, run_id=self.run_id, reason=f"Snakemake was {reason}")]
+        if self._workflow_error is None and not failed and not unfinished:
+            return events + [self._event("run_finished", at, run_id=self.run_id)]
+        error = _message(self._workflow_error) if self._workflow_error is not None else "Snakemake stopped"
+        if failed:
+            error += "\nFailed jobs: " + ", ".join(f"{task.rule} (jobid {jobid})" for jobid, task in self.tasks.items()
+                                                   if task.status == "failed")
+        events += [self._task_failed(task, "not finished: the run failed", at) for task in unfinished]
+        return events + [self._event("run_failed", at, run_id=self.run_id, error=error[:MAX_MESSAGE])]
+
+    # One method per kind of record (`event`), named _on_<event>.
+
+    def _on_workflow_started(self, record: Any) -> list[dict]:
+        self.run_id = str(getattr(record, "workflow_id", None) or uuid.uuid4())
+        meta = self.metadata
+        snakefile = getattr(record, "snakefile_main", None)
+        params = {
+            "snakefile": snakefile, "workdir": getattr(record, "cwd", None),
+            "command": TOKEN_ARGUMENT.sub(r"\1***", str(getattr(record, "cmd", "") or "")),
+            "snakemake_version": getattr(record, "snakemake_version", None), "host": getattr(record, "host", None),
+            "configfiles": [str(f) for f in getattr(record, "configfiles", None) or []],
+            "config_md5": getattr(record, "config_md5", None), "workflow_id": self.run_id, "tags": meta.tags,
+        }
+        events = [self._event(
+            "run_started", record, run_id=self.run_id, name=meta.name or workflow_name(snakefile),
+            user=meta.user or getattr(record, "user", None), group=meta.group, source="snakemake",
+            params={key: value for key, value in params.items() if value not in (None, "", [])})]
+        early, self._early = self._early, []
+        for earlier in early:
+            events += self.map(earlier)
+        return events
+
+    def _on_job_info(self, record: Any) -> list[dict]:
+        self._job_info = record  # completed by the shellcmd record that follows, if any
+        return []
+
+    def _on_shellcmd(self, record: Any) -> list[dict]:
+        info, self._job_info = self._job_info, None
+        if info is None:
+            return []
+        return self._task_started(info, getattr(record, "shellcmd", None))
+
+    def _on_job_finished(self, record: Any) -> list[dict]:
+        task = self.tasks.get(getattr(record, "job_id", getattr(record, "jobid", None)))
+        if task is None:
+            return self._on_message(record)
+        task.status = "completed"
+        return [self._event("task_finished", record, task_id=task.id)]
+
+    def _on_job_error(self, record: Any) -> list[dict]:
+        jobid = getattr(record, "jobid", None)
+        # A job_info comes first; should it not have, the job_error says enough to create the task.
+        events = [] if jobid in self.tasks else self._task_started(record)
+        task = self.tasks[jobid]
+        external = (getattr(record, "aux", None) or {}).get("external_jobid")
+        if external:
+            events.append(self._event("job_id", record, task_id=task.id, job_id=str(external)))
+        # The error record just before a job_error is that job's (the exception).
+        error, self._workflow_error = self._workflow_error, None
+        text = _message(record) + (f"\n{_message(error)}" if error is not None else "")
+        logs = getattr(record, "log", None) or []
+        if logs:
+            text += "\nLog files: " + ", ".join(str(log) for log in logs)
+        events.append(self._task_failed(task, text, record))
+        return events
+
+    def _on_error(self, record: Any) -> list[dict]:
+        if getattr(record, "exception", None) == "KeyboardInterrupt":
+            self._interrupted = True
+        self._workflow_error = record
+        return self._on_message(record)
+
+    def _on_progress(self, record: Any) -> list[dict]:
+        done, total = getattr(record, "done", 0), getattr(record, "total", 0)
+        percent = f"{100 * done / total:.0f}%" if total else "?"
+        return [self._log(record, f"{done} of {total} steps ({percent}) done")]
+
+    def _on_debug_dag(self, record: Any) -> list[dict]:
+        return []  # only under --debug-dag; its record has no message of its own
+
+    def _on_message(self, record: Any) -> list[dict]:
+        message = _message(record)
+        if message.startswith(INTERRUPTED):
+            self._interrupted = True
+        events = []
+        match = EXTERNAL_JOBID.search(message)
+        if match:
+            task = self.tasks.get(int(match["jobid"] or match["jobid2"]))
+            if task is not None:
+                events.append(self._event("job_id", record, task_id=task.id,
+                                          job_id=match["external"] or match["external2"]))
+        if message and message != "None":
+            events.append(self._log(record, message))
+        return events
+
+    # Tasks.
+
+    def _new_task(self, jobid: Any, rule: str) -> _Task:
+        task = self.tasks[jobid] = _Task(str(uuid.uuid5(uuid.UUID(self.run_id), f"job {jobid}")), rule)
+        return task
+
+    def _task_started(self, info: Any, shellcmd: str | None = None) -> list[dict]:
+        jobid = getattr(info, "jobid", None)
+        events = []
+        task = self.tasks.get(jobid)
+        if task is None:
+            task = self._new_task(jobid, getattr(info, "rule_name", None) or "unknown")
+            events.append(self._event(
+                "task_created", info, task_id=task.id, run_id=self.run_id, name=task.rule,
+                input={"input": _strings(getattr(info, "input", None)), "wildcards": _wildcards(info)},
+                params=_job_params(info, shellcmd)))
+        if task.status != "running":  # a restart after a failed attempt is a new attempt
+            task.status = "running"
+            events.append(self._event("task_started", info, task_id=task.id))
+        return events
+
+    def _task_failed(self, task: _Task, error: str, at: Any) -> dict:
+        task.status = "failed"
+        return self._event("task_failed", at, task_id=task.id, error=error[:MAX_MESSAGE] or "failed")
+
+    # Events.
+
+    def _log(self, record: Any, message: str) -> dict:
+        level = getattr(record, "levelname", "INFO")
+        return self._event("log", record, run_id=self.run_id, message=message[:MAX_MESSAGE],
+                           level=level if level in LEVELS else "INFO")
+
+    def _event(self, kind: str, at: Any, **fields: Any) -> dict:
+        # Every event gets its own id: resending it (a retry, a spool) is harmless.
+        time = at if isinstance(at, str) else _time(getattr(at, "created", None))
+        return {"id": str(uuid.uuid4()), "type": kind, "time": time, **fields}
+
+
+def workflow_name(snakefile: str | None) -> str:
+    """The name of the workflow's directory: the Snakefile's, or its parent for
+    Snakemake's recommended layout (<name>/workflow/Snakefile)."""
+    folder = os.path.dirname(os.path.abspath(snakefile or "Snakefile"))
+    if os.path.basename(folder) == "workflow":
+        folder = os.path.dirname(folder)
+    return os.path.basename(folder) or "snakemake"
+
+
+def _job_params(info: Any, shellcmd: str | None) -> dict:
+    params = {
+        "jobid": getattr(info, "jobid", None), "output": _strings(getattr(info, "output", None)),
+        "log": _strings(getattr(info, "log", None)), "threads": getattr(info, "threads", None),
+        "resources": _resources(getattr(info, "resources", None)),
+        "shellcmd": getattr(info, "shellcmd", None) or shellcmd, "reason": getattr(info, "reason", None),
+        "benchmark": getattr(info, "benchmark", None), "message": getattr(info, "rule_msg", None),
+        "priority": getattr(info, "priority", None), "is_checkpoint": getattr(info, "is_checkpoint", None),
+    }
+    return {key: _json(value) for key, value in params.items() if value not in (None, "", [], {})}
+
+
+def _resources(value: Any) -> dict:
+    # A ResourceList: a list of values with names (items()); `_cores`, `_nodes` are Snakemake's own.
+    items = value.items() if hasattr(value, "items") else []
+    return {str(name): _json(amount) for name, amount in items if not str(name).startswith("_")}
+
+
+def _wildcards(info: Any) -> dict:
+    wildcards = getattr(info, "wildcards", None) or {}
+    return {str(name): str(value) for name, value in dict(wildcards).items()}
+
+
+def _strings(values: Any) -> list[str]:
+    return [str(value) for value in values or []]
+
+
+def _json(value: Any) -> Any:
+    """The value as JSON can hold it (Snakemake passes its own str and list subclasses)."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_json(v) for v in value]
+    return str(value)
+
+
+def _message(record: Any) -> str:
+    try:
+        return str(record.getMessage()).replace("\x00", "")
+    except Exception:  # a record whose arguments do not fit its format
+        return str(getattr(record, "msg", "")).replace("\x00", "")
+
+
+def _time(created: float | None) -> str:
+    moment = datetime.fromtimestamp(created, timezone.utc) if created else datetime.now(timezone.utc)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _now() -> str:
+    return _time(None)

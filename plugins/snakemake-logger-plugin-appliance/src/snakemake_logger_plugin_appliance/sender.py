@@ -1,0 +1,275 @@
+"""Sending events to the appliance without ever slowing or breaking Snakemake.
+
+Snakemake's logging thread only puts events in a bounded queue. A background
+thread sends them in batches (POST /api/v1/events, docs/ingest.md). When the
+appliance cannot be reached, events go to the spool on disk and are sent from
+there, in order, once it answers again; until then newer events follow them
+into the spool, so nothing overtakes. At exit the thread gets a bounded time
+to finish; what is left stays in the spool for the next run or `flush`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import queue
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Callable
+
+from snakemake_logger_plugin_appliance import spool as spooling
+
+BATCH_SIZE = 500
+BATCH_BYTES = 1_000_000
+LINGER = 0.2  # seconds to wait for more events before sending a batch
+RETRY_MIN, RETRY_MAX = 1.0, 30.0  # seconds between attempts while unreachable
+
+
+class Unreachable(Exception):
+    """No answer, or one that says "try again later" (5xx, 429): keep the events."""
+
+
+class Refused(Exception):
+    """A wrong URL or token: trying again will not help until a person fixes it."""
+
+
+class Rejected(Exception):
+    """HTTP 400: the appliance named bad events; resending them would fail again."""
+
+
+def endpoint(url: str) -> str:
+    url = url.rstrip("/")
+    return url if url.endswith("/api/v1/events") else url + "/api/v1/events"
+
+
+def post(url: str, token: str, events: list[dict], timeout: float) -> dict:
+    """POST one batch; raises Unreachable, Refused or Rejected."""
+    request = urllib.request.Request(
+        endpoint(url), data=json.dumps({"events": events}, separators=(",", ":")).encode(), method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        detail = error.read(2000).decode("utf-8", "replace").strip()
+        if error.code == 400:
+            raise Rejected(detail) from None
+        if error.code in (401, 403):
+            raise Refused(f"the appliance refused the token (HTTP {error.code}); check "
+                          "--logger-appliance-token or SNAKEMAKE_LOGGER_APPLIANCE_TOKEN") from None
+        if error.code in (404, 405):
+            raise Refused(f"{endpoint(url)} answered HTTP {error.code}: is --logger-appliance-url "
+                          "the appliance's address (such as http://host:8000)?") from None
+        raise Unreachable(f"HTTP {error.code}") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as error:
+        raise Unreachable(str(getattr(error, "reason", error)) or type(error).__name__) from None
+
+
+def report(message: str) -> None:
+    print(f"snakemake-logger-plugin-appliance: {message}", file=sys.stderr, flush=True)
+
+
+class Sender:
+    def __init__(self, url: str, token: str, spool_root: Path, *, exit_wait: float = 5.0, heartbeat: float = 60.0,
+                 timeout: float = 10.0, queue_size: int = 10_000, report: Callable[[str], None] = report):
+        self.url, self.token, self.timeout = url, token, timeout
+        self.exit_wait, self.heartbeat = exit_wait, heartbeat
+        self.spool_root = Path(spool_root)
+        self.spool = spooling.Spool(self.spool_root, url)
+        self.report = report
+        self.sent = 0  # events the appliance took, for tests and the exit message
+        self.heartbeat_run: str | None = None  # the run to send heartbeats for, while it runs
+        self._queue: queue.Queue = queue.Queue(queue_size)
+        self._lock = threading.Lock()  # the spool, the sequence numbers, the batch in flight
+        self._seq = 0
+        self._in_flight: list[spooling.Item] = []
+        self._closed = False
+        self._refused = False  # a wrong URL or token: spool everything, stop trying
+        self._retry_at = 0.0
+        self._backoff = RETRY_MIN
+        self._last_activity = time.monotonic()
+        self._reported: set[str] = set()
+        self._thread = threading.Thread(target=self._run, name="appliance-sender", daemon=True)
+
+    def start(self) -> "Sender":
+        self._thread.start()
+        return self
+
+    def put(self, events: list[dict]) -> None:
+        """Queue events; never blocks. If the queue is full, they (and what is
+        queued) go to the spool at once, in order."""
+        with self._lock:
+            items = []
+            for event in events:
+                self._seq += 1
+                items.append((self._seq, event))
+                if event["type"] != "log":
+                    self._last_activity = time.monotonic()
+            for index, item in enumerate(items):
+                try:
+                    self._queue.put_nowait(item)
+                except queue.Full:
+                    if not self._closed:
+                        self.spool.append(self._take_all() + items[index:])
+                        self._once("full", "the appliance is not keeping up: events go to the spool for now")
+                    return
+
+    def close(self) -> None:
+        """Send what is left, waiting `exit_wait` seconds at most; spool the rest."""
+        try:
+            self._queue.put_nowait(None)  # the thread stops when it gets there
+        except queue.Full:
+            pass  # then it will not get there in time anyway
+        self._thread.join(self.exit_wait)
+        with self._lock:
+            self._closed = True
+            self.spool.append(self._in_flight + self._take_all())  # sent twice at worst: harmless
+            remaining = self.spool.count
+            self.spool.close()
+        if remaining:
+            self.report(f"{remaining} events not sent yet are kept in {self.spool.folder}; the next Snakemake "
+                        "run with this logger sends them, or: python -m snakemake_logger_plugin_appliance flush")
+
+    # The sending thread.
+
+    def _run(self) -> None:
+        try:
+            self._send_left_behind()
+            while True:
+                stop = self._take()
+                if self._in_flight:
+                    self._send_or_spool()
+                elif self.heartbeat_run and time.monotonic() - self._last_activity >= self.heartbeat:
+                    self.put([{"id": str(uuid.uuid4()), "type": "heartbeat", "run_id": self.heartbeat_run,
+                               "time": _utc_now()}])
+                if self.spool.count and time.monotonic() >= self._retry_at:
+                    self._drain_own()
+                if stop:
+                    return
+        except Exception as error:  # never let a bug here surface in Snakemake
+            self._once("bug", f"stopped sending after an unexpected error: {error!r}")
+
+    def _take(self) -> bool:
+        """Move a batch from the queue to the batch in flight: the first event waited
+        for (a second at most), then what comes within LINGER. True at the end."""
+        deadline = None
+        while len(self._in_flight) < BATCH_SIZE:
+            try:
+                item = self._queue.get(timeout=1.0 if deadline is None else max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return False
+            if item is None:
+                return True
+            with self._lock:  # close() spools the batch in flight: it must hold every event taken
+                self._in_flight.append(item)
+            deadline = deadline or time.monotonic() + LINGER
+        return False
+
+    def _take_all(self) -> list[spooling.Item]:
+        items = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return items
+            if item is not None:
+                items.append(item)
+
+    def _send_or_spool(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            items = list(self._in_flight)
+            if self.spool.count or self._refused:
+                self.spool.append(items)  # behind what waits there, to keep the order
+                self._in_flight = []
+                return
+        try:
+            self._send([event for _, event in items])
+        except (Unreachable, Refused) as error:
+            self._unreachable(error)
+            with self._lock:
+                if not self._closed:
+                    self.spool.append(items)
+        finally:
+            with self._lock:
+                self._in_flight = []
+
+    def _send(self, events: list[dict]) -> None:
+        for batch in _by_size(events):
+            try:
+                post(self.url, self.token, batch, self.timeout)
+            except Rejected as error:
+                with self._lock:
+                    path = self.spool.set_aside(batch)
+                self._once("rejected", f"the appliance rejected {len(batch)} events (kept in {path}): {error}")
+            self.sent += len(batch)
+        if "unreachable" in self._reported and "back" not in self._reported:
+            self._once("back", f"the appliance at {self.url} answers again")
+        self._backoff = RETRY_MIN
+
+    def _unreachable(self, error: Exception) -> None:
+        if isinstance(error, Refused):
+            self._refused = True
+            self._once("refused", f"{error}. Events are kept in {self.spool.folder} (send them later with: "
+                                  "python -m snakemake_logger_plugin_appliance flush)")
+        else:
+            self._once("unreachable", f"cannot reach the appliance at {self.url} ({error}); events are "
+                                      f"kept in {self.spool.folder} and sent when it answers again")
+        self._retry_at = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, RETRY_MAX)
+
+    def _drain_own(self) -> None:
+        if self._refused:
+            return
+        with self._lock:
+            segments = self.spool.segments()
+        for segment in segments:
+            try:
+                spooling.drain_segment(segment, self._send, BATCH_SIZE, self._sent_from_spool)
+            except (Unreachable, Refused) as error:
+                self._unreachable(error)
+                return
+
+    def _sent_from_spool(self, segment: Path, count: int, remaining: list[dict]) -> None:
+        with self._lock:
+            if not self._closed:
+                self.spool.sent(segment, count, remaining)
+
+    def _send_left_behind(self) -> None:
+        """Events spooled by Snakemake runs gone before they could send them."""
+        try:
+            for _, folder, lock in spooling.left_behind(self.spool_root, self.url, own=self.spool.folder):
+                try:
+                    spooling.drain_folder(folder, self._send, BATCH_SIZE)
+                finally:
+                    lock.close()
+        except (Unreachable, Refused) as error:
+            self._unreachable(error)
+
+    def _once(self, key: str, message: str) -> None:
+        if key not in self._reported:
+            self._reported.add(key)
+            self.report(message)
+
+
+def _by_size(events: list[dict]) -> list[list[dict]]:
+    """Batches of at most BATCH_BYTES of JSON (one oversized event goes alone)."""
+    batches, batch, size = [], [], 0
+    for event in events:
+        length = len(json.dumps(event)) + 1
+        if batch and size + length > BATCH_BYTES:
+            batches.append(batch)
+            batch, size = [], 0
+        batch.append(event)
+        size += length
+    return batches + [batch] if batch else batches
+
+
+def _utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -1,0 +1,135 @@
+"""The plugin's mapping, replayed on log records captured from real Snakemake runs
+(plugins/snakemake-logger-plugin-appliance/tests/fixtures, made by its capture.py):
+the events are valid ingest events and say what happened."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from appliance.ingest import apply_batch, parse_batch
+from snakemake_logger_plugin_appliance.mapping import Metadata, RunMapper, workflow_name
+
+FIXTURES = Path(__file__).resolve().parent.parent / "plugins/snakemake-logger-plugin-appliance/tests/fixtures"
+
+
+def replay(case: str, metadata: Metadata | None = None) -> list[dict]:
+    mapper = RunMapper(metadata or Metadata())
+    events = []
+    for line in (FIXTURES / f"{case}.jsonl").read_text().splitlines():
+        events += mapper.map(logging.makeLogRecord(json.loads(line)))
+    events += mapper.finish()
+    parse_batch({"events": events})  # valid, every one
+    return events
+
+
+def kinds(events: list[dict]) -> Counter:
+    return Counter(event["type"] for event in events)
+
+
+def tasks_by_rule(events: list[dict]) -> Counter:
+    return Counter(event["name"] for event in events if event["type"] == "task_created")
+
+
+def test_a_diamond_with_wildcards_maps_jobs_to_tasks_with_their_details():
+    events = replay("diamond", Metadata(name=None, user="alice", group="lab", tags=["nightly"]))
+    run = events[0]
+    assert run["type"] == "run_started" and run["name"] == "<workdir>"  # its directory's name
+    assert (run["user"], run["group"], run["source"]) == ("alice", "lab", "snakemake")
+    assert run["params"]["tags"] == ["nightly"]
+    assert run["params"]["snakefile"] == "<workdir>/Snakefile"  # snakefile_main, not Snakemake's module
+    assert tasks_by_rule(events) == {"make": 2, "left": 2, "right": 2, "merge": 1, "all": 1}
+    make = next(e for e in events if e["type"] == "task_created" and e["input"]["wildcards"] == {"s": "a"})
+    assert make["name"] == "make" and make["input"]["input"] == []
+    assert make["params"]["output"] == ["raw/a.txt"] and make["params"]["log"] == ["logs/make_a.log"]
+    assert make["params"]["threads"] == 1
+    assert make["params"]["resources"] == {"tmpdir": "/tmp", "mem_mb": 10, "mem": "10 MB", "mem_mib": 10}
+    assert make["params"]["shellcmd"] == "echo a > raw/a.txt; echo done > logs/make_a.log"
+    assert kinds(events)["task_started"] == kinds(events)["task_finished"] == 8
+    assert events[-1]["type"] == "run_finished"
+    assert "8 of 8 steps (100%) done" in [e.get("message") for e in events]
+    # Each event at the time of its record, in UTC.
+    assert events[0]["time"].endswith("Z") and events[0]["time"] <= events[-2]["time"]
+
+
+def test_a_retried_job_is_one_task_failed_then_started_again_and_the_run_completes():
+    events = replay("retry")
+    task_events = [(e["type"], e["task_id"]) for e in events if e["type"].startswith("task_")]
+    assert [kind for kind, _ in task_events] == [
+        "task_created", "task_started", "task_failed", "task_started", "task_finished"]
+    assert len({task_id for _, task_id in task_events}) == 1
+    failed = next(e for e in events if e["type"] == "task_failed")
+    assert "exit status 1" in failed["error"]
+    assert events[-1]["type"] == "run_finished"
+
+
+@pytest.mark.parametrize("case, created", [("failing", {"bad": 1}), ("keepgoing", {"bad": 1, "ok": 1})])
+def test_a_failing_job_fails_its_task_and_the_run(case, created):
+    events = replay(case)
+    assert tasks_by_rule(events) == created
+    failed = next(e for e in events if e["type"] == "task_failed")
+    assert "exit status 3" in failed["error"] and "logs/bad.log" in failed["error"]
+    end = events[-1]
+    assert end["type"] == "run_failed"
+    assert "At least one job did not complete successfully" in end["error"]
+    assert "Failed jobs: bad (jobid" in end["error"]
+    if case == "keepgoing":
+        assert kinds(events)["task_finished"] == 1  # ok ran on
+
+
+def test_a_checkpoint_adds_the_jobs_it_reveals():
+    events = replay("checkpoint")
+    assert tasks_by_rule(events) == {"split": 1, "double": 3, "all_done": 1}
+    assert "5 of 5 steps (100%) done" in [e.get("message") for e in events]
+    assert events[-1]["type"] == "run_finished"
+
+
+def test_an_interrupted_run_is_cancelled():
+    events = replay("sigint")
+    assert events[-1]["type"] == "run_cancelled"
+    assert kinds(events)["task_failed"] == 1
+
+
+def test_nothing_to_be_done_is_a_completed_run_without_tasks():
+    events = replay("nothing")
+    assert kinds(events) == {"run_started": 1, "log": 3, "run_finished": 1}
+    assert any(e.get("message", "").startswith("Nothing to be done") for e in events)
+
+
+def test_records_before_the_run_starts_are_sent_after_it():
+    events = replay("diamond")
+    assert [e["type"] for e in events[:2]] == ["run_started", "log"]
+    assert events[1]["message"] == "Assuming unrestricted shared filesystem usage."
+
+
+def test_external_job_ids_from_cluster_executors_are_recorded():
+    mapper = RunMapper(Metadata())
+    mapper.map(logging.makeLogRecord({"event": "workflow_started", "workflow_id": "9e7116b3-d835-42f6-b390-59367407327c"}))
+    events = mapper.map(logging.makeLogRecord({"event": "job_info", "jobid": 7, "rule_name": "align"}))
+    events += mapper.map(logging.makeLogRecord({"msg": "Job 7 has been submitted with SLURM jobid 4242 (log: x.log)."}))
+    events += mapper.map(logging.makeLogRecord({"msg": "Submitted job 7 with external jobid '99'."}))
+    assert [e["job_id"] for e in events if e["type"] == "job_id"] == ["4242", "99"]
+
+
+def test_the_token_never_leaves_in_the_command_line():
+    mapper = RunMapper(Metadata())
+    (event,) = mapper.map(logging.makeLogRecord({
+        "event": "workflow_started", "cmd": "snakemake --logger-appliance-token s3cret -c1"}))
+    assert "s3cret" not in json.dumps(event)
+
+
+def test_the_default_name_is_the_workflow_directory():
+    assert workflow_name("/home/a/rnaseq/Snakefile") == "rnaseq"
+    assert workflow_name("/home/a/rnaseq/workflow/Snakefile") == "rnaseq"  # the recommended layout
+
+
+def test_the_events_apply_to_the_tracker(tracker):
+    for case, status in (("diamond", "completed"), ("retry", "completed"), ("keepgoing", "failed"),
+                         ("sigint", "cancelled"), ("nothing", "completed")):
+        events = replay(case)
+        apply_batch(tracker, parse_batch({"events": events}))
+        assert tracker.get_workflow(events[0]["run_id"]).status == status, case
