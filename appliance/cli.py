@@ -65,6 +65,17 @@ def _wait_for_db_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, help="seconds to wait (default DB_WAIT_TIMEOUT, 60)")
 
 
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from appliance.migrator import MigrationError, migrate
+
+    try:
+        migrate(settings, announce=lambda line: print(f"migrate: {line}", flush=True))
+    except MigrationError as error:
+        print(f"appliance migrate: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _config(args: argparse.Namespace, settings: Settings) -> int:
     print(settings)
     return 0
@@ -73,6 +84,7 @@ def _config(args: argparse.Namespace, settings: Settings) -> int:
 COMMANDS: dict[str, Command] = {
     "demo": Command("record a few sample workflow runs through the tracker", _demo, _demo_arguments),
     "config": Command("check the environment and print the settings (password masked)", _config),
+    "migrate": Command("bring the view tables to the newest schema, under an advisory lock", _migrate),
     "projector": Command("keep the view tables up to date with the event store (runs until SIGTERM)", _projector),
     "reproject": Command("rebuild every view table from the event store", _reproject, _reproject_arguments),
     "wait-for-db": Command("wait until the database accepts connections (exit 3 after the timeout)",

@@ -8,12 +8,14 @@ before failing, so a person fixing a `.env` file sees them all at once.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from dataclasses import dataclass, field, fields
 from typing import Callable, Mapping
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+DEFAULT_MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 POSTGRES_PARTS = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD")
 POSTGRES_SCHEMES = {"postgres", "postgresql", "postgresql+psycopg2"}
 
@@ -37,6 +39,9 @@ class Settings:
     run_stale_after: int = 300
     db_wait_timeout: int = 60
     enable_db_monitoring: bool = True
+    run_migrations: bool = True
+    allow_auto_stamp: bool = False
+    migrations_dir: Path = DEFAULT_MIGRATIONS_DIR
 
     @property
     def database_url_masked(self) -> str:
@@ -64,12 +69,19 @@ class Settings:
         # Seconds without an event (heartbeats count) after which a running run is shown
         # as stale: its source was killed or lost. 0: never.
         run_stale_after = env.integer("RUN_STALE_AFTER", default=300, minimum=0)
+        # 0: `appliance migrate` / `init` leave the schema alone (someone else migrates it).
+        run_migrations = env.boolean("APPLIANCE_RUN_MIGRATIONS", default=True)
+        # 1: a database whose view tables exist without Alembic's version table is stamped at head.
+        allow_auto_stamp = env.boolean("APPLIANCE_ALLOW_AUTO_STAMP", default=False)
+        # Where Alembic's environment and revisions are (default: migrations/ beside the package).
+        migrations_dir = env.directory("APPLIANCE_MIGRATIONS_DIR", default=DEFAULT_MIGRATIONS_DIR)
         env.raise_problems()
         assert database_url is not None
         return cls(database_url=database_url, tracker_cache_size=cache_size, tracker_max_retries=max_retries,
                    projector_batch_size=projector_batch_size, projector_poll_interval=projector_poll_interval,
                    db_wait_timeout=db_wait_timeout, enable_db_monitoring=enable_db_monitoring,
-                   run_stale_after=run_stale_after)
+                   run_stale_after=run_stale_after, run_migrations=run_migrations,
+                   allow_auto_stamp=allow_auto_stamp, migrations_dir=migrations_dir)
 
 
 def mask_url(url: URL | str) -> str:
@@ -110,6 +122,9 @@ class _Reader:
 
     def integer(self, name: str, *, default: int, minimum: int) -> int:
         return self._convert(name, default, _parse_int(minimum))
+
+    def directory(self, name: str, *, default: Path) -> Path:
+        return self._convert(name, default, _parse_directory)
 
     def boolean(self, name: str, *, default: bool) -> bool:
         return self._convert(name, default, _parse_bool)
@@ -184,3 +199,10 @@ def _parse_int(minimum: int, maximum: int | None = None) -> Callable[[str], int]
         return value
 
     return parse
+
+
+def _parse_directory(text: str) -> Path:
+    path = Path(text.strip())
+    if not path.is_dir():
+        raise ValueError(f"must name an existing directory, not {text!r}")
+    return path

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import create_engine
+from appliance.config import Settings, parse_database_url
 
 
 def prepare_schema(url: str) -> None:
     from appliance import WorkflowTracker
-    from appliance.views import Base
+    from appliance.migrator import migrate
 
     # The event store's tables belong to the library; the tracker creates them.
     WorkflowTracker(database_url=url).close()
-    engine = create_engine(url)
-    try:
-        Base.metadata.create_all(engine)
-    finally:
-        engine.dispose()
+    migrate(Settings(database_url=parse_database_url(url)), announce=lambda line: None)
