@@ -14,6 +14,8 @@ times, with the same new ids, so a retried batch records the same thing.
 
 from __future__ import annotations
 
+import json
+import math
 from contextlib import contextmanager
 from datetime import datetime
 from functools import wraps
@@ -190,6 +192,8 @@ class Batch:
             raise InvalidArgumentError(f"progress must be a string or a number, not {type(progress).__name__}")
         if isinstance(progress, str):
             progress = _name(progress, "progress")
+        elif not math.isfinite(progress):
+            raise InvalidArgumentError("progress must be a finite number")
         self._get(task_id, Task, "task_id").update_progress(progress, at=_time(at))
 
     # Log lines.
@@ -274,6 +278,8 @@ class Batch:
             raise InvalidArgumentError(f"{what} cannot be stored as JSON: {error}") from None
         if b"\\u0000" in encoded:
             raise InvalidArgumentError(f"{what} must not contain NUL characters")
+        if (b"NaN" in encoded or b"Infinity" in encoded) and _has_non_finite_number(encoded):
+            raise InvalidArgumentError(f"{what} must not contain NaN or Infinity (PostgreSQL's JSON has neither)")
         return value
 
     def _replay(self) -> "Batch":
@@ -397,6 +403,19 @@ class WorkflowTracker(Application):
         for aggregate_id in created_ids:
             if self.recorder.select_events(aggregate_id, limit=1):
                 raise DuplicateIdError(f"the id {aggregate_id} is already taken; nothing of this batch was recorded")
+
+
+def _has_non_finite_number(encoded: bytes) -> bool:
+    """True when the JSON holds a bare NaN or (-)Infinity token, not just such a string."""
+
+    def refuse(token: str) -> None:
+        raise ValueError(token)
+
+    try:
+        json.loads(encoded, parse_constant=refuse)
+    except ValueError:
+        return True
+    return False
 
 
 def _uuid(value: UUID | str, what: str) -> UUID:

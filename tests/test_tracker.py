@@ -249,6 +249,7 @@ def test_unknown_ids_give_a_clear_error(tracker, run_id, task_id):
     (lambda t, r: t.initiate_workflow(42, "", None, None), "name must be a string"),
     (lambda t, r: t.add_task_to_workflow(r, "x", None, {"when": object()}, {}), "input_data cannot be stored"),
     (lambda t, r: t.add_task_to_workflow(r, "x", None, {"nul": "a\x00b"}, {}), "NUL"),
+    (lambda t, r: t.add_task_to_workflow(r, "x", None, {"score": float("nan")}, {}), "NaN or Infinity"),
     (lambda t, r: t.fail_workflow(r, None), "error_message must be a string"),
     (lambda t, r: t.record_log(r, "x", level="LOUD"), "level must be one of"),
     (lambda t, r: t.start_workflow(r, at=datetime(2024, 1, 1)), "timezone-aware"),
@@ -259,6 +260,11 @@ def test_bad_arguments_are_refused_and_record_nothing(tracker, run_id, call, mes
     with pytest.raises(InvalidArgumentError, match=message):
         call(tracker, run_id)
     assert tracker.recorder.max_notification_id() == before
+
+
+def test_nan_as_text_is_fine(tracker, run_id):
+    task_id = tracker.add_task_to_workflow(run_id, "x", None, {"note": "NaN and Infinity"}, {})
+    assert tracker.get_task(task_id).input_data == {"note": "NaN and Infinity"}
 
 
 def test_a_taken_id_is_refused(tracker, run_id):
