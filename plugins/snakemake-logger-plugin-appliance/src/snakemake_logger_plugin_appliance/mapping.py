@@ -161,7 +161,7 @@ class RunMapper:
         if logs:
             text += "\nLog files: " + ", ".join(str(log) for log in logs)
         events.append(self._task_failed(task, text, record))
-        return events
+        return events + [self._log(record, text, task_id=task.id)]
 
     def _on_error(self, record: Any) -> list[dict]:
         if getattr(record, "exception", None) == "KeyboardInterrupt":
@@ -219,10 +219,10 @@ class RunMapper:
 
     # Events.
 
-    def _log(self, record: Any, message: str) -> dict:
+    def _log(self, record: Any, message: str, task_id: str | None = None) -> dict:
         level = getattr(record, "levelname", "INFO")
         return self._event("log", record, run_id=self.run_id, message=message[:MAX_MESSAGE],
-                           level=level if level in LEVELS else "INFO")
+                           level=level if level in LEVELS else "INFO", task_id=task_id)
 
     def _event(self, kind: str, at: Any, **fields: Any) -> dict:
         # Every event gets its own id: resending it (a retry, a spool) is harmless.
