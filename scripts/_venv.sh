@@ -1,5 +1,5 @@
 # Sourced by the scripts: make ./.venv with the project and its test extras, then activate it.
-# Reinstalls only when pyproject.toml changed since the last install.
+# Reinstalls only when a pyproject.toml changed since the last install.
 set -euo pipefail
 VENV="${APPLIANCE_VENV:-.venv}"
 if [ ! -x "$VENV/bin/python" ]; then
@@ -8,8 +8,10 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
-if [ ! -f "$VENV/.installed" ] || [ pyproject.toml -nt "$VENV/.installed" ]; then
-    echo "installing the appliance and its test dependencies into $VENV" >&2
-    python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+PLUGIN=plugins/snakemake-logger-plugin-appliance
+if [ ! -f "$VENV/.installed" ] || [ pyproject.toml -nt "$VENV/.installed" ] \
+        || [ "$PLUGIN/pyproject.toml" -nt "$VENV/.installed" ]; then
+    echo "installing the appliance, the Snakemake logger plugin and the test dependencies into $VENV" >&2
+    python -m pip install --quiet --disable-pip-version-check -e '.[test]' -e "$PLUGIN"
     touch "$VENV/.installed"
 fi
