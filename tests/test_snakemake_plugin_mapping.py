@@ -133,3 +133,15 @@ def test_the_events_apply_to_the_tracker(tracker):
         events = replay(case)
         apply_batch(tracker, parse_batch({"events": events}))
         assert tracker.get_workflow(events[0]["run_id"]).status == status, case
+
+
+def test_under_quiet_jobs_without_a_finished_record_finish_with_the_run():
+    # --quiet (progress) keeps Snakemake from creating job_finished and progress records at all.
+    mapper = RunMapper(Metadata())
+    events = []
+    for line in (FIXTURES / "diamond.jsonl").read_text().splitlines():
+        fields = json.loads(line)
+        if fields.get("event") not in ("job_finished", "progress"):
+            events += mapper.map(logging.makeLogRecord(fields))
+    events += mapper.finish()
+    assert kinds(events)["task_finished"] == 8 and events[-1]["type"] == "run_finished"

@@ -98,7 +98,13 @@ class RunMapper:
             reason = "interrupted by the user (SIGINT or SIGTERM)"
             events += [self._task_failed(task, f"not finished: Snakemake was {reason}", at) for task in unfinished]
             return events + [self._event("run_cancelled", at, run_id=self.run_id, reason=f"Snakemake was {reason}")]
-        if self._workflow_error is None and not failed and not unfinished:
+        if self._workflow_error is None and not failed:
+            # Snakemake ends without an error only when every job finished; under
+            # --quiet it does not even create its job_finished records.
+            for task in unfinished:
+                task.status = "completed"
+                events.append(self._event("task_finished", at, task_id=task.id,
+                                          message="finished (Snakemake reported no end for this job)"))
             return events + [self._event("run_finished", at, run_id=self.run_id)]
         error = _message(self._workflow_error) if self._workflow_error is not None else "Snakemake stopped"
         if failed:
