@@ -76,6 +76,20 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _schema_command(function_name: str) -> Callable[[argparse.Namespace, Settings], int]:
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        from appliance import triggers
+
+        try:
+            getattr(triggers, function_name)(settings, announce=lambda line: print(f"{args.command}: {line}", flush=True))
+        except triggers.SCHEMA_ERRORS as error:
+            print(f"appliance {args.command}: {error}", file=sys.stderr)
+            return 1
+        return 0
+
+    return run
+
+
 def _config(args: argparse.Namespace, settings: Settings) -> int:
     print(settings)
     return 0
@@ -85,6 +99,9 @@ COMMANDS: dict[str, Command] = {
     "demo": Command("record a few sample workflow runs through the tracker", _demo, _demo_arguments),
     "config": Command("check the environment and print the settings (password masked)", _config),
     "migrate": Command("bring the view tables to the newest schema, under an advisory lock", _migrate),
+    "install-triggers": Command("install the init-db functions and triggers, under the advisory lock",
+                                _schema_command("install_triggers")),
+    "init": Command("migrate, then install the triggers, under one advisory lock", _schema_command("init")),
     "projector": Command("keep the view tables up to date with the event store (runs until SIGTERM)", _projector),
     "reproject": Command("rebuild every view table from the event store", _reproject, _reproject_arguments),
     "wait-for-db": Command("wait until the database accepts connections (exit 3 after the timeout)",

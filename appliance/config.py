@@ -16,6 +16,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 DEFAULT_MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+DEFAULT_INIT_DB_DIR = Path(__file__).resolve().parent.parent / "init-db"
 POSTGRES_PARTS = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD")
 POSTGRES_SCHEMES = {"postgres", "postgresql", "postgresql+psycopg2"}
 
@@ -42,6 +43,8 @@ class Settings:
     run_migrations: bool = True
     allow_auto_stamp: bool = False
     migrations_dir: Path = DEFAULT_MIGRATIONS_DIR
+    install_triggers: bool = True
+    init_db_dir: Path = DEFAULT_INIT_DB_DIR
 
     @property
     def database_url_masked(self) -> str:
@@ -75,13 +78,18 @@ class Settings:
         allow_auto_stamp = env.boolean("APPLIANCE_ALLOW_AUTO_STAMP", default=False)
         # Where Alembic's environment and revisions are (default: migrations/ beside the package).
         migrations_dir = env.directory("APPLIANCE_MIGRATIONS_DIR", default=DEFAULT_MIGRATIONS_DIR)
+        # 0: `appliance install-triggers` / `init` leave functions and triggers alone.
+        install_triggers = env.boolean("APPLIANCE_INSTALL_TRIGGERS", default=True)
+        # Where the NN-*.sql scripts (functions, triggers) are (default: init-db/ beside the package).
+        init_db_dir = env.directory("APPLIANCE_INIT_DB_DIR", default=DEFAULT_INIT_DB_DIR)
         env.raise_problems()
         assert database_url is not None
         return cls(database_url=database_url, tracker_cache_size=cache_size, tracker_max_retries=max_retries,
                    projector_batch_size=projector_batch_size, projector_poll_interval=projector_poll_interval,
                    db_wait_timeout=db_wait_timeout, enable_db_monitoring=enable_db_monitoring,
                    run_stale_after=run_stale_after, run_migrations=run_migrations,
-                   allow_auto_stamp=allow_auto_stamp, migrations_dir=migrations_dir)
+                   allow_auto_stamp=allow_auto_stamp, migrations_dir=migrations_dir,
+                   install_triggers=install_triggers, init_db_dir=init_db_dir)
 
 
 def mask_url(url: URL | str) -> str:

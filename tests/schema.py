@@ -1,4 +1,4 @@
-"""What a fresh test database holds: everything `appliance init` would create."""
+"""What a fresh test database holds: everything `appliance init` creates."""
 
 from __future__ import annotations
 
@@ -6,9 +6,6 @@ from appliance.config import Settings, parse_database_url
 
 
 def prepare_schema(url: str) -> None:
-    from appliance import WorkflowTracker
-    from appliance.migrator import migrate
+    from appliance.triggers import init
 
-    # The event store's tables belong to the library; the tracker creates them.
-    WorkflowTracker(database_url=url).close()
-    migrate(Settings(database_url=parse_database_url(url)), announce=lambda line: None)
+    init(Settings(database_url=parse_database_url(url)), announce=lambda line: None)

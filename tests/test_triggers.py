@@ -1,0 +1,119 @@
+"""init-db functions and triggers, and their installer."""
+
+import json
+import os
+import select
+import subprocess
+import sys
+import uuid
+
+import psycopg2
+import pytest
+
+from appliance.config import DEFAULT_INIT_DB_DIR, Settings, parse_database_url
+from appliance.triggers import TriggerInstallError, install_triggers
+
+
+def connect(database_url):
+    connection = psycopg2.connect(database_url)
+    connection.autocommit = True
+    return connection
+
+
+def rows(database_url, sql, *params):
+    with connect(database_url) as connection, connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else None
+
+
+def run_cli(database_url, *args, **env):
+    return subprocess.run(
+        [sys.executable, "-m", "appliance.cli", *args], env={**os.environ, "DATABASE_URL": database_url, **env},
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_the_seeds_examples_work_as_written(database_url):
+    rows(database_url, "INSERT INTO workflow_runs (workflow_name, status) VALUES ('test_workflow', 'running');")
+    latest = rows(database_url, "SELECT table_name, operation FROM change_notifications ORDER BY timestamp DESC LIMIT 5;")
+    assert latest == [("workflow_runs", "INSERT")]
+    recent = rows(database_url, "SELECT table_name FROM get_recent_changes('2024-01-01'::timestamp);")
+    assert recent == [("workflow_runs",)]
+    triggers = rows(database_url, "SELECT tgname FROM pg_trigger WHERE tgname LIKE '%%notify%%';")
+    assert {name for (name,) in triggers} == {
+        "workflow_runs_notify_change", "job_executions_notify_change",
+        "log_entries_notify_change", "job_accounting_notify_change",
+    }
+
+
+def test_an_update_records_only_the_changed_fields(database_url):
+    rows(database_url, "INSERT INTO workflow_runs (workflow_name, status) VALUES ('w', 'running')")
+    rows(database_url, "UPDATE workflow_runs SET status = 'running'")  # no change: no row
+    rows(database_url, "UPDATE workflow_runs SET status = 'failed', error_message = 'boom'")
+    rows(database_url, "DELETE FROM workflow_runs")
+    changes = rows(database_url, "SELECT operation, changed_fields, old_values, new_values FROM change_notifications "
+                                 "ORDER BY id")
+    assert [c[0] for c in changes] == ["INSERT", "UPDATE", "DELETE"]
+    assert changes[1][1:] == (["error_message", "status"], {"error_message": None, "status": "running"},
+                              {"error_message": "boom", "status": "failed"})
+    assert changes[2][3] is None and changes[2][2]["workflow_name"] == "w"
+
+
+def test_the_key_of_a_job_accounting_row_is_both_columns(database_url):
+    run_id, task_id = uuid.uuid4(), uuid.uuid4()
+    rows(database_url, "INSERT INTO workflow_runs (id, workflow_name) VALUES (%s, 'w')", str(run_id))
+    rows(database_url, "INSERT INTO job_executions (id, run_id, task_name) VALUES (%s, %s, 't')", str(task_id), str(run_id))
+    rows(database_url, "INSERT INTO job_accounting (job_id, task_id, run_id) VALUES ('4711', %s, %s)",
+         str(task_id), str(run_id))
+    [(key,)] = rows(database_url, "SELECT row_key FROM change_notifications WHERE table_name = 'job_accounting'")
+    assert key == {"job_id": "4711", "task_id": str(task_id)}
+
+
+def test_the_notification_is_small_whatever_the_row_holds(database_url):
+    listener = connect(database_url)
+    listener.cursor().execute("LISTEN table_changes")
+    huge = "x" * 100_000
+    rows(database_url, "INSERT INTO workflow_runs (workflow_name, description) VALUES (%s, %s)", huge, huge)
+    assert select.select([listener], [], [], 5)[0], "no notification within 5 s"
+    listener.poll()
+    payload = json.loads(listener.notifies[0].payload)
+    assert len(listener.notifies[0].payload) < 300
+    assert set(payload) == {"id", "table", "op", "key"} and payload["table"] == "workflow_runs"
+    listener.close()
+
+
+def test_a_quiet_transaction_writes_no_changes(database_url):
+    with connect(database_url) as connection, connection.cursor() as cursor:
+        cursor.execute("BEGIN; SET LOCAL appliance.suppress_change_notifications = 'on'; "
+                       "INSERT INTO workflow_runs (workflow_name) VALUES ('replayed'); COMMIT;")
+    assert rows(database_url, "SELECT count(*) FROM workflow_runs") == [(1,)]
+    assert rows(database_url, "SELECT count(*) FROM change_notifications") == [(0,)]
+
+
+def test_installing_twice_changes_nothing_and_succeeds(database_url):
+    first = run_cli(database_url, "install-triggers")
+    second = run_cli(database_url, "init")
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert "installed 3 script(s)" in second.stdout
+    assert rows(database_url, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%%notify_change'") == [(4,)]
+
+
+def test_a_failing_script_rolls_back_whole_and_names_the_file(database_url, tmp_path):
+    for script in sorted(DEFAULT_INIT_DB_DIR.glob("*.sql")):
+        (tmp_path / script.name).write_text(script.read_text())
+    (tmp_path / "05-new-function.sql").write_text(
+        "CREATE FUNCTION installed_before_failure() RETURNS int LANGUAGE sql AS 'SELECT 1';")
+    (tmp_path / "99-broken.sql").write_text("CREATE FUNCTION broken( RETURNS;")
+    result = run_cli(database_url, "install-triggers", APPLIANCE_INIT_DB_DIR=str(tmp_path))
+    assert result.returncode == 1
+    assert "99-broken.sql failed" in result.stderr and "syntax error" in result.stderr
+    assert rows(database_url, "SELECT count(*) FROM pg_proc WHERE proname = 'installed_before_failure'") == [(0,)]
+    with pytest.raises(TriggerInstallError):
+        install_triggers(Settings(database_url=parse_database_url(database_url), init_db_dir=tmp_path),
+                         announce=lambda line: None)
+
+
+def test_the_skip_flag_installs_nothing(empty_database_url):
+    result = run_cli(empty_database_url, "install-triggers", APPLIANCE_INSTALL_TRIGGERS="0")
+    assert result.returncode == 0 and "leaving functions and triggers" in result.stdout
+    assert rows(empty_database_url, "SELECT count(*) FROM pg_proc WHERE proname = 'notify_change'") == [(0,)]
