@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
@@ -21,6 +22,7 @@ import psycopg2.extras
 import pytest
 
 from appliance import WorkflowTracker, cli, db
+from appliance.domain import WorkflowRun
 from appliance.localpg import LocalPostgres
 from appliance.projection import Projector, ProjectorBusy, reproject
 from appliance.projection import store
@@ -264,7 +266,11 @@ def test_error_type_comes_from_the_message(message, expected):
 
 
 def test_payloads_postgresql_cannot_hold_as_json_do_not_stop_the_projector(tracker, database_url):
-    run = tracker.initiate_workflow("wf", "", None, None, params={"ratio": float("nan"), "limit": float("inf")})
+    # The tracker refuses such payloads now; events stored before it did must still project.
+    stored_earlier = WorkflowRun.initiate(uuid.uuid4(), "wf", "", None, None,
+                                          params={"ratio": float("nan"), "limit": float("inf")})
+    tracker.save(stored_earlier)
+    run = stored_earlier.id
     Projector(tracker).catch_up()
     assert one(database_url, "SELECT params FROM workflow_runs WHERE id = %s", (str(run),)) == {
         "params": {"ratio": "nan", "limit": "inf"}}
