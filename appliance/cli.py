@@ -43,6 +43,12 @@ def _projector(args: argparse.Namespace, settings: Settings) -> int:
     return run_projector(settings)
 
 
+def _monitor(args: argparse.Namespace, settings: Settings) -> int:
+    from appliance.monitor.loop import run_monitor
+
+    return run_monitor(settings)
+
+
 def _reproject(args: argparse.Namespace, settings: Settings) -> int:
     from appliance.projection.reproject import run_reproject
 
@@ -103,6 +109,8 @@ COMMANDS: dict[str, Command] = {
                                 _schema_command("install_triggers")),
     "init": Command("migrate, then install the triggers, under one advisory lock", _schema_command("init")),
     "projector": Command("keep the view tables up to date with the event store (runs until SIGTERM)", _projector),
+    "monitor": Command("handle every change of the views: log line, webhooks, custom handlers (until SIGTERM)",
+                       _monitor),
     "reproject": Command("rebuild every view table from the event store", _reproject, _reproject_arguments),
     "wait-for-db": Command("wait until the database accepts connections (exit 3 after the timeout)",
                            _wait_for_db, _wait_for_db_arguments),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 from dataclasses import dataclass, field, fields
 from typing import Callable, Mapping
 
@@ -31,6 +32,41 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class MonitorSettings:
+    poll_interval: int = 10
+    webhook_urls: tuple[str, ...] = field(default=(), repr=False)  # may hold credentials
+    webhook_tables: tuple[str, ...] = ("workflow_runs",)
+    webhook_statuses: tuple[str, ...] = ("completed", "failed", "cancelled")
+    webhook_timeout: float = 5.0
+    webhook_retries: int = 3
+    max_attempts: int = 5
+    handlers: tuple[str, ...] = ()
+    retention_days: int = 7
+
+    @classmethod
+    def read(cls, env: "_Reader") -> "MonitorSettings":
+        return cls(
+            # Seconds between claims of unprocessed changes (the fallback to LISTEN) and heartbeats.
+            poll_interval=env.integer("MONITOR_POLL_INTERVAL", default=10, minimum=1),
+            # Comma-separated URLs that receive each change passing the filter as a JSON POST.
+            webhook_urls=env.words("MONITOR_WEBHOOK_URLS", check=_parse_http_url),
+            # The filter: changes of these tables ...
+            webhook_tables=env.words("MONITOR_WEBHOOK_TABLES", default=("workflow_runs",)),
+            # ... whose new status is one of these (empty: every change of those tables).
+            webhook_statuses=env.words("MONITOR_WEBHOOK_STATUSES", default=("completed", "failed", "cancelled")),
+            webhook_timeout=env.integer("MONITOR_WEBHOOK_TIMEOUT", default=5, minimum=1),
+            # Tries per change and URL within one handling, with backoff between them.
+            webhook_retries=env.integer("MONITOR_WEBHOOK_RETRIES", default=3, minimum=1),
+            # Handlings of a change that fails before it is marked processed with its error.
+            max_attempts=env.integer("MONITOR_MAX_ATTEMPTS", default=5, minimum=1),
+            # Comma-separated dotted paths (package.module:function) of custom handlers.
+            handlers=env.words("MONITOR_HANDLERS"),
+            # Processed changes older than this many days are deleted, in small batches.
+            retention_days=env.integer("CHANGE_RETENTION_DAYS", default=7, minimum=1),
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: URL = field(repr=False)
     tracker_cache_size: int = 10_000
@@ -45,6 +81,7 @@ class Settings:
     migrations_dir: Path = DEFAULT_MIGRATIONS_DIR
     install_triggers: bool = True
     init_db_dir: Path = DEFAULT_INIT_DB_DIR
+    monitor: MonitorSettings = MonitorSettings()
 
     @property
     def database_url_masked(self) -> str:
@@ -82,6 +119,7 @@ class Settings:
         install_triggers = env.boolean("APPLIANCE_INSTALL_TRIGGERS", default=True)
         # Where the NN-*.sql scripts (functions, triggers) are (default: init-db/ beside the package).
         init_db_dir = env.directory("APPLIANCE_INIT_DB_DIR", default=DEFAULT_INIT_DB_DIR)
+        monitor = MonitorSettings.read(env)
         env.raise_problems()
         assert database_url is not None
         return cls(database_url=database_url, tracker_cache_size=cache_size, tracker_max_retries=max_retries,
@@ -89,7 +127,7 @@ class Settings:
                    db_wait_timeout=db_wait_timeout, enable_db_monitoring=enable_db_monitoring,
                    run_stale_after=run_stale_after, run_migrations=run_migrations,
                    allow_auto_stamp=allow_auto_stamp, migrations_dir=migrations_dir,
-                   install_triggers=install_triggers, init_db_dir=init_db_dir)
+                   install_triggers=install_triggers, init_db_dir=init_db_dir, monitor=monitor)
 
 
 def mask_url(url: URL | str) -> str:
@@ -130,6 +168,19 @@ class _Reader:
 
     def integer(self, name: str, *, default: int, minimum: int) -> int:
         return self._convert(name, default, _parse_int(minimum))
+
+    def words(self, name: str, *, default: tuple[str, ...] = (), check=None) -> tuple[str, ...]:
+        """A comma-separated list; `check` validates each item."""
+        text = self.get(name)
+        if text is None:
+            return default
+        items = tuple(item.strip() for item in text.split(",") if item.strip())
+        for item in items if check else ():
+            try:
+                check(item)
+            except ValueError as error:
+                self.problems.append(f"{name} {error}")
+        return items
 
     def directory(self, name: str, *, default: Path) -> Path:
         return self._convert(name, default, _parse_directory)
@@ -214,3 +265,11 @@ def _parse_directory(text: str) -> Path:
     if not path.is_dir():
         raise ValueError(f"must name an existing directory, not {text!r}")
     return path
+
+
+def _parse_http_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        # Never repeat the text: a webhook URL may carry a token.
+        raise ValueError("must hold http:// or https:// URLs with a host")
+    return text
