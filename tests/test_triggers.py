@@ -117,3 +117,17 @@ def test_the_skip_flag_installs_nothing(empty_database_url):
     result = run_cli(empty_database_url, "install-triggers", APPLIANCE_INSTALL_TRIGGERS="0")
     assert result.returncode == 0 and "leaving functions and triggers" in result.stdout
     assert rows(empty_database_url, "SELECT count(*) FROM pg_proc WHERE proname = 'notify_change'") == [(0,)]
+
+
+def test_live_projection_feeds_the_changes_and_a_reprojection_stays_quiet(tracker, database_url):
+    from appliance.projection import Projector, reproject
+
+    run_id = tracker.initiate_workflow("fed", "", None, None)
+    tracker.start_workflow(run_id)
+    tracker.record_log(run_id, "hello")
+    Projector(tracker).catch_up()
+    fed = rows(database_url, "SELECT count(*) FROM change_notifications")[0][0]
+    assert fed >= 2
+    reproject(tracker)
+    assert rows(database_url, "SELECT count(*) FROM change_notifications")[0][0] == fed
+    assert rows(database_url, "SELECT status FROM workflow_runs") == [("running",)]
