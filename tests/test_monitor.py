@@ -210,3 +210,17 @@ def test_a_custom_handler_that_cannot_be_loaded_is_a_clear_error(database_url):
     process = monitor_process(database_url, MONITOR_HANDLERS="no.such.module:handler")
     assert process.wait(timeout=10) == 2
     assert "cannot load 'no.such.module:handler'" in process.stdout.read()
+
+
+def test_a_handler_taking_a_cursor_writes_in_the_monitors_transaction(database_url, running):
+    execute(database_url, "CREATE TABLE handled (change_id bigint PRIMARY KEY)")
+
+    def remember(change, cursor):
+        cursor.execute("INSERT INTO handled VALUES (%s)", (change.id,))
+        if change.id == 2:
+            raise RuntimeError("after writing")  # its write is rolled back with it
+
+    running(database_url, [remember], max_attempts=1)
+    execute(database_url, "INSERT INTO workflow_runs (workflow_name) SELECT 'r' FROM generate_series(1, 3)")
+    wait_for(lambda: unprocessed(database_url) == 0, message="three changes")
+    assert execute(database_url, "SELECT change_id FROM handled ORDER BY 1") == [(1,), (3,)]

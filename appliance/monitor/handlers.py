@@ -1,6 +1,7 @@
 """What the monitor does with a change: a log line always, webhooks, custom handlers.
 
-A handler is any callable taking a `Change`; it raises to say it failed, and
+A handler is any callable taking a `Change` (and, if it wants to write in the
+monitor's transaction, a cursor); it raises to say it failed, and
 the change is then tried again at a later claim (up to MONITOR_MAX_ATTEMPTS).
 Custom handlers are named by dotted path in MONITOR_HANDLERS, e.g.
 `mypackage.notify:on_change`, so a site extends the monitor without editing it.
@@ -8,7 +9,9 @@ Custom handlers are named by dotted path in MONITOR_HANDLERS, e.g.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 import json
 import sys
 import time
@@ -135,13 +138,37 @@ def configured_handlers(settings: MonitorSettings) -> list[Handler]:
     return handlers
 
 
-def run_handlers(change: Change, handlers: Iterable[Handler]) -> str | None:
-    """Run every handler; the errors, joined, or None when all succeeded."""
+def run_handlers(change: Change, handlers: Iterable[Handler], cursor=None) -> str | None:
+    """Run every handler; the errors, joined, or None when all succeeded.
+
+    A handler that takes a second argument gets the monitor's cursor: what it
+    writes commits with the change's mark, so it happens exactly once even if
+    the monitor is killed midway. A savepoint keeps its failure from aborting
+    the claim's transaction.
+    """
     log_line(change)
     errors = []
     for handler in handlers:
+        transactional = cursor is not None and takes_cursor(handler)
         try:
-            handler(change)
+            if transactional:
+                cursor.execute("SAVEPOINT handler")
+                handler(change, cursor)
+                cursor.execute("RELEASE SAVEPOINT handler")
+            else:
+                handler(change)
         except Exception as error:  # a handler's failure must not stop the monitor
+            if transactional:
+                cursor.execute("ROLLBACK TO SAVEPOINT handler")
             errors.append(f"{getattr(handler, '__name__', type(handler).__name__)}: {error}")
     return "; ".join(errors) or None
+
+
+@functools.cache
+def takes_cursor(handler: Handler) -> bool:
+    try:
+        parameters = inspect.signature(handler).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2

@@ -119,7 +119,7 @@ class Monitor:
         return len(claimed)
 
     def _handle(self, cursor, change: Change) -> None:
-        error = run_handlers(change, self.handlers)
+        error = run_handlers(change, self.handlers, cursor)
         if error is None or change.attempts + 1 >= self.settings.max_attempts:
             if error is not None:
                 log.error("change %d failed %d times, giving up: %s", change.id, change.attempts + 1, error)
