@@ -162,12 +162,12 @@ class RunMapper:
             events.append(self._event("job_id", record, task_id=task.id, job_id=str(external)))
         # The error record just before a job_error is that job's (the exception).
         error, self._workflow_error = self._workflow_error, None
-        text = _message(record) + (f"\n{_message(error)}" if error is not None else "")
         logs = getattr(record, "log", None) or []
-        if logs:
-            text += "\nLog files: " + ", ".join(str(log) for log in logs)
+        line = _message(record) + ("\nLog files: " + ", ".join(str(log) for log in logs) if logs else "")
+        # The error line is in the run's log already; the task keeps both together.
+        text = line + (f"\n{_message(error)}" if error is not None else "")
         events.append(self._task_failed(task, text, record))
-        return events + [self._log(record, text, task_id=task.id)]
+        return events + [self._log(record, line, task_id=task.id)]
 
     def _on_error(self, record: Any) -> list[dict]:
         if getattr(record, "exception", None) == "KeyboardInterrupt":
@@ -179,6 +179,9 @@ class RunMapper:
         done, total = getattr(record, "done", 0), getattr(record, "total", 0)
         percent = f"{100 * done / total:.0f}%" if total else "?"
         return [self._log(record, f"{done} of {total} steps ({percent}) done")]
+
+    def _on_job_started(self, record: Any) -> list[dict]:
+        return []  # "Execute 2 jobs...": each job's task_started says it (from its job_info)
 
     def _on_debug_dag(self, record: Any) -> list[dict]:
         return []  # only under --debug-dag; its record has no message of its own
@@ -200,16 +203,14 @@ class RunMapper:
 
     # Tasks.
 
-    def _new_task(self, jobid: Any, rule: str) -> _Task:
-        task = self.tasks[jobid] = _Task(str(uuid.uuid5(uuid.UUID(self.run_id), f"job {jobid}")), rule)
-        return task
-
     def _task_started(self, info: Any, shellcmd: str | None = None) -> list[dict]:
         jobid = getattr(info, "jobid", None)
         events = []
         task = self.tasks.get(jobid)
         if task is None:
-            task = self._new_task(jobid, getattr(info, "rule_name", None) or "unknown")
+            # The same id for the same job of the same run, whoever computes it.
+            task_id = str(uuid.uuid5(uuid.UUID(self.run_id), f"job {jobid}"))
+            task = self.tasks[jobid] = _Task(task_id, getattr(info, "rule_name", None) or "unknown")
             events.append(self._event(
                 "task_created", info, task_id=task.id, run_id=self.run_id, name=task.rule,
                 input={"input": _strings(getattr(info, "input", None)), "wildcards": _wildcards(info)},

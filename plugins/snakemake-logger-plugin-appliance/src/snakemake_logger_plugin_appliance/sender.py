@@ -24,9 +24,11 @@ from typing import Callable
 
 from snakemake_logger_plugin_appliance import spool as spooling
 
-BATCH_SIZE = 500
+BATCH_SIZE = 1000
 BATCH_BYTES = 1_000_000
-LINGER = 0.2  # seconds to wait for more events before sending a batch
+# Seconds to wait for more events before sending a batch: fewer, larger
+# batches cost the appliance less (one transaction each) than many small ones.
+LINGER = 1.0
 RETRY_MIN, RETRY_MAX = 1.0, 30.0  # seconds between attempts while unreachable
 
 
@@ -47,10 +49,11 @@ def endpoint(url: str) -> str:
     return url if url.endswith("/api/v1/events") else url + "/api/v1/events"
 
 
-def post(url: str, token: str, events: list[dict], timeout: float) -> dict:
-    """POST one batch; raises Unreachable, Refused or Rejected."""
+def post(url: str, token: str, events: list[dict] | list[str], timeout: float) -> dict:
+    """POST one batch (events, or events already encoded); raises Unreachable, Refused or Rejected."""
+    encoded = [event if isinstance(event, str) else _encode(event) for event in events]
     request = urllib.request.Request(
-        endpoint(url), data=json.dumps({"events": events}, separators=(",", ":")).encode(), method="POST",
+        endpoint(url), data=('{"events":[' + ",".join(encoded) + "]}").encode(), method="POST",
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -150,7 +153,12 @@ class Sender:
                 if self.spool.count and time.monotonic() >= self._retry_at:
                     self._drain_own()
                 if stop:
-                    return
+                    break
+            # At exit, keep trying the spool until close() gives up waiting.
+            while self.spool.count and not self._closed and not self._refused:
+                time.sleep(min(0.2, max(0.0, self._retry_at - time.monotonic())))
+                if time.monotonic() >= self._retry_at:
+                    self._drain_own()
         except Exception as error:  # never let a bug here surface in Snakemake
             self._once("bug", f"stopped sending after an unexpected error: {error!r}")
 
@@ -201,12 +209,12 @@ class Sender:
                 self._in_flight = []
 
     def _send(self, events: list[dict]) -> None:
-        for batch in _by_size(events):
+        for batch in _by_size([_encode(event) for event in events]):
             try:
                 post(self.url, self.token, batch, self.timeout)
             except Rejected as error:
                 with self._lock:
-                    path = self.spool.set_aside(batch)
+                    path = self.spool.set_aside([json.loads(event) for event in batch])
                 self._once("rejected", f"the appliance rejected {len(batch)} events (kept in {path}): {error}")
             self.sent += len(batch)
         if "unreachable" in self._reported and "back" not in self._reported:
@@ -258,11 +266,15 @@ class Sender:
             self.report(message)
 
 
-def _by_size(events: list[dict]) -> list[list[dict]]:
-    """Batches of at most BATCH_BYTES of JSON (one oversized event goes alone)."""
+def _encode(event: dict) -> str:
+    return json.dumps(event, separators=(",", ":"))
+
+
+def _by_size(encoded: list[str]) -> list[list[str]]:
+    """Batches of at most BATCH_BYTES (one oversized event goes alone)."""
     batches, batch, size = [], [], 0
-    for event in events:
-        length = len(json.dumps(event)) + 1
+    for event in encoded:
+        length = len(event) + 1
         if batch and size + length > BATCH_BYTES:
             batches.append(batch)
             batch, size = [], 0
