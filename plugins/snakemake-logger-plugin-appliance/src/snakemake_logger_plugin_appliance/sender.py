@@ -96,6 +96,7 @@ class Sender:
         self._retry_at = 0.0
         self._backoff = RETRY_MIN
         self._last_activity = time.monotonic()
+        self._idle_wait = min(1.0, heartbeat)  # how often an idle thread looks at the clock
         self._reported: set[str] = set()
         self._thread = threading.Thread(target=self._run, name="appliance-sender", daemon=True)
 
@@ -168,7 +169,8 @@ class Sender:
         deadline = None
         while len(self._in_flight) < BATCH_SIZE:
             try:
-                item = self._queue.get(timeout=1.0 if deadline is None else max(0.0, deadline - time.monotonic()))
+                wait = self._idle_wait if deadline is None else max(0.0, deadline - time.monotonic())
+                item = self._queue.get(timeout=wait)
             except queue.Empty:
                 return False
             if item is None:

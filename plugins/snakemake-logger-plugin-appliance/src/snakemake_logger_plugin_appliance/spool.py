@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import time
+import uuid
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -41,7 +42,7 @@ class Spool:
 
     def __init__(self, root: Path, url: str):
         self.base = url_folder(root, url)
-        self.folder = self.base / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        self.folder = self.base / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.count = 0  # events in this process's segments
         self._lock_file = None
         self._tail: Path | None = None  # the segment appended to, and its last sequence number
@@ -49,8 +50,14 @@ class Spool:
         self._url = url
 
     def append(self, items: list[Item]) -> None:
-        if not items:
-            return
+        """Write events (in sequence order); a gap in the numbers starts a new segment."""
+        start = 0
+        for end in range(1, len(items) + 1):
+            if end == len(items) or items[end][0] != items[end - 1][0] + 1:
+                self._write(items[start:end])
+                start = end
+
+    def _write(self, items: list[Item]) -> None:
         self._open()
         first = items[0][0]
         if self._tail is None or first != self._tail_last + 1:
