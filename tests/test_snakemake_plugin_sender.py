@@ -21,6 +21,7 @@ class FakeAppliance:
         self.received: list[str] = []  # event ids, in arrival order, resends included
         self.down = False
         self.status = 200
+        self.max_events = 10_000  # more in one request: 413
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -28,6 +29,8 @@ class FakeAppliance:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if fake.down:
                     self.send_response(503)
+                elif len(body["events"]) > fake.max_events:
+                    self.send_response(413)
                 else:
                     if fake.status == 200:
                         fake.received += [event["id"] for event in body["events"]]
@@ -133,3 +136,28 @@ def test_heartbeats_while_the_run_is_quiet(fake, tmp_path):
     sender.heartbeat_run = None
     sender.close()
     assert 2 <= len(fake.received) <= 6
+
+
+def test_a_batch_too_large_for_the_appliance_is_split(fake, tmp_path):
+    fake.max_events = 7
+    sender = Sender(fake.url, "t", tmp_path, exit_wait=10, report=lambda m: None).start()
+    sent = events(100)
+    sender.put(sent)
+    sender.close()
+    assert fake.first_arrivals() == [event["id"] for event in sent]
+
+
+def test_rejected_events_are_put_aside_once_and_the_rest_goes_on(fake, tmp_path):
+    fake.status = 400
+    reports = []
+    sender = Sender(fake.url, "t", tmp_path, exit_wait=5, report=reports.append).start()
+    sender.put(events(3))
+    time.sleep(0.5)
+    fake.status = 200
+    later = events(2)
+    sender.put(later)
+    sender.close()
+    assert len([r for r in reports if "rejected 3 events" in r]) == 1
+    assert fake.first_arrivals() == [event["id"] for event in later]
+    (aside,) = tmp_path.rglob("rejected/*.jsonl")
+    assert len(aside.read_text().splitlines()) == 3

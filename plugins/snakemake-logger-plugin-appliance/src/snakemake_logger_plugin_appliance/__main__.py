@@ -6,12 +6,13 @@ spool; the next run with this logger sends them, and so does this command
 """
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 
 from snakemake_logger_plugin_appliance import spool
-from snakemake_logger_plugin_appliance.sender import BATCH_SIZE, Refused, Rejected, Unreachable, post
+from snakemake_logger_plugin_appliance.sender import BATCH_SIZE, Refused, Unreachable, send_batch
 
 
 def main(argv=None) -> int:
@@ -30,12 +31,12 @@ def main(argv=None) -> int:
         parser.error("set SNAKEMAKE_LOGGER_APPLIANCE_TOKEN to the appliance's ingest token")
     sent, failed = 0, 0
     for url, folder, lock in spool.left_behind(args.spool_dir, args.url):
-        def send(batch, url=url):
-            try:
-                post(url, token, batch, args.timeout)
-            except Rejected as error:
-                print(f"{url} rejected {len(batch)} events, kept in {spool.set_aside(folder.parent, batch)}: "
-                      f"{error}", file=sys.stderr)
+        def rejected(events, why, base=folder.parent, url=url):
+            path = spool.set_aside(base, [json.loads(event) for event in events])
+            print(f"{url} rejected {len(events)} events, kept in {path}: {why}", file=sys.stderr)
+
+        def send(batch, url=url, rejected=rejected):
+            send_batch(url, token, [json.dumps(event) for event in batch], args.timeout, rejected)
         try:
             sent += spool.drain_folder(folder, send, BATCH_SIZE)
         except (Unreachable, Refused) as error:

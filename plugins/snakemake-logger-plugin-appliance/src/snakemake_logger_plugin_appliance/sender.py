@@ -44,6 +44,10 @@ class Rejected(Exception):
     """HTTP 400: the appliance named bad events; resending them would fail again."""
 
 
+class TooLarge(Exception):
+    """HTTP 413: more events or bytes than the appliance takes in one request."""
+
+
 def endpoint(url: str) -> str:
     url = url.rstrip("/")
     return url if url.endswith("/api/v1/events") else url + "/api/v1/events"
@@ -62,6 +66,8 @@ def post(url: str, token: str, events: list[dict] | list[str], timeout: float) -
         detail = error.read(2000).decode("utf-8", "replace").strip()
         if error.code == 400:
             raise Rejected(detail) from None
+        if error.code == 413:
+            raise TooLarge(detail) from None
         if error.code in (401, 403):
             raise Refused(f"the appliance refused the token (HTTP {error.code}); check "
                           "--logger-appliance-token or SNAKEMAKE_LOGGER_APPLIANCE_TOKEN") from None
@@ -71,6 +77,23 @@ def post(url: str, token: str, events: list[dict] | list[str], timeout: float) -
         raise Unreachable(f"HTTP {error.code}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as error:
         raise Unreachable(str(getattr(error, "reason", error)) or type(error).__name__) from None
+
+
+def send_batch(url: str, token: str, encoded: list[str], timeout: float,
+               rejected: Callable[[list[str], str], None]) -> None:
+    """POST events, halving a batch the appliance finds too large (413); events
+    it rejects go to `rejected(events, why)`. Raises Unreachable or Refused."""
+    try:
+        post(url, token, encoded, timeout)
+    except TooLarge:
+        if len(encoded) == 1:
+            rejected(encoded, "larger than the appliance takes in one request (HTTP 413)")
+            return
+        half = len(encoded) // 2
+        send_batch(url, token, encoded[:half], timeout, rejected)
+        send_batch(url, token, encoded[half:], timeout, rejected)
+    except Rejected as error:
+        rejected(encoded, str(error))
 
 
 def report(message: str) -> None:
@@ -212,16 +235,16 @@ class Sender:
 
     def _send(self, events: list[dict]) -> None:
         for batch in _by_size([_encode(event) for event in events]):
-            try:
-                post(self.url, self.token, batch, self.timeout)
-            except Rejected as error:
-                with self._lock:
-                    path = self.spool.set_aside([json.loads(event) for event in batch])
-                self._once("rejected", f"the appliance rejected {len(batch)} events (kept in {path}): {error}")
+            send_batch(self.url, self.token, batch, self.timeout, self._rejected)
             self.sent += len(batch)
         if "unreachable" in self._reported and "back" not in self._reported:
             self._once("back", f"the appliance at {self.url} answers again")
         self._backoff = RETRY_MIN
+
+    def _rejected(self, events: list[str], why: str) -> None:
+        with self._lock:
+            path = self.spool.set_aside([json.loads(event) for event in events])
+        self._once("rejected", f"the appliance rejected {len(events)} events (kept in {path}): {why}")
 
     def _unreachable(self, error: Exception) -> None:
         if isinstance(error, Refused):
