@@ -43,6 +43,12 @@ def _projector(args: argparse.Namespace, settings: Settings) -> int:
     return run_projector(settings)
 
 
+def _web(args: argparse.Namespace, settings: Settings) -> int:
+    from appliance.web.server import run_web
+
+    return run_web(settings)
+
+
 def _monitor(args: argparse.Namespace, settings: Settings) -> int:
     from appliance.monitor.loop import run_monitor
 
@@ -109,6 +115,7 @@ COMMANDS: dict[str, Command] = {
                                 _schema_command("install_triggers")),
     "init": Command("migrate, then install the triggers, under one advisory lock", _schema_command("init")),
     "projector": Command("keep the view tables up to date with the event store (runs until SIGTERM)", _projector),
+    "web": Command("serve the status pages, the JSON API and the ingest endpoint under gunicorn", _web),
     "monitor": Command("handle every change of the views: log line, webhooks, custom handlers (until SIGTERM)",
                        _monitor),
     "reproject": Command("rebuild every view table from the event store", _reproject, _reproject_arguments),

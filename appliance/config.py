@@ -67,6 +67,43 @@ class MonitorSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    bind: str = "0.0.0.0"
+    port: int = 8000
+    workers: int = 2
+    ingest_token: str | None = field(default=None, repr=False)
+    ui_user: str | None = None
+    ui_password: str | None = field(default=None, repr=False)
+    ingest_max_events: int = 1000
+    ingest_max_bytes: int = 5_000_000
+    run_dir: Path | None = None
+
+    @classmethod
+    def read(cls, env: "_Reader") -> "WebSettings":
+        ui_user, ui_password = env.get("APPLIANCE_UI_USER"), env.get("APPLIANCE_UI_PASSWORD")
+        if bool(ui_user) != bool(ui_password):
+            env.problems.append("APPLIANCE_UI_USER and APPLIANCE_UI_PASSWORD must be set together")
+        run_dir = env.get("APPLIANCE_RUN_DIR")
+        return cls(
+            # Address and port gunicorn listens on.
+            bind=env.get("APPLIANCE_BIND") or "0.0.0.0",
+            port=env.integer("BACKEND_PORT", default=8000, minimum=1, maximum=65535),
+            # gunicorn worker processes (each with a few threads).
+            workers=env.integer("WEB_WORKERS", default=2, minimum=1),
+            # Bearer token that POST /api/v1/events requires; unset: ingest is refused.
+            ingest_token=env.get("APPLIANCE_INGEST_TOKEN"),
+            # Basic auth for every page and read endpoint, when both are set.
+            ui_user=ui_user,
+            ui_password=ui_password,
+            # Limits of one ingest request: more gets 413.
+            ingest_max_events=env.integer("INGEST_MAX_EVENTS", default=1000, minimum=1),
+            ingest_max_bytes=env.integer("INGEST_MAX_BYTES", default=5_000_000, minimum=1000),
+            # supervisord's folder (socket): the system page reads program states there.
+            run_dir=Path(run_dir) if run_dir else None,
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: URL = field(repr=False)
     tracker_cache_size: int = 10_000
@@ -82,6 +119,7 @@ class Settings:
     install_triggers: bool = True
     init_db_dir: Path = DEFAULT_INIT_DB_DIR
     monitor: MonitorSettings = MonitorSettings()
+    web: WebSettings = WebSettings()
 
     @property
     def database_url_masked(self) -> str:
@@ -120,6 +158,7 @@ class Settings:
         # Where the NN-*.sql scripts (functions, triggers) are (default: init-db/ beside the package).
         init_db_dir = env.directory("APPLIANCE_INIT_DB_DIR", default=DEFAULT_INIT_DB_DIR)
         monitor = MonitorSettings.read(env)
+        web = WebSettings.read(env)
         env.raise_problems()
         assert database_url is not None
         return cls(database_url=database_url, tracker_cache_size=cache_size, tracker_max_retries=max_retries,
@@ -127,7 +166,7 @@ class Settings:
                    db_wait_timeout=db_wait_timeout, enable_db_monitoring=enable_db_monitoring,
                    run_stale_after=run_stale_after, run_migrations=run_migrations,
                    allow_auto_stamp=allow_auto_stamp, migrations_dir=migrations_dir,
-                   install_triggers=install_triggers, init_db_dir=init_db_dir, monitor=monitor)
+                   install_triggers=install_triggers, init_db_dir=init_db_dir, monitor=monitor, web=web)
 
 
 def mask_url(url: URL | str) -> str:
@@ -166,8 +205,8 @@ class _Reader:
         value = self.environ.get(name)
         return value if value not in (None, "") else None
 
-    def integer(self, name: str, *, default: int, minimum: int) -> int:
-        return self._convert(name, default, _parse_int(minimum))
+    def integer(self, name: str, *, default: int, minimum: int, maximum: int | None = None) -> int:
+        return self._convert(name, default, _parse_int(minimum, maximum))
 
     def words(self, name: str, *, default: tuple[str, ...] = (), check=None) -> tuple[str, ...]:
         """A comma-separated list; `check` validates each item."""

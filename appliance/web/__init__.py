@@ -1,0 +1,130 @@
+"""The status UI, the JSON API and the ingest endpoint: a Flask application factory.
+
+    gunicorn 'appliance.web:create_app()'      (`appliance web` does this with the settings)
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+from contextlib import contextmanager
+from typing import Iterator
+
+import psycopg2
+import psycopg2.extras
+from eventsourcing.persistence import OperationalError as EventStoreUnavailable
+from flask import Flask, Response, jsonify, render_template, request
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
+
+from appliance.config import Settings
+from appliance.db import make_engine
+
+OPEN_PATHS = ("/healthz", "/readyz", "/static/", "/api/v1/events")
+RETRY_AFTER_SECONDS = "5"
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["SETTINGS"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = settings.web.ingest_max_bytes
+    app.extensions["appliance.engine"] = engine or make_engine(
+        settings.database_url, pool_size=4, application_name="appliance-web")
+
+    from appliance.web import health, ingest, pages
+
+    app.register_blueprint(pages.blueprint)
+    app.register_blueprint(ingest.blueprint)
+    app.register_blueprint(health.blueprint)
+    app.before_request(_require_basic_auth)
+    app.after_request(_security_headers)
+    for error in (psycopg2.OperationalError, SQLAlchemyOperationalError, EventStoreUnavailable):
+        app.register_error_handler(error, _database_unavailable)
+    return app
+
+
+@contextmanager
+def db_cursor() -> Iterator[psycopg2.extras.RealDictCursor]:
+    """A read cursor on a pooled connection for this request."""
+    from flask import current_app
+
+    connection = current_app.extensions["appliance.engine"].raw_connection()
+    try:
+        with connection.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cursor:
+            yield cursor
+        connection.rollback()
+    except psycopg2.OperationalError:
+        connection.invalidate()
+        raise
+    finally:
+        connection.close()
+
+
+def tracker():
+    """The app's WorkflowTracker, made on first use (ingest only) and kept."""
+    from flask import current_app
+
+    from appliance.tracker import WorkflowTracker
+
+    if "appliance.tracker" not in current_app.extensions:
+        current_app.extensions["appliance.tracker"] = WorkflowTracker(
+            current_app.config["SETTINGS"], engine=current_app.extensions["appliance.engine"])
+    return current_app.extensions["appliance.tracker"]
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _require_basic_auth():
+    web = _settings().web
+    if not web.ui_user or request.path.startswith(OPEN_PATHS):
+        return None
+    auth = request.authorization
+    user_ok = auth is not None and hmac.compare_digest((auth.username or "").encode(), web.ui_user.encode())
+    password_ok = auth is not None and hmac.compare_digest((auth.password or "").encode(), web.ui_password.encode())
+    if user_ok and password_ok:
+        return None
+    response = error_response(401, "authentication required")
+    response.headers["WWW-Authenticate"] = 'Basic realm="appliance", charset="UTF-8"'
+    return response
+
+
+def _settings() -> Settings:
+    from flask import current_app
+
+    return current_app.config["SETTINGS"]
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    )
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
+
+
+def _database_unavailable(error: Exception) -> Response:
+    # Never the driver's message: it can name the host, the user, the database.
+    response = error_response(503, "the database is unavailable; try again shortly")
+    response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+    return response
+
+
+def error_response(status: int, message: str, **details) -> Response:
+    if wants_json():
+        response = jsonify({"error": message, **details})
+    else:
+        response = Response(render_template("error.html", status=status, message=message), mimetype="text/html")
+    response.status_code = status
+    return response
+
+
+def basic_auth_header(user: str, password: str) -> str:
+    """For tests and clients: the Authorization header of basic auth."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+

@@ -1,0 +1,239 @@
+"""The data of every page, computed once: the pages render it as HTML, the API as JSON.
+
+Each function takes a database cursor and the request's arguments (a plain
+mapping) and returns a JSON-ready dict. Bad arguments raise `BadRequest` with
+a message that names the argument.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime, timedelta, timezone
+from typing import Any, Mapping
+from uuid import UUID
+
+from appliance.sql import load_queries
+from appliance.views import RUN_STATUSES, VIEW_TABLES
+
+QUERIES = load_queries("web.sql")
+PAGE_SIZE = 50
+LOG_PAGE = 200
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MAX_TASKS = 5000
+
+
+class BadRequest(ValueError):
+    pass
+
+
+class NotFound(LookupError):
+    pass
+
+
+# Arguments.
+
+
+def _text_arg(args: Mapping[str, str], name: str, limit: int = 200) -> str | None:
+    value = args.get(name)
+    if value is None or value.strip() == "":
+        return None
+    if len(value) > limit or "\x00" in value:
+        raise BadRequest(f"{name} must be at most {limit} characters, without NUL")
+    return value.strip()
+
+
+def _choice_arg(args: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str | None:
+    value = _text_arg(args, name)
+    if value is not None and value not in choices:
+        raise BadRequest(f"{name} must be one of {', '.join(choices)}")
+    return value
+
+
+def _int_arg(args: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    value = _text_arg(args, name, limit=20)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number") from None
+    if not minimum <= number <= maximum:
+        raise BadRequest(f"{name} must be from {minimum} to {maximum}")
+    return number
+
+
+def parse_uuid(value: str, name: str) -> str:
+    try:
+        return str(UUID(value))
+    except (ValueError, TypeError, AttributeError):
+        raise BadRequest(f"{name} must be a UUID") from None
+
+
+def encode_cursor(created_at: datetime, run_id: Any) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{run_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created_at, run_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(created_at), str(UUID(run_id))
+    except (ValueError, binascii.Error, UnicodeError):
+        raise BadRequest("cursor is not one this server gave out") from None
+
+
+# JSON shapes.
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def run_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]), "name": row["workflow_name"], "description": row["description"],
+        "status": row["status"], "user": row["user_name"], "group": row["group_name"], "source": row["source"],
+        "progress": {
+            "done": row["tasks_completed"] + row["tasks_failed"], "total": row["tasks_total"],
+            "percent": round(row["progress_percent"], 1),
+        },
+        "tasks": {"running": row["tasks_running"], "completed": row["tasks_completed"], "failed": row["tasks_failed"]},
+        "current_task": row["current_task"], "error_message": row["error_message"],
+        "created_at": _iso(row["created_at"]), "started_at": _iso(row["started_at"]),
+        "finished_at": _iso(row["finished_at"]), "duration_seconds": row["duration_seconds"],
+        "last_event_at": _iso(row["last_event_at"]),
+    }
+
+
+def task_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]), "name": row["task_name"], "version": row["task_version"], "status": row["status"],
+        "external_status": row["external_status"], "progress": row["progress"], "job_ids": row["job_ids"],
+        "attempts": row["attempts"], "result_message": row["result_message"],
+        "error_message": row["error_message"], "error_type": row["error_type"],
+        "input": row["input_data"], "params": row["params"], "created_at": _iso(row["created_at"]),
+        "started_at": _iso(row["started_at"]), "finished_at": _iso(row["finished_at"]),
+        "duration_seconds": row["duration_seconds"],
+    }
+
+
+def log_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "task_id": row["task_id"] and str(row["task_id"]), "level": row["level"],
+            "message": row["message"], "logged_at": _iso(row["logged_at"])}
+
+
+def _plain(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: (_iso(value) if isinstance(value, datetime) else str(value) if isinstance(value, UUID) else value)
+            for key, value in row.items()}
+
+
+# Pages.
+
+
+def runs_page(cursor, args: Mapping[str, str]) -> dict[str, Any]:
+    filters = {
+        "status": _choice_arg(args, "status", RUN_STATUSES), "user": _text_arg(args, "user"),
+        "group": _text_arg(args, "group"), "q": _text_arg(args, "q"),
+    }
+    limit = _int_arg(args, "limit", PAGE_SIZE, 1, 200)
+    page_cursor = _text_arg(args, "cursor", limit=400)
+    before_time, before_id = decode_cursor(page_cursor) if page_cursor else (None, None)
+    cursor.execute(QUERIES["runs_page"], {
+        "status": filters["status"], "user": filters["user"], "group": filters["group"],
+        "pattern": _like_pattern(filters["q"]), "before_time": before_time, "before_id": before_id,
+        "limit": limit + 1,
+    })
+    rows = cursor.fetchall()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    cursor.execute(QUERIES["status_counts"])
+    counts = {row["status"]: row["runs"] for row in cursor.fetchall()}
+    return {
+        "runs": [run_json(row) for row in rows],
+        "next": encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None,
+        "counts": counts, "filters": filters,
+    }
+
+
+def _like_pattern(text: str | None) -> str | None:
+    if text is None:
+        return None
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def run_page(cursor, run_id: str, args: Mapping[str, str]) -> dict[str, Any]:
+    run_id = parse_uuid(run_id, "run id")
+    level = _choice_arg(args, "level", LOG_LEVELS)
+    cursor.execute(QUERIES["run"], {"run_id": run_id})
+    row = cursor.fetchone()
+    if row is None:
+        raise NotFound(f"no workflow run has the id {run_id}")
+    cursor.execute(QUERIES["run_tasks"], {"run_id": run_id, "limit": MAX_TASKS})
+    tasks = [task_json(task) for task in cursor.fetchall()]
+    cursor.execute(QUERIES["run_latest_logs"], {"run_id": run_id, "level": level, "limit": LOG_PAGE})
+    logs = [log_json(line) for line in reversed(cursor.fetchall())]
+    return {"run": run_json(row), "tasks": tasks, "logs": logs, "level": level,
+            "last_log_id": logs[-1]["id"] if logs else 0, "timeline": timeline(tasks)}
+
+
+def run_logs(cursor, run_id: str, args: Mapping[str, str]) -> dict[str, Any]:
+    run_id = parse_uuid(run_id, "run id")
+    after = _int_arg(args, "after", 0, 0, 2**62)
+    level = _choice_arg(args, "level", LOG_LEVELS)
+    limit = _int_arg(args, "limit", LOG_PAGE, 1, 1000)
+    cursor.execute(QUERIES["run"], {"run_id": run_id})
+    if cursor.fetchone() is None:
+        raise NotFound(f"no workflow run has the id {run_id}")
+    cursor.execute(QUERIES["run_logs"], {"run_id": run_id, "after": after, "level": level, "limit": limit})
+    logs = [log_json(line) for line in cursor.fetchall()]
+    return {"run_id": run_id, "logs": logs, "after": logs[-1]["id"] if logs else after}
+
+
+def jobs_page(cursor, args: Mapping[str, str], job_id: str | None = None) -> dict[str, Any]:
+    job_id = job_id or _text_arg(args, "job_id")
+    user, group = _text_arg(args, "user"), _text_arg(args, "group")
+    if job_id is not None:
+        cursor.execute(QUERIES["jobs_by_id"], {"job_id": job_id})
+    else:
+        cursor.execute(QUERIES["jobs_by_owner"], {"user": user, "group": group,
+                                                  "limit": _int_arg(args, "limit", 200, 1, 1000)})
+    return {"job_id": job_id, "user": user, "group": group, "jobs": [_plain(row) for row in cursor.fetchall()]}
+
+
+def changes_page(cursor, args: Mapping[str, str]) -> dict[str, Any]:
+    table = _choice_arg(args, "table", VIEW_TABLES)
+    limit = _int_arg(args, "limit", 100, 1, 1000)
+    after = _text_arg(args, "after", limit=20)
+    if after is not None:
+        cursor.execute(QUERIES["changes_after"], {
+            "after": _int_arg(args, "after", 0, 0, 2**62), "table": table, "limit": limit})
+    else:
+        since = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=7)
+        cursor.execute(QUERIES["recent_changes"], {"since": since, "table": table, "limit": limit})
+    changes = [_plain(row) for row in cursor.fetchall()]
+    return {"table": table, "after": after and int(after), "changes": changes}
+
+
+def timeline(tasks: list[dict[str, Any]], width: int = 900, row_height: int = 18) -> dict[str, Any]:
+    """Bars of a Gantt chart of the tasks (inline SVG), like Nextflow's timeline report."""
+    started = [t for t in tasks if t["started_at"]]
+    if not started:
+        return {"bars": [], "width": width, "height": 0, "seconds": 0}
+    begin = min(datetime.fromisoformat(t["started_at"]) for t in started)
+    now = datetime.now(timezone.utc)
+    ends = [datetime.fromisoformat(t["finished_at"]) if t["finished_at"] else now for t in started]
+    span = max((max(ends) - begin).total_seconds(), 1.0)
+    label_width = 180
+    scale = (width - label_width - 10) / span
+    bars = []
+    for index, (task, end) in enumerate(zip(started, ends)):
+        start = (datetime.fromisoformat(task["started_at"]) - begin).total_seconds()
+        length = max((end - datetime.fromisoformat(task["started_at"])).total_seconds(), 0.0)
+        bars.append({
+            "label": task["name"], "status": task["status"], "y": index * row_height,
+            "x": label_width + start * scale, "width": max(length * scale, 2.0),
+            "title": f"{task['name']}: {length:.1f} s ({task['status']})",
+        })
+    return {"bars": bars, "width": width, "height": len(bars) * row_height, "seconds": round(span, 1),
+            "label_width": label_width}

@@ -1,0 +1,57 @@
+"""POST /api/v1/events: the ingest endpoint (format and rules in docs/ingest.md)."""
+
+from __future__ import annotations
+
+import hmac
+import json
+
+from flask import Blueprint, current_app, jsonify, request
+
+from appliance.ingest import IngestError, apply_batch, parse_batch
+from appliance.tracker import ConcurrencyError
+from appliance.web import error_response, tracker
+from appliance.web.metrics import INGEST_ERRORS, INGESTED_EVENTS
+
+blueprint = Blueprint("ingest", __name__)
+
+
+@blueprint.post("/api/v1/events")
+def ingest_events():
+    web = current_app.config["SETTINGS"].web
+    if not web.ingest_token:
+        return error_response(403, "ingest is disabled: set APPLIANCE_INGEST_TOKEN to a long random secret "
+                                   "and send it as 'Authorization: Bearer <token>'")
+    if not _token_matches(web.ingest_token):
+        response = error_response(401, "a valid 'Authorization: Bearer <token>' header is required")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="appliance"'
+        return response
+    if request.content_length is not None and request.content_length > web.ingest_max_bytes:
+        return _refuse(413, f"the body is larger than {web.ingest_max_bytes} bytes; send smaller batches")
+    try:
+        payload = json.loads(request.get_data(cache=False))
+    except (ValueError, UnicodeDecodeError):
+        return _refuse(400, 'the body is not JSON; send {"events": [...]}')
+    events = payload.get("events") if isinstance(payload, dict) else None
+    if isinstance(events, list) and len(events) > web.ingest_max_events:
+        return _refuse(413, f"{len(events)} events in one batch; the limit is {web.ingest_max_events}")
+    try:
+        result = apply_batch(tracker(), parse_batch(payload))
+    except IngestError as error:
+        return _refuse(400, str(error), problems=error.problems)
+    except ConcurrencyError as error:
+        response = _refuse(503, str(error))
+        response.headers["Retry-After"] = "1"
+        return response
+    INGESTED_EVENTS.inc(result.applied)
+    return jsonify({"applied": result.applied, "duplicates": result.duplicates})
+
+
+def _token_matches(expected: str) -> bool:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode())
+
+
+def _refuse(status: int, message: str, **details):
+    INGEST_ERRORS.inc()
+    return error_response(status, message, **details)

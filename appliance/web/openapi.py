@@ -1,0 +1,122 @@
+"""The OpenAPI 3 document of the JSON API, served at /api/v1/openapi.json."""
+
+from __future__ import annotations
+
+from appliance.ingest import EVENT_TYPES
+from appliance.views import RUN_STATUSES, VIEW_TABLES
+from appliance.web.data import LOG_LEVELS
+
+
+def _nullable(schema_type: str, **extra) -> dict:
+    return {"type": schema_type, "nullable": True, **extra}
+
+
+def _object(properties: dict, required: list[str] | None = None) -> dict:
+    return {"type": "object", "properties": properties, "required": required or list(properties)}
+
+
+def _query(name: str, description: str, schema: dict) -> dict:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+def _path(name: str, description: str, schema: dict | None = None) -> dict:
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": schema or {"type": "string"}}
+
+
+TIME = _nullable("string", format="date-time")
+ERROR = _object({"error": {"type": "string"}}, ["error"])
+RUN = _object({
+    "id": {"type": "string", "format": "uuid"}, "name": {"type": "string"},
+    "description": _nullable("string"), "status": {"type": "string", "enum": list(RUN_STATUSES)},
+    "user": _nullable("string"), "group": _nullable("string"), "source": _nullable("string"),
+    "progress": _object({"done": {"type": "integer"}, "total": {"type": "integer"}, "percent": {"type": "number"}}),
+    "tasks": _object({"running": {"type": "integer"}, "completed": {"type": "integer"},
+                      "failed": {"type": "integer"}}),
+    "current_task": _nullable("string"), "error_message": _nullable("string"),
+    "created_at": TIME, "started_at": TIME, "finished_at": TIME, "duration_seconds": _nullable("number"),
+    "last_event_at": TIME,
+})
+TASK = _object({
+    "id": {"type": "string", "format": "uuid"}, "name": {"type": "string"}, "version": _nullable("string"),
+    "status": {"type": "string"}, "external_status": _nullable("string"), "progress": _nullable("string"),
+    "job_ids": {"type": "array", "items": {"type": "string"}}, "attempts": {"type": "integer"},
+    "result_message": _nullable("string"), "error_message": _nullable("string"), "error_type": _nullable("string"),
+    "input": {"type": "object"}, "params": {"type": "object"}, "created_at": TIME, "started_at": TIME,
+    "finished_at": TIME, "duration_seconds": _nullable("number"),
+})
+LOG = _object({"id": {"type": "integer"}, "task_id": _nullable("string"), "level": {"type": "string"},
+               "message": {"type": "string"}, "logged_at": TIME})
+EVENT = {
+    "type": "object", "required": ["id", "type"],
+    "properties": {"id": {"type": "string", "format": "uuid"}, "type": {"type": "string", "enum": sorted(EVENT_TYPES)},
+                   "time": {"type": "string", "format": "date-time"}},
+    "additionalProperties": True,
+    "description": "One event; its fields depend on its type (docs/ingest.md).",
+}
+
+
+def _get(summary: str, ok: dict, parameters: list | None = None, errors=(400, 503)) -> dict:
+    responses = {"200": {"description": "OK", "content": {"application/json": {"schema": ok}}}}
+    for status in errors:
+        responses[str(status)] = {"description": "error", "content": {"application/json": {"schema": ERROR}}}
+    return {"get": {"summary": summary, "parameters": parameters or [], "responses": responses}}
+
+
+RUN_ID = _path("run_id", "the run's id (a UUID)")
+OPENAPI = {
+    "openapi": "3.0.3",
+    "info": {"title": "Workflow-tracking appliance", "version": "1",
+             "description": "Runs, tasks, log lines and changes of Snakemake and BIOMERO-style workflows."},
+    "paths": {
+        "/api/v1/runs": _get("Runs, newest first, keyset-paginated", _object(
+            {"runs": {"type": "array", "items": RUN}, "next": _nullable("string"),
+             "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+             "filters": {"type": "object"}}, ["runs", "next"]), [
+            _query("status", "only runs of this status", {"type": "string", "enum": list(RUN_STATUSES)}),
+            _query("user", "only runs of this user", {"type": "string"}),
+            _query("group", "only runs of this group", {"type": "string"}),
+            _query("q", "runs whose name contains this", {"type": "string"}),
+            _query("cursor", "the `next` of the previous page", {"type": "string"}),
+            _query("limit", "runs per page", {"type": "integer", "minimum": 1, "maximum": 200}),
+        ]),
+        "/api/v1/runs/{run_id}": _get("One run with its tasks and latest log lines", _object(
+            {"run": RUN, "tasks": {"type": "array", "items": TASK}, "logs": {"type": "array", "items": LOG}},
+            ["run", "tasks", "logs"]), [RUN_ID, _query("level", "log level", {"type": "string", "enum": list(LOG_LEVELS)})],
+            errors=(400, 404, 503)),
+        "/api/v1/runs/{run_id}/logs": _get("A run's log lines after an id", _object(
+            {"run_id": {"type": "string"}, "logs": {"type": "array", "items": LOG}, "after": {"type": "integer"}}),
+            [RUN_ID, _query("after", "the id of the last line seen", {"type": "integer", "minimum": 0}),
+             _query("level", "only this level", {"type": "string", "enum": list(LOG_LEVELS)}),
+             _query("limit", "lines", {"type": "integer", "minimum": 1, "maximum": 1000})], errors=(400, 404, 503)),
+        "/api/v1/jobs": _get("Jobs (external job ids) by user and group", _object(
+            {"jobs": {"type": "array", "items": {"type": "object"}}}, ["jobs"]), [
+            _query("job_id", "one external job id", {"type": "string"}),
+            _query("user", "user", {"type": "string"}), _query("group", "group", {"type": "string"}),
+            _query("limit", "jobs", {"type": "integer", "minimum": 1, "maximum": 1000})]),
+        "/api/v1/jobs/{job_id}": _get("Every task that ran as this external job id", _object(
+            {"jobs": {"type": "array", "items": {"type": "object"}}}, ["jobs"]),
+            [_path("job_id", "the external (Slurm) job id")]),
+        "/api/v1/changes": _get("The change feed: recent, or oldest first after an id", _object(
+            {"changes": {"type": "array", "items": {"type": "object"}}}, ["changes"]), [
+            _query("table", "one view table", {"type": "string", "enum": list(VIEW_TABLES)}),
+            _query("after", "changes after this id, oldest first", {"type": "integer", "minimum": 0}),
+            _query("limit", "changes", {"type": "integer", "minimum": 1, "maximum": 1000})]),
+        "/api/v1/system": _get("The state of the appliance's parts", {"type": "object"}, errors=(503,)),
+        "/api/v1/events": {"post": {
+            "summary": "Ingest a batch of events (all or nothing; resend freely)",
+            "security": [{"bearer": []}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _object(
+                {"events": {"type": "array", "items": EVENT}}, ["events"])}}},
+            "responses": {
+                "200": {"description": "applied", "content": {"application/json": {"schema": _object(
+                    {"applied": {"type": "integer"}, "duplicates": {"type": "integer"}})}}},
+                **{str(status): {"description": description, "content": {"application/json": {"schema": ERROR}}}
+                   for status, description in ((400, "bad events, each named"), (401, "no or wrong token"),
+                                               (403, "ingest disabled"), (413, "too large"),
+                                               (503, "database unavailable"))},
+            },
+        }},
+    },
+    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+}
