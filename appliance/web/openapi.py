@@ -24,6 +24,7 @@ def _path(name: str, description: str, schema: dict | None = None) -> dict:
             "schema": schema or {"type": "string"}}
 
 
+TEXT_ARG = {"type": "string", "maxLength": 200, "pattern": "^[^\u0000]*$"}
 TIME = _nullable("string", format="date-time")
 ERROR = _object({"error": {"type": "string"}}, ["error"])
 RUN = _object({
@@ -74,10 +75,10 @@ OPENAPI = {
              "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
              "filters": {"type": "object"}}, ["runs", "next"]), [
             _query("status", "only runs of this status", {"type": "string", "enum": list(RUN_STATUSES)}),
-            _query("user", "only runs of this user", {"type": "string"}),
-            _query("group", "only runs of this group", {"type": "string"}),
-            _query("q", "runs whose name contains this", {"type": "string"}),
-            _query("cursor", "the `next` of the previous page", {"type": "string"}),
+            _query("user", "only runs of this user", TEXT_ARG),
+            _query("group", "only runs of this group", TEXT_ARG),
+            _query("q", "runs whose name contains this", TEXT_ARG),
+            _query("cursor", "the `next` of the previous page", TEXT_ARG),
             _query("limit", "runs per page", {"type": "integer", "minimum": 1, "maximum": 200}),
         ]),
         "/api/v1/runs/{run_id}": _get("One run with its tasks and latest log lines", _object(
@@ -86,21 +87,21 @@ OPENAPI = {
             errors=(400, 404, 503)),
         "/api/v1/runs/{run_id}/logs": _get("A run's log lines after an id", _object(
             {"run_id": {"type": "string"}, "logs": {"type": "array", "items": LOG}, "after": {"type": "integer"}}),
-            [RUN_ID, _query("after", "the id of the last line seen", {"type": "integer", "minimum": 0}),
+            [RUN_ID, _query("after", "the id of the last line seen", {"type": "integer", "minimum": 0, "maximum": 2**62}),
              _query("level", "only this level", {"type": "string", "enum": list(LOG_LEVELS)}),
              _query("limit", "lines", {"type": "integer", "minimum": 1, "maximum": 1000})], errors=(400, 404, 503)),
         "/api/v1/jobs": _get("Jobs (external job ids) by user and group", _object(
             {"jobs": {"type": "array", "items": {"type": "object"}}}, ["jobs"]), [
-            _query("job_id", "one external job id", {"type": "string"}),
-            _query("user", "user", {"type": "string"}), _query("group", "group", {"type": "string"}),
+            _query("job_id", "one external job id", TEXT_ARG),
+            _query("user", "user", TEXT_ARG), _query("group", "group", TEXT_ARG),
             _query("limit", "jobs", {"type": "integer", "minimum": 1, "maximum": 1000})]),
         "/api/v1/jobs/{job_id}": _get("Every task that ran as this external job id", _object(
             {"jobs": {"type": "array", "items": {"type": "object"}}}, ["jobs"]),
-            [_path("job_id", "the external (Slurm) job id")]),
+            [_path("job_id", "the external (Slurm) job id", {"type": "string", "maxLength": 1000})]),
         "/api/v1/changes": _get("The change feed: recent, or oldest first after an id", _object(
             {"changes": {"type": "array", "items": {"type": "object"}}}, ["changes"]), [
             _query("table", "one view table", {"type": "string", "enum": list(VIEW_TABLES)}),
-            _query("after", "changes after this id, oldest first", {"type": "integer", "minimum": 0}),
+            _query("after", "changes after this id, oldest first", {"type": "integer", "minimum": 0, "maximum": 2**62}),
             _query("limit", "changes", {"type": "integer", "minimum": 1, "maximum": 1000})]),
         "/api/v1/system": _get("The state of the appliance's parts", {"type": "object"}, errors=(503,)),
         "/api/v1/events": {"post": {
