@@ -1,6 +1,7 @@
 """The Snakemake logger plugin end to end: real Snakemake, real Snakefiles, a
-running appliance (ingest endpoint, tracker, projector with the stale check
-on the test PostgreSQL); the assertions read the view tables.
+running appliance (its web app with the ingest endpoint, and its projector
+with the stale check, on the test PostgreSQL); the assertions read the view
+tables and the API.
 
 The workflows are under plugins/snakemake-logger-plugin-appliance/tests/workflows.
 Each test copies one into a folder of its own, whose name is the run's name.
@@ -16,15 +17,18 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import urllib.request
 from pathlib import Path
 
 import psycopg2
 import psycopg2.extras
 import pytest
 
-from appliance.ingest import IngestError, apply_batch, parse_batch
+from werkzeug.serving import make_server
+
+from appliance.config import Settings, WebSettings, parse_database_url
 from appliance.projection import Projector
+from appliance.web import create_app
 
 PLUGIN = Path(__file__).resolve().parent.parent / "plugins/snakemake-logger-plugin-appliance"
 WORKFLOWS = PLUGIN / "tests/workflows"
@@ -37,48 +41,21 @@ pytestmark = pytest.mark.skipif(not SNAKEMAKE.exists(), reason="Snakemake is not
 
 
 class Endpoint:
-    """POST /api/v1/events as the web app serves it: a Bearer token, then
-    appliance.ingest on the tracker. Stoppable and restartable on its port."""
+    """The appliance's web app (appliance.web, with POST /api/v1/events) served by
+    werkzeug in a thread; stoppable and restartable on its port."""
 
-    def __init__(self, tracker):
-        self.tracker = tracker
+    def __init__(self, database_url: str):
+        settings = Settings(database_url=parse_database_url(database_url), web=WebSettings(ingest_token=TOKEN))
+        self.app = create_app(settings)
         self.port = 0
-        self.batches = 0  # batches applied
-        self._server: ThreadingHTTPServer | None = None
+        self._server = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "Endpoint":
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                if self.path != "/api/v1/events":
-                    return self._answer(404, {"error": "not found"})
-                if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                    return self._answer(401, {"error": "a valid Bearer token is required"})
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                try:
-                    result = apply_batch(endpoint.tracker, parse_batch(json.loads(body)))
-                except IngestError as error:
-                    return self._answer(400, {"errors": error.problems})
-                endpoint.batches += 1
-                self._answer(200, {"applied": result.applied, "duplicates": result.duplicates})
-
-            def _answer(self, status, body):
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = make_server("127.0.0.1", self.port, self.app, threaded=True)
         self.port = self._server.server_port
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -88,6 +65,10 @@ class Endpoint:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+    def get(self, path: str):
+        with urllib.request.urlopen(self.url + path, timeout=10) as response:
+            return json.load(response)
 
 
 class Appliance:
@@ -167,7 +148,7 @@ def wait_for(condition, timeout: float, what: str):
 
 @pytest.fixture
 def appliance(tracker, database_url, tmp_path):
-    endpoint = Endpoint(tracker).start()
+    endpoint = Endpoint(database_url).start()
     projector = Projector(tracker, poll_interval=0.5, stale_after=STALE_AFTER)
     thread = threading.Thread(target=projector.run, daemon=True)
     thread.start()
@@ -210,6 +191,8 @@ def test_wildcards_and_a_diamond(appliance):
     assert sorted(merge["input_data"]["input"]) == ["left/a.txt", "left/b.txt", "right/a.txt", "right/b.txt"]
     assert "8 of 8 steps (100%) done" in appliance.logs(run)
     assert not appliance.spooled()
+    shown = appliance.endpoint.get(f"/api/v1/runs/{run['id']}")  # and the API shows it
+    assert "rnaseq" in json.dumps(shown) and "completed" in json.dumps(shown)
 
 
 def test_a_failing_rule_fails_the_run_and_shows_the_failing_task(appliance):
@@ -256,7 +239,7 @@ def test_a_dry_run_records_nothing(appliance):
     code, output = appliance.snakemake(appliance.workflow("diamond"), "-c1", "-n")
     assert code == 0, output
     time.sleep(1)
-    assert appliance.runs() == [] and appliance.endpoint.batches == 0
+    assert appliance.runs() == [] and not appliance.spooled()
 
 
 def test_nothing_to_be_done_is_a_completed_run_without_tasks(appliance):
