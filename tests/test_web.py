@@ -1,5 +1,6 @@
 """The status pages, their JSON twins, ingest, health and metrics, on seeded data."""
 
+import json
 from uuid import uuid4
 
 import pytest
@@ -258,3 +259,34 @@ def test_openapi_document_lists_every_api_path(client):
     paths = set(client.get("/api/v1/openapi.json").json["paths"])
     assert {"/api/v1/runs", "/api/v1/runs/{run_id}", "/api/v1/runs/{run_id}/logs", "/api/v1/jobs",
             "/api/v1/jobs/{job_id}", "/api/v1/changes", "/api/v1/system", "/api/v1/events"} <= paths
+
+
+def test_appliance_web_serves_under_gunicorn_and_stops_on_sigterm(database_url):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from appliance.localpg import free_port
+
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "BACKEND_PORT": str(port), "APPLIANCE_BIND": "127.0.0.1",
+           "WEB_WORKERS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "appliance.cli", "web"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+                    assert json.loads(response.read())["status"] == "ready"
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "appliance web never became ready"
+                time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        process.kill()

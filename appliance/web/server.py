@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import runpy
 from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
@@ -17,8 +18,9 @@ class WebServer(BaseApplication):
         super().__init__()
 
     def load_config(self) -> None:
-        if CONFIG_FILE.exists():
-            self.load_config_from_file(str(CONFIG_FILE))
+        for key, value in runpy.run_path(str(CONFIG_FILE)).items():
+            if key in self.cfg.settings:
+                self.cfg.set(key, value)
         web = self.settings.web
         self.cfg.set("bind", [f"{web.bind}:{web.port}"])
         self.cfg.set("workers", web.workers)

@@ -1,0 +1,185 @@
+"""Latency of the status pages and the API on a large history, and the ingest rate.
+
+Generates 10,000 runs, 1,000,000 tasks and 2,000,000 log lines straight into
+the view tables (INSERT ... SELECT generate_series, quiet: no change rows),
+then measures p50 and p95 of the dashboard, a deep page of it, a run page
+with 500 tasks and the runs API through the Flask app in process, and the
+ingest rate through POST /api/v1/events in batches of 500 against
+`appliance web` (gunicorn) on loopback. Usage:
+
+    python -m bench.web_latency [--requests 200] [--ingest-batches 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import psycopg2
+
+from appliance.config import Settings, WebSettings, parse_database_url
+from appliance.localpg import LocalPostgres, free_port
+from appliance.web import create_app
+from appliance.web.data import encode_cursor
+from tests.schema import prepare_schema
+
+TOKEN = "bench-token"
+GENERATE = [
+    "SET LOCAL appliance.suppress_change_notifications = 'on'",
+    """INSERT INTO workflow_runs (workflow_name, user_name, group_name, source, status, tasks_total,
+           tasks_completed, progress_percent, created_at, started_at, finished_at)
+       SELECT 'workflow-' || n, 'user' || (n % 50), 'group' || (n % 10), 'snakemake',
+              (ARRAY['completed', 'failed', 'running'])[1 + n % 3], 100, 100, 100,
+              now() - n * interval '1 minute', now() - n * interval '1 minute',
+              now() - n * interval '1 minute' + interval '30 seconds'
+       FROM generate_series(1, 10000) n""",
+    """INSERT INTO job_executions (id, run_id, task_name, status, job_ids, attempts, created_at, started_at,
+           finished_at)
+       SELECT gen_random_uuid(), r.id, 'rule_' || t, 'completed', ARRAY[(r.n * 1000 + t)::text], 1,
+              r.created_at + t * interval '10 ms', r.created_at + t * interval '10 ms',
+              r.created_at + t * interval '10 ms' + interval '5 seconds'
+       FROM (SELECT id, created_at, row_number() OVER (ORDER BY created_at) AS n FROM workflow_runs) r,
+            generate_series(1, 100) t""",
+    """INSERT INTO job_executions (id, run_id, task_name, status, created_at, started_at, finished_at)
+       SELECT gen_random_uuid(), r.id, 'extra_' || t, 'completed', r.created_at + t * interval '20 ms',
+              r.created_at + t * interval '20 ms', r.created_at + t * interval '20 ms' + interval '1 second'
+       FROM (SELECT id, created_at FROM workflow_runs ORDER BY created_at DESC LIMIT 1) r,
+            generate_series(1, 400) t""",
+    """INSERT INTO log_entries (id, run_id, level, message, logged_at)
+       SELECT row_number() OVER (), r.id, (ARRAY['INFO', 'INFO', 'WARNING', 'DEBUG'])[1 + l % 4],
+              'rule_' || (l % 100) || ' wrote line ' || l, r.created_at + l * interval '100 ms'
+       FROM workflow_runs r, generate_series(1, 200) l""",
+]
+
+
+def generate(url: str) -> float:
+    started = time.perf_counter()
+    connection = psycopg2.connect(url)
+    with connection, connection.cursor() as cursor:
+        for statement in GENERATE:
+            cursor.execute(statement)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+        cursor.execute("SELECT id, created_at FROM workflow_runs ORDER BY created_at DESC, id DESC OFFSET 5000 LIMIT 1")
+        deep = cursor.fetchone()
+        cursor.execute("SELECT id FROM workflow_runs ORDER BY created_at DESC LIMIT 1")
+        big_run = cursor.fetchone()[0]
+    connection.close()
+    return time.perf_counter() - started, encode_cursor(deep[1], deep[0]), str(big_run)
+
+
+def latencies(client, path: str, requests: int) -> tuple[float, float]:
+    client.get(path)  # warm up
+    samples = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        response = client.get(path)
+        samples.append(time.perf_counter() - started)
+        assert response.status_code == 200, (path, response.status_code)
+    samples.sort()
+    return samples[len(samples) // 2] * 1000, samples[int(len(samples) * 0.95)] * 1000
+
+
+def ingest_rate(url: str, batches: int, senders: int = 2) -> float:
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": url, "BACKEND_PORT": str(port), "APPLIANCE_BIND": "127.0.0.1",
+           "APPLIANCE_INGEST_TOKEN": TOKEN, "WEB_WORKERS": "2"}
+    server = subprocess.Popen([sys.executable, "-m", "appliance.cli", "web"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_port(port)
+        per_sender = batches // senders
+        threads = [threading.Thread(target=_send_batches, args=(port, per_sender)) for _ in range(senders)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return per_sender * senders * 500 / (time.perf_counter() - started)
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+
+def _batch() -> bytes:
+    run_id = str(uuid.uuid4())
+    events = [{"id": str(uuid.uuid4()), "type": "run_started", "run_id": run_id, "name": "bench", "user": "b"}]
+    for n in range(83):
+        task_id = str(uuid.uuid4())
+        events += [
+            {"id": str(uuid.uuid4()), "type": "task_created", "run_id": run_id, "task_id": task_id, "name": f"r{n}"},
+            {"id": str(uuid.uuid4()), "type": "task_started", "task_id": task_id},
+            {"id": str(uuid.uuid4()), "type": "job_id", "task_id": task_id, "job_id": str(n)},
+            {"id": str(uuid.uuid4()), "type": "log", "run_id": run_id, "task_id": task_id, "message": f"r{n} ran"},
+            {"id": str(uuid.uuid4()), "type": "task_finished", "task_id": task_id},
+        ]
+    events += [{"id": str(uuid.uuid4()), "type": "log", "run_id": run_id, "message": f"line {n}"}
+               for n in range(500 - len(events) - 1)]
+    events.append({"id": str(uuid.uuid4()), "type": "run_finished", "run_id": run_id})
+    assert len(events) == 500
+    return json.dumps({"events": events}).encode()
+
+
+def _send_batches(port: int, count: int) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    bodies = [_batch() for _ in range(count)]
+    for body in bodies:
+        connection.request("POST", "/api/v1/events", body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 200, response.status
+    connection.close()
+
+
+def _wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            connection.request("GET", "/healthz")
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("appliance web did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--ingest-batches", type=int, default=40)
+    args = parser.parse_args()
+    server = LocalPostgres.temporary(durable=True).start()
+    try:
+        url = server.url()
+        prepare_schema(url)
+        seconds, deep_cursor, big_run = generate(url)
+        print(f"generated 10,000 runs, 1,000,400 tasks, 2,000,000 log lines in {seconds:.0f} s")
+        settings = Settings(database_url=parse_database_url(url), web=WebSettings(ingest_token=TOKEN))
+        client = create_app(settings).test_client()
+        for name, path in (
+            ("dashboard", "/"),
+            ("dashboard, 100 pages deep", f"/?cursor={deep_cursor}"),
+            ("run page, 500 tasks", f"/runs/{big_run}"),
+            ("runs API", "/api/v1/runs"),
+            ("runs API, filtered by user", "/api/v1/runs?user=user7"),
+        ):
+            p50, p95 = latencies(client, path, args.requests)
+            print(f"{name:30s} p50 {p50:6.1f} ms   p95 {p95:6.1f} ms")
+        rate = ingest_rate(url, args.ingest_batches)
+        print(f"ingest, batches of 500 events through gunicorn: {rate:,.0f} events/s")
+    finally:
+        server.destroy()
+
+
+if __name__ == "__main__":
+    main()
