@@ -6,21 +6,21 @@ monitoring plugin (snkmt's, which writes to SQLite), measured in one run.
 
 Snakemake runs from a virtual environment of its own (made on first use in
 --venv: Snakemake, this plugin, snakemake-logger-plugin-snkmt), so the other
-plugin's dependencies stay out of the project's. The appliance runs beside it
-on this machine, as in production: an ingest endpoint process (appliance.web
-when it exists, else a stand-in that serves POST /api/v1/events through
-appliance.ingest) and `appliance projector`, on a throwaway PostgreSQL. The
-configurations take turns (none, appliance, snkmt, none, ...) so that drift
-hits each alike; each figure is the median. The plugin's time includes its
-wait at exit for the last events to be sent.
+plugin's dependencies stay out of the project's. The whole appliance runs
+beside it on this machine, as in the container: `appliance init` (views and
+change triggers), then `appliance web` (gunicorn), `appliance projector` and
+`appliance monitor`, on a throwaway PostgreSQL. The configurations take turns
+(none, appliance, snkmt, none, ...) so that drift hits each alike; each
+figure is the median. The plugin's time includes its wait at exit for the
+last events to be sent.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -47,68 +47,30 @@ def bench_venv(path: Path) -> Path:
     return path / "bin/snakemake"
 
 
-def serve(database_url: str, port: int) -> None:
-    """The ingest endpoint: appliance.web if it is there, else the stand-in."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    from appliance.ingest import IngestError, apply_batch, parse_batch
-    from appliance.tracker import WorkflowTracker
-
-    tracker = WorkflowTracker(database_url=database_url)
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                return self._answer(401, {})
-            try:
-                result = apply_batch(tracker, parse_batch(json.loads(self.rfile.read(
-                    int(self.headers["Content-Length"])))))
-                self._answer(200, {"applied": result.applied, "duplicates": result.duplicates})
-            except IngestError as error:
-                self._answer(400, {"errors": error.problems})
-
-        def _answer(self, status, body):
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
-
-
 def start_appliance(database_url: str, port: int) -> list[subprocess.Popen]:
-    env = {**os.environ, "DATABASE_URL": database_url, "APPLIANCE_INGEST_TOKEN": TOKEN}
-    try:
-        import appliance.web  # noqa: F401  (the real app, once it exists)
-        web = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "appliance.web:create_app()"]
-    except ImportError:
-        web = [sys.executable, "-m", "bench.snakemake_overhead", "--serve", database_url, str(port)]
-    processes = [subprocess.Popen(web, env=env, cwd=REPO, stderr=subprocess.DEVNULL),
-                 subprocess.Popen([sys.executable, "-m", "appliance.cli", "projector"], env=env,
-                                  stderr=subprocess.DEVNULL)]
-    deadline = time.monotonic() + 30
-    import socket
+    """The appliance's programs, as supervisord runs them in the container."""
+    env = {**os.environ, "DATABASE_URL": database_url, "APPLIANCE_INGEST_TOKEN": TOKEN,
+           "APPLIANCE_BIND": "127.0.0.1", "BACKEND_PORT": str(port)}
+    subprocess.run([sys.executable, "-m", "appliance.cli", "init"], env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    processes = [subprocess.Popen([sys.executable, "-m", "appliance.cli", program], env=env, cwd=REPO,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for program in ("web", "projector", "monitor")]
+    deadline = time.monotonic() + 60
     while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
         if time.monotonic() > deadline:
-            raise RuntimeError("the ingest endpoint did not start")
+            raise RuntimeError("the web app did not start")
         time.sleep(0.2)
     return processes
 
 
 def prepare_database(server) -> str:
-    from appliance.config import Settings, parse_database_url
     from appliance.localpg import _create_database
-    from appliance.migrator import migrate
     from appliance.tracker import WorkflowTracker
 
     _create_database(server.url(), "bench")
     url = server.url("bench")
     WorkflowTracker(database_url=url).close()  # the event store's tables
-    migrate(Settings(database_url=parse_database_url(url)), announce=lambda line: None)
     return url
 
 
@@ -127,10 +89,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--venv", type=Path, default=Path(tempfile.gettempdir()) / "appliance-bench-snakemake")
-    parser.add_argument("--serve", nargs=2, metavar=("DATABASE_URL", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
-        return serve(args.serve[0], int(args.serve[1]))
 
     from appliance.localpg import LocalPostgres, free_port
 
