@@ -52,7 +52,7 @@ class MonitorSettings:
             webhook_urls=env.words("MONITOR_WEBHOOK_URLS", check=_parse_http_url),
             # The filter: changes of these tables ...
             webhook_tables=env.words("MONITOR_WEBHOOK_TABLES", default=("workflow_runs",)),
-            # ... whose new status is one of these (empty: every change of those tables).
+            # ... whose new status is one of these ("*": every change of those tables).
             webhook_statuses=env.words("MONITOR_WEBHOOK_STATUSES", default=("completed", "failed", "cancelled")),
             webhook_timeout=env.integer("MONITOR_WEBHOOK_TIMEOUT", default=5, minimum=1),
             # Tries per change and URL within one handling, with backoff between them.

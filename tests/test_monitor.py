@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -12,8 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg2
 import pytest
+from sqlalchemy.engine import make_url
 
-from appliance.config import MonitorSettings, parse_database_url
+from appliance.config import ConfigError, MonitorSettings, Settings, parse_database_url
 from appliance.localpg import LocalPostgres
 from appliance.monitor import Monitor, Webhook, delete_old_changes
 from tests.schema import prepare_schema
@@ -53,17 +55,18 @@ def running():
     """Start monitors in threads; stop and join them at the end."""
     started = []
 
-    def start(database_url, handlers, **settings):
+    def start(database_url, handlers, ping_every=5.0, ping_timeout=10.0, **settings):
         monitor = Monitor(parse_database_url(database_url), MonitorSettings(**{"poll_interval": 1, **settings}),
-                          handlers=handlers)
+                          handlers=handlers, ping_every=ping_every, ping_timeout=ping_timeout)
         thread = threading.Thread(target=monitor.run, daemon=True)
         thread.start()
         started.append((monitor, thread))
         return monitor
 
     yield start
-    for monitor, thread in started:
+    for monitor, _ in started:
         monitor.stop()
+    for _, thread in started:
         thread.join(timeout=10)
 
 
@@ -120,7 +123,7 @@ def test_a_webhook_that_fails_twice_then_succeeds_gets_each_event_once(database_
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         settings = MonitorSettings(webhook_urls=(f"http://127.0.0.1:{server.server_port}/hook",))
-        running(database_url, [Webhook(settings.webhook_urls[0], settings, sleep=lambda s: None)])
+        running(database_url, [Webhook(settings.webhook_urls[0], settings, wait=lambda seconds: False)])
         execute(database_url, "INSERT INTO workflow_runs (workflow_name, status) VALUES ('w', 'running')")
         execute(database_url, "UPDATE workflow_runs SET status = 'completed'")
         wait_for(lambda: unprocessed(database_url) == 0, message="both changes handled")
@@ -132,8 +135,11 @@ def test_a_webhook_that_fails_twice_then_succeeds_gets_each_event_once(database_
 
 
 def test_a_failing_handler_is_recorded_and_never_blocks_the_rows_behind_it(database_url, running):
+    tries = []
+
     def refuse_the_first(change):
         if change.id == 1:
+            tries.append(time.monotonic())
             raise RuntimeError("receiver says no")
 
     recorder = Recorder()
@@ -143,6 +149,8 @@ def test_a_failing_handler_is_recorded_and_never_blocks_the_rows_behind_it(datab
     [(attempts, error)] = execute(database_url, "SELECT attempts, last_error FROM change_notifications WHERE id = 1")
     assert attempts == 3 and "receiver says no" in error
     assert sorted(set(recorder.ids)) == [1, 2, 3]
+    # Tried again after the poll interval, then after twice that: not three times at once.
+    assert tries[1] - tries[0] >= 0.9 and tries[2] - tries[1] >= 1.9
 
 
 def test_a_database_restart_in_the_middle_of_a_stream_loses_nothing(running):
@@ -161,6 +169,64 @@ def test_a_database_restart_in_the_middle_of_a_stream_loses_nothing(running):
                  message="the 50 written after the restart")
     finally:
         server.destroy()
+
+
+class SilencingProxy:
+    """A TCP proxy to the database whose `silence()` makes the open connections
+    swallow everything without closing, as a network that drops packets does;
+    connections opened afterwards work."""
+
+    def __init__(self, database_url):
+        self.target = make_url(database_url)
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = self.target.set(host="127.0.0.1", port=self.server.getsockname()[1]).render_as_string(False)
+        self.silent, self.sockets = [], []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection((self.target.host, self.target.port))
+            silent = threading.Event()
+            self.silent.append(silent)
+            self.sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink, silent), daemon=True).start()
+
+    @staticmethod
+    def _pump(source, sink, silent):
+        try:
+            while data := source.recv(65536):
+                if not silent.is_set():
+                    sink.sendall(data)
+        except OSError:
+            pass
+
+    def silence(self):
+        for silent in self.silent:
+            silent.set()
+
+    def close(self):
+        for sock in [self.server, *self.sockets]:
+            sock.close()
+
+
+def test_a_silent_listening_connection_is_noticed_and_replaced(database_url, running):
+    proxy = SilencingProxy(database_url)
+    try:
+        recorder = Recorder()
+        # No poll for a minute: only a LISTEN that works again can bring the change.
+        running(proxy.url, [recorder], poll_interval=60, ping_every=0.2, ping_timeout=0.5)
+        wait_for(lambda: execute(database_url, "SELECT count(*) FROM monitor_heartbeats")[0][0] == 1,
+                 message="the monitor listening")
+        proxy.silence()
+        execute(database_url, "INSERT INTO workflow_runs (workflow_name) VALUES ('after the network went')")
+        wait_for(lambda: recorder.ids == [1], timeout=10, message="the change, through a new connection")
+    finally:
+        proxy.close()
 
 
 def test_retention_deletes_old_processed_changes_in_batches(database_url):
@@ -200,6 +266,39 @@ def test_sigterm_stops_the_monitor_with_exit_0_and_it_logs_each_change(database_
     assert [(line["table"], line["op"]) for line in lines] == [("workflow_runs", "INSERT")]
 
 
+class RefusingReceiver(BaseHTTPRequestHandler):
+    requests = 0
+
+    def do_POST(self):
+        type(self).requests += 1
+        self.send_response(503)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_sigterm_during_webhook_retries_stops_within_2_s_and_keeps_the_change(database_url):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RefusingReceiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/hook?token=s3cret"
+    execute(database_url, "INSERT INTO workflow_runs (workflow_name, status) VALUES ('w', 'completed')")
+    process = monitor_process(database_url, MONITOR_WEBHOOK_URLS=url, MONITOR_WEBHOOK_RETRIES="10")
+    try:
+        wait_for(lambda: RefusingReceiver.requests >= 2, message="the webhook tried")
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        assert time.monotonic() - started < 2.0  # supervisord's stopwaitsecs for the monitor
+    finally:
+        process.kill()
+        server.shutdown()
+    [(processed, attempts, error)] = execute(database_url, "SELECT processed, attempts, last_error "
+                                                           "FROM change_notifications")
+    assert (processed, attempts) == (False, 1) and "stopping" in error
+    assert "s3cret" not in error + process.stdout.read()
+
+
 def test_disabled_monitoring_exits_0_at_once(database_url):
     process = monitor_process(database_url, ENABLE_DB_MONITORING="false")
     assert process.wait(timeout=10) == 0
@@ -224,3 +323,20 @@ def test_a_handler_taking_a_cursor_writes_in_the_monitors_transaction(database_u
     execute(database_url, "INSERT INTO workflow_runs (workflow_name) SELECT 'r' FROM generate_series(1, 3)")
     wait_for(lambda: unprocessed(database_url) == 0, message="three changes")
     assert execute(database_url, "SELECT change_id FROM handled ORDER BY 1") == [(1,), (3,)]
+
+
+def test_bad_monitor_settings_are_all_named_and_webhook_urls_never_shown():
+    secret_url = "https://user:s3cret@hooks.example.org/x?token=s3cret"
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({
+            "DATABASE_URL": "postgresql://u:p@db/appliance", "MONITOR_POLL_INTERVAL": "0",
+            "MONITOR_WEBHOOK_URLS": f"{secret_url},ftp://s3cret@host/", "CHANGE_RETENTION_DAYS": "week",
+            "ENABLE_DB_MONITORING": "maybe", "APPLIANCE_INSTALL_TRIGGERS": "2",
+        })
+    message = str(refused.value)
+    for name in ("MONITOR_POLL_INTERVAL", "MONITOR_WEBHOOK_URLS", "CHANGE_RETENTION_DAYS", "ENABLE_DB_MONITORING",
+                 "APPLIANCE_INSTALL_TRIGGERS"):
+        assert name in message
+    assert "s3cret" not in message
+    settings = Settings.from_env({"DATABASE_URL": "postgresql://u:p@db/appliance", "MONITOR_WEBHOOK_URLS": secret_url})
+    assert settings.monitor.webhook_urls == (secret_url,) and "s3cret" not in repr(settings)

@@ -98,6 +98,17 @@ def test_installing_twice_changes_nothing_and_succeeds(database_url):
     assert rows(database_url, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%%notify_change'") == [(4,)]
 
 
+def test_installers_running_at_once_all_succeed(database_url):
+    # Unlocked, concurrent CREATE OR REPLACE FUNCTION fails with "tuple concurrently updated".
+    commands = ["install-triggers", "install-triggers", "init"]
+    processes = [subprocess.Popen([sys.executable, "-m", "appliance.cli", command],
+                                  env={**os.environ, "DATABASE_URL": database_url},
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for command in commands]
+    outputs = [process.communicate(timeout=60)[0] for process in processes]
+    assert [process.returncode for process in processes] == [0] * len(commands), outputs
+    assert rows(database_url, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%%notify_change'") == [(4,)]
+
+
 def test_a_failing_script_rolls_back_whole_and_names_the_file(database_url, tmp_path):
     for script in sorted(DEFAULT_INIT_DB_DIR.glob("*.sql")):
         (tmp_path / script.name).write_text(script.read_text())

@@ -10,6 +10,7 @@ Custom handlers are named by dotted path in MONITOR_HANDLERS, e.g.
 from __future__ import annotations
 
 import functools
+import http.client
 import importlib
 import inspect
 import json
@@ -69,16 +70,25 @@ def mask_webhook_url(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
 
 
+Wait = Callable[[float], bool]
+"""Waits up to that many seconds; True when the monitor is stopping (threading.Event.wait)."""
+
+
+def _sleep(seconds: float) -> bool:
+    time.sleep(seconds)
+    return False
+
+
 class Webhook:
     """POSTs each change that passes the filter as JSON, with bounded retries."""
 
-    def __init__(self, url: str, settings: MonitorSettings, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, url: str, settings: MonitorSettings, wait: Wait = _sleep):
         self.url = url
         self.tables = set(settings.webhook_tables)
         self.statuses = set(settings.webhook_statuses)
         self.timeout = settings.webhook_timeout
         self.tries = settings.webhook_retries
-        self.sleep = sleep
+        self.wait = wait
 
     def wants(self, change: Change) -> bool:
         if change.table_name not in self.tables:
@@ -93,11 +103,14 @@ class Webhook:
             try:
                 self._post(body, change.id)
                 return
-            except (urllib.error.URLError, OSError) as error:
+            except (OSError, http.client.HTTPException) as error:  # URLError and timeouts are OSErrors
                 if attempt == self.tries:
                     raise WebhookError(f"{mask_webhook_url(self.url)}: {_reason(error)} "
                                        f"(after {self.tries} tries)") from None
-                self.sleep(min(0.25 * 2 ** (attempt - 1), 5.0))
+                # SIGTERM gives the monitor 2 s (supervisord's stopwaitsecs): no more tries then.
+                if self.wait(min(0.25 * 2 ** (attempt - 1), 5.0)):
+                    raise WebhookError(f"{mask_webhook_url(self.url)}: {_reason(error)} "
+                                       "(the monitor is stopping; tried again at its next start)") from None
 
     def _post(self, body: bytes, change_id: int) -> None:
         request = urllib.request.Request(self.url, data=body, method="POST", headers={
@@ -132,8 +145,8 @@ def load_handler(dotted_path: str) -> Handler:
     return handler
 
 
-def configured_handlers(settings: MonitorSettings) -> list[Handler]:
-    handlers: list[Handler] = [Webhook(url, settings) for url in settings.webhook_urls]
+def configured_handlers(settings: MonitorSettings, wait: Wait = _sleep) -> list[Handler]:
+    handlers: list[Handler] = [Webhook(url, settings, wait) for url in settings.webhook_urls]
     handlers += [load_handler(path) for path in settings.handlers]
     return handlers
 

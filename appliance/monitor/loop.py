@@ -1,19 +1,18 @@
 """The monitor's loop: LISTEN for changes, claim them by state, handle, mark processed.
 
-Two connections: one LISTENs (and runs a heartbeat query, so a connection the
-network dropped without a close is noticed by keepalives and the query, not
-hours later); the other claims changes with FOR UPDATE SKIP LOCKED and marks
-them processed in the same transaction as it handles them, so several
-monitors never handle one change twice. A notification only wakes the loop:
-every pass claims whatever is unprocessed, so nothing sent while the monitor
-was down, or missed while reconnecting, is lost.
+Two connections: the listener (listener.py) LISTENs and pings, so a
+connection the network dropped is noticed in seconds; the worker claims
+changes with FOR UPDATE SKIP LOCKED and marks them processed in the same
+transaction as it handles them, so several monitors never handle one change
+twice. A notification only wakes the loop: every pass claims whatever is
+unprocessed, so nothing sent while the monitor was down, or missed while
+reconnecting, is lost.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import select
 import socket
 import threading
 import time
@@ -25,26 +24,37 @@ from sqlalchemy.engine import URL
 from appliance.config import MonitorSettings
 from appliance.db import KEEPALIVE_ARGS
 from appliance.monitor.handlers import Change, Handler, configured_handlers, run_handlers
+from appliance.monitor.listener import Listener
 from appliance.sql import load_queries
 
 log = logging.getLogger(__name__)
 QUERIES = load_queries("monitor.sql")
-CHANNEL = "table_changes"
 CLAIM_BATCH = 100
+# A claim's transaction ends after this much handling, so a slow webhook
+# neither keeps a long transaction open nor, if the monitor is killed, gets
+# many changes delivered again.
+CLAIM_SECONDS = 1.0
 RETENTION_BATCH = 1000
 RETENTION_EVERY_SECONDS = 60.0
+MAX_RETRY_DELAY = 300.0
 
 
 class Monitor:
-    def __init__(self, database_url: URL, settings: MonitorSettings, handlers: list[Handler] | None = None):
+    def __init__(self, database_url: URL, settings: MonitorSettings, handlers: list[Handler] | None = None, *,
+                 ping_every: float = 5.0, ping_timeout: float = 10.0):
+        """`ping_every` + `ping_timeout` bound how long a dead listening connection goes unnoticed."""
         self.dsn = database_url.set(drivername="postgresql").render_as_string(hide_password=False)
         self.settings = settings
-        self.handlers = configured_handlers(settings) if handlers is None else handlers
+        self.ping_every, self.ping_timeout = ping_every, ping_timeout
+        self._stopping = threading.Event()
+        self.handlers = configured_handlers(settings, self._stopping.wait) if handlers is None else handlers
         self.monitor_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.handled = 0
-        self._stopping = threading.Event()
-        self._listener = self._worker = None
+        self._listener: Listener | None = None
+        self._worker = None
         self._last_retention = 0.0
+        # Change id -> when this monitor tries it again after a failure (monotonic clock).
+        self._retry_at: dict[int, float] = {}
 
     def stop(self) -> None:
         """Finish the change in hand, then return from `run` (safe from a signal handler)."""
@@ -69,69 +79,78 @@ class Monitor:
         """Handle every unprocessed change now (one pass, for tests and start-up)."""
         if self._worker is None:
             self._connect()
-        total = 0
-        while not self._stopping.is_set():
-            handled = self._claim_and_handle()
+        total, more = 0, True
+        while more and not self._stopping.is_set():
+            handled, more = self._claim_and_handle()
             total += handled
-            if handled < CLAIM_BATCH:
-                return total
         return total
 
     def _connect(self) -> None:
         self._close()
-        self._listener = psycopg2.connect(self.dsn, application_name="appliance-monitor", **KEEPALIVE_ARGS)
-        self._listener.autocommit = True
-        with self._listener.cursor() as cursor:
-            cursor.execute(f"LISTEN {CHANNEL}")
+        # LISTEN before the first claim: a change committed in between is claimed, not missed.
+        self._listener = Listener(self.dsn, timeout=self.ping_timeout)
         self._worker = psycopg2.connect(self.dsn, application_name="appliance-monitor", **KEEPALIVE_ARGS)
-        log.info("monitor %s listening on %s", self.monitor_id, CHANNEL)
+        log.info("monitor %s listening", self.monitor_id)
 
     def _close(self) -> None:
-        for connection in (self._listener, self._worker):
-            if connection is not None and not connection.closed:
-                connection.close()
+        if self._listener is not None:
+            self._listener.close()
+        if self._worker is not None and not self._worker.closed:
+            self._worker.close()
         self._listener = self._worker = None
 
     def _serve(self) -> None:
         self.catch_up()
         self._heartbeat()
         next_poll = time.monotonic() + self.settings.poll_interval
+        next_ping = time.monotonic() + self.ping_every
         while not self._stopping.is_set():
-            timeout = max(0.0, min(next_poll - time.monotonic(), 1.0))  # wake often to see stop()
-            if select.select([self._listener], [], [], timeout)[0]:
-                self._listener.poll()
-                self._listener.notifies.clear()
+            # Wake at least once a second to see stop().
+            timeout = max(0.0, min(next_poll - time.monotonic(), next_ping - time.monotonic(), 1.0))
+            if self._listener.wait(timeout):
                 self.catch_up()
+            if time.monotonic() >= next_ping:
+                self._listener.ping()  # first: a dead connection fails here, not in a claim
+                next_ping = time.monotonic() + self.ping_every
             if time.monotonic() >= next_poll:
-                self.catch_up()  # the fallback: changes whose notification was missed
+                self.catch_up()  # the fallback: changes whose notification was missed, retries
                 self._heartbeat()
                 self._retention()
                 next_poll = time.monotonic() + self.settings.poll_interval
 
-    def _claim_and_handle(self) -> int:
+    def _claim_and_handle(self) -> tuple[int, bool]:
+        """One claim: (changes handled, whether more may be waiting)."""
+        now = time.monotonic()
+        self._retry_at = {change_id: at for change_id, at in self._retry_at.items() if at > now}
+        handled = 0
         with self._worker, self._worker.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cursor:
-            cursor.execute(QUERIES["claim_changes"], {"limit": CLAIM_BATCH})
+            cursor.execute(QUERIES["claim_changes"], {"limit": CLAIM_BATCH, "waiting": list(self._retry_at)})
             claimed = [Change(**row) for row in cursor.fetchall()]
             for change in claimed:
-                if self._stopping.is_set():
+                if self._stopping.is_set() or time.monotonic() - now > CLAIM_SECONDS:
                     break  # the rest stay unprocessed; their locks go with the commit
                 self._handle(cursor, change)
-        return len(claimed)
+                handled += 1
+        return handled, len(claimed) == CLAIM_BATCH or handled < len(claimed)
 
     def _handle(self, cursor, change: Change) -> None:
         error = run_handlers(change, self.handlers, cursor)
-        if error is None or change.attempts + 1 >= self.settings.max_attempts:
+        attempts = change.attempts + 1
+        if error is None or attempts >= self.settings.max_attempts:
             if error is not None:
-                log.error("change %d failed %d times, giving up: %s", change.id, change.attempts + 1, error)
+                log.error("change %d failed %d times, giving up: %s", change.id, attempts, error)
             cursor.execute(QUERIES["mark_processed"], {"id": change.id, "error": error})
             self.handled += 1
         else:
-            log.warning("change %d failed (attempt %d), will retry: %s", change.id, change.attempts + 1, error)
+            # Later, with backoff: retried at once, a receiver that is briefly away
+            # would use up every attempt in a second.
+            delay = min(self.settings.poll_interval * 2 ** (attempts - 1), MAX_RETRY_DELAY)
+            log.warning("change %d failed (attempt %d), retrying in %g s: %s", change.id, attempts, delay, error)
             cursor.execute(QUERIES["mark_failed"], {"id": change.id, "error": error})
+            self._retry_at[change.id] = time.monotonic() + delay
 
     def _heartbeat(self) -> None:
-        # On the listening connection: a dead one fails here instead of waiting forever.
-        with self._listener.cursor() as cursor:
+        with self._worker, self._worker.cursor() as cursor:
             cursor.execute(QUERIES["backlog"])
             backlog = cursor.fetchone()[0]
             cursor.execute(QUERIES["heartbeat"], {
@@ -143,20 +162,21 @@ class Monitor:
         if time.monotonic() - self._last_retention < RETENTION_EVERY_SECONDS:
             return
         self._last_retention = time.monotonic()
-        deleted = delete_old_changes(self._listener, self.settings.retention_days, self._stopping)
+        deleted = delete_old_changes(self._worker, self.settings.retention_days, self._stopping)
         if deleted:
             log.info("deleted %d processed changes older than %d days", deleted, self.settings.retention_days)
 
 
 def delete_old_changes(connection, days: int, stopping: threading.Event | None = None) -> int:
-    """Delete processed changes past retention in small autocommit batches."""
+    """Delete processed changes past retention, each small batch its own transaction."""
     total = 0
-    with connection.cursor() as cursor:
-        while stopping is None or not stopping.is_set():
+    while stopping is None or not stopping.is_set():
+        with connection, connection.cursor() as cursor:
             cursor.execute(QUERIES["delete_old_changes"], {"days": days, "limit": RETENTION_BATCH})
             total += cursor.rowcount
-            if cursor.rowcount < RETENTION_BATCH:
-                break
+        if cursor.rowcount < RETENTION_BATCH:
+            break
+    with connection, connection.cursor() as cursor:
         cursor.execute(QUERIES["delete_old_heartbeats"])
     return total
 

@@ -1,12 +1,21 @@
 -- The monitor's queries. Changes are claimed by state, never by an id cursor:
 -- a row that commits late with a lower id is still found.
 
+-- name: listen
+-- The triggers' channel: a notification only wakes the monitor, which then claims.
+LISTEN table_changes;
+
+-- name: ping
+-- A round trip on the listening connection: it is alive.
+SELECT 1;
+
 -- name: claim_changes
--- Unprocessed changes, oldest first, that no other monitor holds right now.
+-- Unprocessed changes, oldest first, that no other monitor holds right now,
+-- except those this monitor failed on whose next try has not come yet.
 SELECT id, table_name, operation, row_key, changed_fields, old_values, new_values,
        transaction_id, "timestamp", attempts
 FROM change_notifications
-WHERE NOT processed
+WHERE NOT processed AND id <> ALL(%(waiting)s::bigint[])
 ORDER BY id
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
