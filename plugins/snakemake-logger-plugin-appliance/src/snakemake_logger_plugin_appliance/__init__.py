@@ -60,7 +60,7 @@ class LogHandler(LogHandlerBase):
         atexit.register(self.close)  # should Snakemake exit without closing its loggers
 
     def emit(self, record) -> None:
-        if self._sender is None or self._broken:
+        if self._sender is None:
             return
         try:
             events = self._mapper.map(record)
@@ -69,17 +69,23 @@ class LogHandler(LogHandlerBase):
             if self._sender.heartbeat_run is None and self._mapper.run_id and not self._mapper.ended:
                 self._sender.heartbeat_run = self._mapper.run_id
         except Exception as error:  # a record we did not foresee must not break Snakemake
-            self._broken = True
-            report(f"stopped recording this run after an unexpected error: {error!r}")
+            self._unexpected(error)
 
     def close(self) -> None:
         sender, self._sender = self._sender, None
         if sender is not None:
             sender.heartbeat_run = None
-            if not self._broken:
+            try:
                 sender.put(self._mapper.finish())
+            except Exception as error:
+                self._unexpected(error)
             sender.close()
         super().close()
+
+    def _unexpected(self, error: Exception) -> None:
+        if not self._broken:  # once: the records that follow are most likely alike
+            self._broken = True
+            report(f"a log record could not be recorded (skipped; please report this): {error!r}")
 
     # The interface's questions.
 
