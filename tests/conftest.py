@@ -60,22 +60,23 @@ def template_database(postgres_admin_url):
     _admin(postgres_admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+def _fresh_database(admin_url: str, prefix: str, template: str | None = None):
+    name = f"{prefix}_{os.getpid()}_{next(_database_numbers)}"
+    _admin(admin_url, f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+    yield _url_for(admin_url, name)
+    _admin(admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 @pytest.fixture
 def database_url(postgres_admin_url, template_database):
     """A URL to a fresh database with the appliance's schema, dropped afterwards."""
-    name = f"appliance_test_{os.getpid()}_{next(_database_numbers)}"
-    _admin(postgres_admin_url, f"CREATE DATABASE {name} TEMPLATE {template_database}")
-    yield _url_for(postgres_admin_url, name)
-    _admin(postgres_admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    yield from _fresh_database(postgres_admin_url, "appliance_test", template_database)
 
 
 @pytest.fixture
 def empty_database_url(postgres_admin_url):
     """A URL to a fresh database with nothing in it, dropped afterwards."""
-    name = f"appliance_empty_{os.getpid()}_{next(_database_numbers)}"
-    _admin(postgres_admin_url, f"CREATE DATABASE {name}")
-    yield _url_for(postgres_admin_url, name)
-    _admin(postgres_admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    yield from _fresh_database(postgres_admin_url, "appliance_empty")
 
 
 @pytest.fixture
