@@ -138,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     # Every log line names the command that wrote it: under supervisord the
     # programs share one stdout (docker logs), and this tells them apart.
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.command} %(levelname)s %(name)s: %(message)s")
+    # Alembic logs one INFO line per autogenerate plugin when it is imported: noise in docker logs.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()
     except ConfigError as error:

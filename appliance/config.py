@@ -152,7 +152,7 @@ class Settings:
         # 1: a database whose view tables exist without Alembic's version table is stamped at head.
         allow_auto_stamp = env.boolean("APPLIANCE_ALLOW_AUTO_STAMP", default=False)
         # Where Alembic's environment and revisions are (default: migrations/ beside the package).
-        migrations_dir = env.directory("APPLIANCE_MIGRATIONS_DIR", default=DEFAULT_MIGRATIONS_DIR)
+        migrations_dir = env.directory("APPLIANCE_MIGRATIONS_DIR", default=DEFAULT_MIGRATIONS_DIR, holding="env.py")
         # 0: `appliance install-triggers` / `init` leave functions and triggers alone.
         install_triggers = env.boolean("APPLIANCE_INSTALL_TRIGGERS", default=True)
         # Where the NN-*.sql scripts (functions, triggers) are (default: init-db/ beside the package).
@@ -221,8 +221,9 @@ class _Reader:
                 self.problems.append(f"{name} {error}")
         return items
 
-    def directory(self, name: str, *, default: Path) -> Path:
-        return self._convert(name, default, _parse_directory)
+    def directory(self, name: str, *, default: Path, holding: str | None = None) -> Path:
+        """An existing directory; with `holding`, one that contains that file."""
+        return self._convert(name, default, _parse_directory(holding))
 
     def boolean(self, name: str, *, default: bool) -> bool:
         return self._convert(name, default, _parse_bool)
@@ -299,11 +300,16 @@ def _parse_int(minimum: int, maximum: int | None = None) -> Callable[[str], int]
     return parse
 
 
-def _parse_directory(text: str) -> Path:
-    path = Path(text.strip())
-    if not path.is_dir():
-        raise ValueError(f"must name an existing directory, not {text!r}")
-    return path
+def _parse_directory(holding: str | None) -> Callable[[str], Path]:
+    def parse(text: str) -> Path:
+        path = Path(text.strip())
+        if not path.is_dir():
+            raise ValueError(f"must name an existing directory, not {text!r}")
+        if holding and not (path / holding).is_file():
+            raise ValueError(f"must name a directory holding {holding}, not {text!r}")
+        return path
+
+    return parse
 
 
 def _parse_http_url(text: str) -> str:

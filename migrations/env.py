@@ -6,18 +6,15 @@ The event store's tables (and any other table in the database) are not ours:
 
 from alembic import context
 
-from appliance.migrator import VERSION_TABLE, include_object
+from appliance.migrator import context_options
 from appliance.views import Base
 
 
 def run_migrations(connection) -> None:
+    # Each revision commits with its version row: a failing revision leaves the
+    # database at the last good one, and the next start resumes from there.
     context.configure(
-        connection=connection,
-        target_metadata=Base.metadata,
-        version_table=VERSION_TABLE,
-        include_object=include_object,
-        compare_server_default=True,
-        transaction_per_migration=True,
+        connection=connection, target_metadata=Base.metadata, transaction_per_migration=True, **context_options(),
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -25,18 +22,19 @@ def run_migrations(connection) -> None:
 
 def run_online() -> None:
     connection = context.config.attributes.get("connection")
-    if connection is not None:
+    if connection is not None:  # The appliance's migrator (or a test) hands one over.
         run_migrations(connection)
         return
-    # The `alembic` command line: the database from the environment, via Settings.
+    # The `alembic` command line: the database from the environment, via Settings,
+    # and the same advisory lock as the migrator, so it never races a starting appliance.
     from appliance.config import Settings
     from appliance.db import make_engine
+    from appliance.migrator import schema_lock
 
-    engine = make_engine(Settings.from_env().database_url, application_name="appliance-alembic")
+    engine = make_engine(Settings.from_env().database_url, pool_size=2, application_name="appliance-alembic")
     try:
-        with engine.connect() as connection:
+        with schema_lock(engine), engine.connect() as connection:
             run_migrations(connection)
-            connection.commit()
     finally:
         engine.dispose()
 
