@@ -319,6 +319,7 @@ class WorkflowTracker(Application):
                 settings = Settings.from_env()
         self.settings = settings
         self.conflicts_retried = 0  # version conflicts met and replayed, for metrics
+        self._owns_engine = engine is None  # a given engine is its owner's to dispose
         self._engine = engine or make_engine(settings.database_url, application_name="appliance-tracker")
         env = {"AGGREGATE_CACHE_FASTFORWARD": "n"}
         if settings.tracker_cache_size > 0:
@@ -366,7 +367,8 @@ class WorkflowTracker(Application):
 
     def close(self) -> None:
         super().close()
-        self._engine.dispose()
+        if self._owns_engine:
+            self._engine.dispose()
 
     def _load(self, aggregate_id: UUID) -> TrackedAggregate:
         try:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import psycopg2
+from eventsourcing.persistence import PersistenceError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy import Engine
 
 from appliance.config import Settings
@@ -66,11 +68,11 @@ def init(settings: Settings, announce: Announce = print) -> None:
     """`appliance init`: the event store's tables, then migrate and install triggers under one lock."""
     from appliance.tracker import WorkflowTracker
 
-    # Before the session lock: the event store takes the same key per transaction.
-    WorkflowTracker(settings).close()
-    announce("event store ready")
     engine = make_engine(settings.database_url, pool_size=2, application_name="appliance-init")
     try:
+        # Before the session lock: the event store takes the same key per transaction.
+        WorkflowTracker(settings, engine=engine).close()
+        announce("event store ready")
         with schema_lock(engine, announce):
             if settings.run_migrations:
                 upgrade_to_head(engine, settings.migrations_dir,
@@ -81,6 +83,10 @@ def init(settings: Settings, announce: Announce = print) -> None:
                 install_scripts(engine, settings.init_db_dir, announce)
             else:
                 announce("APPLIANCE_INSTALL_TRIGGERS=0: leaving functions and triggers as they are")
+    except (DBAPIError, PersistenceError, psycopg2.Error) as error:
+        # The driver's own message (refused, authentication failed) holds no password.
+        cause = getattr(error, "orig", None) or error.__cause__ or error
+        raise MigrationError(f"database error on {settings.database_url_masked}: {cause}".strip()) from None
     finally:
         engine.dispose()
 

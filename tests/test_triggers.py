@@ -142,3 +142,10 @@ def test_live_projection_feeds_the_changes_and_a_reprojection_stays_quiet(tracke
     reproject(tracker)
     assert rows(database_url, "SELECT count(*) FROM change_notifications")[0][0] == fed
     assert rows(database_url, "SELECT status FROM workflow_runs") == [("running",)]
+
+
+def test_init_against_an_unreachable_database_is_one_clear_line():
+    result = run_cli("postgresql://app:hunter2@127.0.0.1:1/nowhere", "init")
+    assert result.returncode == 1
+    assert "database error on postgresql+psycopg2://app:***@127.0.0.1:1/nowhere" in result.stderr
+    assert "Traceback" not in result.stderr and "hunter2" not in result.stderr + result.stdout
