@@ -1,9 +1,11 @@
 """What a person sees: the dashboard and a run page in headless Chromium.
 
 Uses Debian's chromium and chromium-driver (no browser download); .ci/run
-installs them. Screenshots land in docs/screenshots/ for the README.
+installs them. With UPDATE_SCREENSHOTS=1 the screenshots replace those in
+docs/screenshots/ (shown in the README); otherwise they go to a temporary folder.
 """
 
+import os
 import threading
 from pathlib import Path
 
@@ -18,10 +20,15 @@ from appliance.config import Settings, WebSettings, parse_database_url
 from appliance.projection import Projector
 from appliance.web import create_app
 
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+DOCS_SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--no-first-run", "--window-size=1280,900")
+
+
+@pytest.fixture
+def screenshots(tmp_path):
+    return DOCS_SCREENSHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
 
 
 @pytest.fixture
@@ -66,7 +73,7 @@ def site(database_url, tracker):
     server.shutdown()
 
 
-def test_the_dashboard_shows_runs_with_their_status(browser, site):
+def test_the_dashboard_shows_runs_with_their_status(browser, site, screenshots):
     base, _ = site
     browser.get(base + "/")
     rows = browser.find_elements(By.CSS_SELECTOR, "table.runs tbody tr")
@@ -76,11 +83,10 @@ def test_the_dashboard_shows_runs_with_their_status(browser, site):
     assert badges == ["running", "completed", "failed"]
     with pytest.raises(NoAlertPresentException):  # the payload stayed text
         browser.switch_to.alert
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(SCREENSHOTS / "dashboard.png"))
+    browser.save_screenshot(str(screenshots / "dashboard.png"))
 
 
-def test_a_failed_run_page_shows_its_error_first_and_a_timeline(browser, site):
+def test_a_failed_run_page_shows_its_error_first_and_a_timeline(browser, site, screenshots):
     base, runs = site
     browser.get(base + "/")
     browser.find_element(By.LINK_TEXT, "cellpose-segmentation").click()
@@ -89,7 +95,7 @@ def test_a_failed_run_page_shows_its_error_first_and_a_timeline(browser, site):
     assert len(browser.find_elements(By.CSS_SELECTOR, "svg.timeline rect")) == 2
     tasks = browser.find_element(By.CSS_SELECTOR, "table.tasks").text
     assert "MemoryError" in tasks and "4711" in tasks
-    browser.save_screenshot(str(SCREENSHOTS / "run-failed.png"))
+    browser.save_screenshot(str(screenshots / "run-failed.png"))
     browser.get(f"{base}/runs/{runs['done']}")
     assert "disk 91% full" in browser.find_element(By.CSS_SELECTOR, "pre.log").text
-    browser.save_screenshot(str(SCREENSHOTS / "run-completed.png"))
+    browser.save_screenshot(str(screenshots / "run-completed.png"))
