@@ -4,8 +4,9 @@
 
 worker_class = "gthread"
 threads = 4
-# Stop timeouts must nest: this < supervisord's stopwaitsecs < Docker's 10 s.
-graceful_timeout = 5
+# Stop timeouts must nest (docs/deploy.md): this 3 s < web's stopwaitsecs in
+# conf/supervisord.conf (4 s) < Docker's 10 s, so no worker is killed mid-request.
+graceful_timeout = 3
 timeout = 30
 keepalive = 5
 accesslog = "-"
