@@ -16,31 +16,41 @@ from eventsourcing.persistence import OperationalError as EventStoreUnavailable
 from flask import Flask, Response, jsonify, render_template, request
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
+from werkzeug.exceptions import InternalServerError, RequestEntityTooLarge
 
 from appliance.config import Settings
 from appliance.db import make_engine
 
 OPEN_PATHS = ("/healthz", "/readyz", "/static/", "/api/v1/events")
 RETRY_AFTER_SECONDS = "5"
+DATABASE_DOWN = (psycopg2.OperationalError, SQLAlchemyOperationalError, EventStoreUnavailable)
 
 
-def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> Flask:
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None,
+               metrics_dir: str | None = None) -> Flask:
+    """The app; `metrics_dir` is prometheus-client's multiprocess folder under gunicorn."""
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config["SETTINGS"] = settings
+    app.config["METRICS_DIR"] = metrics_dir
     app.config["MAX_CONTENT_LENGTH"] = settings.web.ingest_max_bytes
     app.extensions["appliance.engine"] = engine or make_engine(
         settings.database_url, pool_size=4, application_name="appliance-web")
 
     from appliance.web import health, ingest, pages
+    from appliance.web.system import SCHEMA_MISSING
 
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(ingest.blueprint)
     app.register_blueprint(health.blueprint)
     app.before_request(_require_basic_auth)
     app.after_request(_security_headers)
-    for error in (psycopg2.OperationalError, SQLAlchemyOperationalError, EventStoreUnavailable):
+    for error in DATABASE_DOWN:
         app.register_error_handler(error, _database_unavailable)
+    for error in SCHEMA_MISSING:
+        app.register_error_handler(error, _schema_missing)
+    app.register_error_handler(RequestEntityTooLarge, _too_large)
+    app.register_error_handler(InternalServerError, _internal_error)
     return app
 
 
@@ -113,6 +123,23 @@ def _database_unavailable(error: Exception) -> Response:
     response = error_response(503, "the database is unavailable; try again shortly")
     response.headers["Retry-After"] = RETRY_AFTER_SECONDS
     return response
+
+
+def _schema_missing(error: Exception) -> Response:
+    response = error_response(503, "the database has no appliance schema yet (or an old one): "
+                                   "run `appliance init`; the system page shows what is missing")
+    response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+    return response
+
+
+def _too_large(error: Exception) -> Response:
+    return error_response(413, f"the body is larger than {_settings().web.ingest_max_bytes} bytes; "
+                               "send smaller batches")
+
+
+def _internal_error(error: Exception) -> Response:
+    # The details go to the server's log (Flask logs the exception), never to the client.
+    return error_response(500, "internal error; the server's log has the details")
 
 
 def error_response(status: int, message: str, **details) -> Response:

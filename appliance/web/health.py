@@ -25,8 +25,10 @@ def readyz():
             schema = schema_state(cursor, current_app.config["SETTINGS"])
     except (psycopg2.OperationalError, OperationalError):
         return _not_ready("the database is unreachable")
+    if schema["revision"] is None:
+        return _not_ready(f"the schema is not installed (head is {schema['head']}): run `appliance init`")
     if not schema["at_head"]:
-        return _not_ready(f"the schema is at {schema['revision'] or 'nothing'}, not at head {schema['head']}: "
+        return _not_ready(f"the schema is at {schema['revision']}, not at head {schema['head']}: "
                           "run `appliance init`")
     return jsonify({"status": "ready", "revision": schema["revision"]})
 
@@ -41,7 +43,7 @@ def _not_ready(reason: str):
 @blueprint.get("/metrics")
 def prometheus_metrics():
     with db_cursor() as cursor:
-        body = metrics.render(cursor)
+        body = metrics.render(cursor, current_app.config["METRICS_DIR"])
     return Response(body, mimetype="text/plain; version=0.0.4")
 
 

@@ -19,16 +19,20 @@ blueprint = Blueprint("ingest", __name__)
 def ingest_events():
     web = current_app.config["SETTINGS"].web
     if not web.ingest_token:
-        return error_response(403, "ingest is disabled: set APPLIANCE_INGEST_TOKEN to a long random secret "
-                                   "and send it as 'Authorization: Bearer <token>'")
+        return _refuse(403, "ingest is disabled: set APPLIANCE_INGEST_TOKEN to a long random secret "
+                            "and send it as 'Authorization: Bearer <token>'")
     if not _token_matches(web.ingest_token):
-        response = error_response(401, "a valid 'Authorization: Bearer <token>' header is required")
+        response = _refuse(401, "a valid 'Authorization: Bearer <token>' header is required")
         response.headers["WWW-Authenticate"] = 'Bearer realm="appliance"'
         return response
-    if request.content_length is not None and request.content_length > web.ingest_max_bytes:
+    try:
+        body = _body_within(web.ingest_max_bytes)
+    except Exception:  # noqa: BLE001 - each server has its own error for a broken chunked body
+        return _refuse(400, "the body could not be read (a broken chunked encoding?)")
+    if body is None:
         return _refuse(413, f"the body is larger than {web.ingest_max_bytes} bytes; send smaller batches")
     try:
-        payload = json.loads(request.get_data(cache=False))
+        payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return _refuse(400, 'the body is not JSON; send {"events": [...]}')
     events = payload.get("events") if isinstance(payload, dict) else None
@@ -44,6 +48,16 @@ def ingest_events():
         return response
     INGESTED_EVENTS.inc(result.applied)
     return jsonify({"applied": result.applied, "duplicates": result.duplicates})
+
+
+def _body_within(limit: int) -> bytes | None:
+    """The body, or None when it is larger than `limit` bytes: judged by
+    Content-Length before reading, or (chunked) by reading one byte past it at most."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    request.max_content_length = limit + 1  # the stream stops there instead of reading on
+    body = request.stream.read()
+    return None if len(body) > limit else body
 
 
 def _token_matches(expected: str) -> bool:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import runpy
+import shutil
+import tempfile
 from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
@@ -13,8 +16,11 @@ CONFIG_FILE = Path(__file__).resolve().parent.parent.parent / "conf" / "gunicorn
 
 
 class WebServer(BaseApplication):
-    def __init__(self, settings: Settings):
+    """gunicorn with conf/gunicorn.conf.py, and bind address, port and workers from the settings."""
+
+    def __init__(self, settings: Settings, metrics_dir: str | None = None):
         self.settings = settings
+        self.metrics_dir = metrics_dir
         super().__init__()
 
     def load_config(self) -> None:
@@ -28,9 +34,19 @@ class WebServer(BaseApplication):
     def load(self):
         from appliance.web import create_app
 
-        return create_app(self.settings)
+        return create_app(self.settings, metrics_dir=self.metrics_dir)
 
 
 def run_web(settings: Settings) -> int:
-    WebServer(settings).run()
+    metrics_dir = tempfile.mkdtemp(prefix="appliance-metrics-")
+    # prometheus-client switches to multiprocess mode when this variable is set
+    # as it is first imported: here, before gunicorn forks the workers that import it.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    master = os.getpid()
+    try:
+        WebServer(settings, metrics_dir).run()
+    finally:
+        # Workers leave through this frame too (gunicorn forks inside run()); only the master cleans up.
+        if os.getpid() == master:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0

@@ -16,41 +16,38 @@ from appliance.sql import load_queries
 
 QUERIES = load_queries("web.sql")
 EXPECTED_TRIGGERS = 4
+# What a reachable database lacks before `appliance init` (or a part's first run).
+SCHEMA_MISSING = (psycopg2.errors.UndefinedTable, psycopg2.errors.UndefinedFunction,
+                  psycopg2.errors.UndefinedColumn)
 
 
 def schema_state(cursor, settings: Settings) -> dict[str, Any]:
+    revision = optional_query(cursor, "schema_revision", lambda rows: rows[0]["version_num"] if rows else None)
     head = head_revision(settings.migrations_dir)
-    try:
-        cursor.execute("SAVEPOINT schema_state")
-        cursor.execute(QUERIES["schema_revision"])
-        row = cursor.fetchone()
-        revision = row["version_num"] if row else None
-    except psycopg2.errors.UndefinedTable:
-        cursor.execute("ROLLBACK TO SAVEPOINT schema_state")
-        revision = None
     return {"revision": revision, "head": head, "at_head": revision == head}
 
 
 def system_state(cursor, settings: Settings) -> dict[str, Any]:
+    """Each part's state; a part not installed (or not run yet) is None, never an error."""
     state: dict[str, Any] = {"database": "reachable", "schema": schema_state(cursor, settings)}
     cursor.execute(QUERIES["installed_triggers"])
     triggers = [row["tgname"] for row in cursor.fetchall()]
     state["triggers"] = {"installed": triggers, "complete": len(triggers) >= EXPECTED_TRIGGERS}
-    state["projector"] = _optional(cursor, "projector_position", _projector)
-    state["monitors"] = _optional(cursor, "monitor_heartbeats", lambda rows: [_monitor(r) for r in rows]) or []
-    cursor.execute(QUERIES["change_backlog"])
-    state["change_backlog"] = cursor.fetchone()["backlog"]
+    state["projector"] = optional_query(cursor, "projector_position", _projector)
+    state["monitors"] = optional_query(cursor, "monitor_heartbeats", lambda rows: [_monitor(r) for r in rows])
+    state["change_backlog"] = optional_query(cursor, "change_backlog", lambda rows: rows[0]["backlog"])
     state["programs"] = supervisor_programs(settings.web.run_dir)
     return state
 
 
-def _optional(cursor, query: str, shape):
-    """A query over a table another part creates; None when that part has not run yet."""
+def optional_query(cursor, query: str, shape):
+    """`shape(rows)` of a query over tables another part creates; None when that part is missing."""
     cursor.execute("SAVEPOINT optional")
     try:
         cursor.execute(QUERIES[query])
         return shape(cursor.fetchall())
-    except psycopg2.errors.UndefinedTable:
+    except SCHEMA_MISSING:
+        # The failed statement aborted the transaction; the savepoint lets the page go on.
         cursor.execute("ROLLBACK TO SAVEPOINT optional")
         return None
 

@@ -1,0 +1,131 @@
+"""The status pages and their JSON twins, on seeded data."""
+
+from uuid import uuid4
+
+import pytest
+
+from appliance.projection import Projector
+from tests.web_support import XSS, client, make_app, seeded  # noqa: F401 (fixtures)
+
+
+def test_dashboard_lists_runs_newest_first_with_counts(client, seeded):
+    page = client.get("/")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert html.index("cellpose") < html.index("rnaseq")
+    api = client.get("/api/v1/runs").json
+    assert [run["name"] for run in api["runs"]] == [XSS, "cellpose", "rnaseq"]
+    assert api["counts"] == {"completed": 1, "failed": 1, "running": 1}
+    first = api["runs"][2]
+    assert {"id", "name", "status", "progress", "user", "group", "started_at", "finished_at"} <= set(first)
+    assert first["progress"] == {"done": 2, "total": 2, "percent": 100.0}
+    assert api["next"] is None
+
+
+@pytest.mark.parametrize("query, names", [
+    ("status=failed", ["cellpose"]), ("user=alice", ["rnaseq"]), ("group=imaging", [XSS, "cellpose"]),
+    ("q=seq", ["rnaseq"]), ("q=%25", []), ("q=_", []),
+])
+def test_dashboard_filters(client, seeded, query, names):
+    assert [run["name"] for run in client.get(f"/api/v1/runs?{query}").json["runs"]] == names
+
+
+def test_keyset_pagination_walks_every_run_once(client, tracker):
+    for n in range(7):
+        tracker.initiate_workflow(f"run {n}", "", None, None)
+    Projector(tracker).catch_up()
+    seen, cursor = [], None
+    while True:
+        page = client.get("/api/v1/runs", query_string={"limit": 3, **({"cursor": cursor} if cursor else {})}).json
+        seen += [run["name"] for run in page["runs"]]
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert seen == [f"run {n}" for n in reversed(range(7))]
+
+
+def test_run_page_shows_tasks_timeline_logs_and_errors(client, seeded):
+    html = client.get(f"/runs/{seeded['failed']}").get_data(as_text=True)
+    assert "segment failed" in html and "MemoryError" in html
+    html = client.get(f"/runs/{seeded['done']}").get_data(as_text=True)
+    assert "<svg" in html and "align-4711" in html and "disk nearly full" in html
+    api = client.get(f"/api/v1/runs/{seeded['done']}").json
+    assert [task["name"] for task in api["tasks"]] == ["align", "count"]
+    assert [line["message"] for line in api["logs"]] == ["all aligned", "disk nearly full"]
+    warnings = client.get(f"/api/v1/runs/{seeded['done']}?level=WARNING").json["logs"]
+    assert [line["message"] for line in warnings] == ["disk nearly full"]
+
+
+def test_logs_after_an_id(client, seeded):
+    logs = client.get(f"/api/v1/runs/{seeded['done']}/logs").json["logs"]
+    later = client.get(f"/api/v1/runs/{seeded['done']}/logs?after={logs[0]['id']}").json
+    assert [line["message"] for line in later["logs"]] == ["disk nearly full"]
+    assert later["after"] == logs[1]["id"]
+
+
+def test_workflow_controlled_text_is_escaped(client, seeded):
+    for path in ("/", f"/runs/{seeded['running']}"):
+        html = client.get(path).get_data(as_text=True)
+        assert XSS not in html
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_every_response_has_a_content_security_policy(client, seeded):
+    assert "default-src 'self'" in client.get("/").headers["Content-Security-Policy"]
+
+
+def test_jobs_by_id_and_by_owner(client, seeded):
+    [job] = client.get("/api/v1/jobs/align-4711").json["jobs"]
+    assert (job["task_name"], job["workflow_name"], job["user_name"]) == ("align", "rnaseq", "alice")
+    owned = client.get("/api/v1/jobs?user=alice").json["jobs"]
+    assert sorted(j["job_id"] for j in owned) == ["align-4711", "count-4711"]
+    assert "align-4711" in client.get("/jobs?job_id=align-4711").get_data(as_text=True)
+
+
+def test_changes_feed_and_its_filter(client, seeded):
+    recent = client.get("/api/v1/changes?table=workflow_runs").json["changes"]
+    assert recent and {c["table_name"] for c in recent} == {"workflow_runs"}
+    after = client.get("/api/v1/changes?after=0&limit=5").json["changes"]
+    assert [c["id"] for c in after] == sorted(c["id"] for c in after)
+    assert client.get("/changes").status_code == 200
+
+
+def test_system_page(client, seeded):
+    state = client.get("/api/v1/system").json
+    assert state["schema"]["at_head"] and state["triggers"]["complete"]
+    assert state["projector"]["lag_events"] == 0
+    assert "revision" in client.get("/system").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/runs?status=sleeping", "/api/v1/runs?limit=0", "/api/v1/runs?limit=x", "/api/v1/runs?cursor=!!",
+    "/api/v1/runs/not-a-uuid", "/api/v1/runs/00000000-0000-0000-0000-000000000000/logs?after=-1",
+    "/api/v1/changes?table=users", "/api/v1/runs?q=" + "x" * 300,
+])
+def test_bad_parameters_get_400_with_a_message(client, path):
+    response = client.get(path)
+    assert response.status_code == 400 and response.json["error"]
+
+
+def test_unknown_run_is_404(client):
+    assert client.get(f"/api/v1/runs/{uuid4()}").status_code == 404
+    assert client.get(f"/runs/{uuid4()}").status_code == 404
+
+
+def test_openapi_document_lists_every_api_path(client):
+    paths = set(client.get("/api/v1/openapi.json").json["paths"])
+    assert {"/api/v1/runs", "/api/v1/runs/{run_id}", "/api/v1/runs/{run_id}/logs", "/api/v1/jobs",
+            "/api/v1/jobs/{job_id}", "/api/v1/changes", "/api/v1/system", "/api/v1/events"} <= paths
+
+
+def test_an_unmigrated_database_gets_503_saying_what_to_do_and_the_system_page_says_what_is_missing(
+        empty_database_url):
+    client = make_app(empty_database_url).test_client()
+    for path in ("/", "/api/v1/runs", "/changes", "/api/v1/jobs"):
+        response = client.get(path)
+        assert response.status_code == 503 and response.headers["Retry-After"]
+        assert "appliance init" in response.get_data(as_text=True)
+    state = client.get("/api/v1/system").json
+    assert state["schema"]["revision"] is None and state["projector"] is None
+    assert state["triggers"]["installed"] == [] and state["change_backlog"] is None
+    assert "not installed" in client.get("/system").get_data(as_text=True)
