@@ -29,6 +29,7 @@ from werkzeug.serving import make_server
 from appliance.config import Settings, WebSettings, parse_database_url
 from appliance.projection import Projector
 from appliance.web import create_app
+from tests.appliance_process import wait_for as wait_until
 
 PLUGIN = Path(__file__).resolve().parent.parent / "plugins/snakemake-logger-plugin-appliance"
 WORKFLOWS = PLUGIN / "tests/workflows"
@@ -136,14 +137,7 @@ class Appliance:
 
 
 def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.2)
+    return wait_until(condition, timeout, interval=0.2, message=what)
 
 
 @pytest.fixture
