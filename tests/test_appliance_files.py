@@ -93,8 +93,14 @@ def test_supervisor_runs_the_three_programs_with_unrotated_output_to_the_contain
 
 def test_stop_timeouts_nest_inside_dockers():
     # supervisord stops its programs one after the other, so their timeouts add up.
-    total = sum(int(section["stopwaitsecs"]) for section in supervisor_programs().values())
+    programs = supervisor_programs()
+    total = sum(int(section["stopwaitsecs"]) for section in programs.values())
     assert total < DOCKER_STOP_TIMEOUT
+    # gunicorn's workers get their graceful time-out before supervisord kills the web's group.
+    gunicorn = ast.parse((REPO / "conf" / "gunicorn.conf.py").read_text())
+    graceful = [node.value.value for node in gunicorn.body if isinstance(node, ast.Assign)
+                and [getattr(t, "id", None) for t in node.targets] == ["graceful_timeout"]]
+    assert graceful and graceful[0] < int(programs["web"]["stopwaitsecs"])
 
 
 def test_compose_runs_postgres_and_the_appliance():
