@@ -14,3 +14,6 @@ errorlog = "-"
 access_log_format = 'web %(h)s "%(r)s" %(s)s %(b)s %(L)ss'
 # Workers import the app after the fork: each opens its own database pool.
 preload_app = False
+# No control socket: supervisorctl manages the web; gunicorn's default path
+# ($HOME/.gunicorn) is not writable in the image and shared by every instance natively.
+control_socket_disable = True
