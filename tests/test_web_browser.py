@@ -1,13 +1,17 @@
 """What a person sees: the dashboard and a run page in headless Chromium.
 
 Uses Debian's chromium and chromium-driver (no browser download); .ci/run
-installs them. With UPDATE_SCREENSHOTS=1 the screenshots replace those in
-docs/screenshots/ (shown in the README); otherwise they go to a temporary folder.
+installs them. The runs arrive as a source would send them: through
+POST /api/v1/events, with the times they happened. With UPDATE_SCREENSHOTS=1
+the screenshots replace those in docs/screenshots/ (shown in the README);
+otherwise they go to a temporary folder.
 """
 
 import os
 import threading
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 from selenium import webdriver
@@ -16,14 +20,79 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from werkzeug.serving import make_server
 
-from appliance.config import Settings, WebSettings, parse_database_url
 from appliance.projection import Projector
-from appliance.web import create_app
+from tests.web_support import TOKEN, XSS, bearer, make_app
 
 DOCS_SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--no-first-run", "--window-size=1280,900")
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+class Story:
+    """Events of runs as a source sends them, each at a time (minutes before now)."""
+
+    def __init__(self):
+        self.events = []
+
+    def add(self, minutes_ago: float, type: str, **fields) -> str:
+        at = NOW - timedelta(minutes=minutes_ago)
+        self.events.append({"id": str(uuid4()), "type": type, "time": at.isoformat(), **fields})
+        return fields.get("task_id") or fields.get("run_id")
+
+    def run(self, minutes_ago, name, user, group, source, description=""):
+        return self.add(minutes_ago, "run_started", run_id=str(uuid4()), name=name, user=user, group=group,
+                        source=source, description=description)
+
+    def task(self, run, name, start, end=None, job=None, error=None, version=None):
+        """A task from `start` to `end` minutes ago (running when end is None)."""
+        task = self.add(start, "task_created", run_id=run, task_id=str(uuid4()), name=name, version=version)
+        self.add(start, "task_started", task_id=task)
+        if job:
+            self.add(start, "job_id", task_id=task, job_id=job)
+        self.add(start, "log", run_id=run, task_id=task, message=f"rule {name}: submitted"
+                 + (f" as Slurm job {job}" if job else ""))
+        if error:
+            self.add(end, "task_failed", task_id=task, error=error)
+            self.add(end, "log", run_id=run, task_id=task, level="ERROR", message=f"rule {name}: {error}")
+        elif end is not None:
+            self.add(end, "task_finished", task_id=task, message="ok")
+        return task
+
+
+def realistic_history() -> tuple[list[dict], dict]:
+    story = Story()
+    qc = story.run(1500, "nightly-qc", "alice", "genomics", "snakemake")
+    story.task(qc, "fastqc", 1499, 1490)
+    story.add(1489, "run_finished", run_id=qc)
+
+    rna = story.run(52, "rnaseq-alignment", "alice", "genomics", "snakemake", "batch 2024-05, 3 samples")
+    for n, sample in enumerate(("s1", "s2", "s3")):
+        story.task(rna, f"fastqc {sample}", 51.5 - n * 0.5, 48 - n, job=str(88120 + n))
+        story.task(rna, f"trim {sample}", 47.5 - n, 43 - n, job=str(88130 + n))
+        story.task(rna, f"star_align {sample}", 42.5 - n, 26 - n * 2, job=str(88140 + n))
+    story.task(rna, "featurecounts", 21.5, 17, job="88150")
+    story.add(17.5, "log", run_id=rna, level="WARNING", message="scratch disk 91% full")
+    story.task(rna, "multiqc", 16.8, 15.5)
+    story.add(15.4, "run_finished", run_id=rna)
+
+    cell = story.run(34, "cellpose-segmentation", "bob", "imaging", "biomero", "plate 7, 384 wells")
+    story.task(cell, "fetch_images", 33.5, 30, job="4710", version="2.1")
+    story.task(cell, "segment", 29.5, 12, job="4711", version="2.1",
+               error="MemoryError: out of memory on node c12 (64 GiB)")
+    story.add(11.9, "run_failed", run_id=cell, error="segment failed: out of memory on node c12")
+
+    variants = story.run(9, "variant-calling", "dana", "genomics", "snakemake")
+    story.task(variants, "bwa_mem", 8.5, 4, job="88201")
+    story.task(variants, "mark_duplicates", 3.8, 1.5, job="88202")
+    story.task(variants, "haplotype_caller", 1.4, job="88203")
+    story.task(variants, "haplotype_caller chr2", 1.2, job="88204")
+
+    hostile = story.run(2, XSS, "carol", "imaging", "biomero")
+    story.task(hostile, "export", 1.5, job="4799")
+    story.add(0.5, "log", run_id=hostile, message=XSS)
+    return story.events, {"rna": rna, "cell": cell}
 
 
 @pytest.fixture
@@ -45,31 +114,15 @@ def browser():
 
 @pytest.fixture
 def site(database_url, tracker):
-    """The app on a free loopback port, with a few realistic runs recorded and projected."""
-    failed = tracker.initiate_workflow("cellpose-segmentation", "plate 7", "bob", "imaging", source="biomero")
-    tracker.start_workflow(failed)
-    for name in ("fetch_images", "segment"):
-        task = tracker.add_task_to_workflow(failed, name, "2.1", {"plate": 7}, {})
-        tracker.start_task(task)
-        tracker.add_job_id(task, "4711" if name == "segment" else "4710")
-    tracker.fail_task(task, "MemoryError: out of memory on node c12")
-    tracker.fail_workflow(failed, "segment failed: out of memory")
-    done = tracker.initiate_workflow("rnaseq-alignment", "nightly", "alice", "genomics", source="snakemake")
-    tracker.start_workflow(done)
-    for name in ("trim", "align", "count", "report"):
-        task = tracker.add_task_to_workflow(done, name, None, {}, {})
-        tracker.start_task(task)
-        tracker.record_log(done, f"rule {name}: started", task_id=task)
-        tracker.complete_task(task, "ok")
-    tracker.record_log(done, "disk 91% full", level="WARNING")
-    tracker.complete_workflow(done)
-    running = tracker.initiate_workflow("<script>alert(1)</script>", "", "carol", "imaging")
-    tracker.start_workflow(running)
+    """The app on a free loopback port, fed a realistic history through the ingest endpoint."""
+    app = make_app(database_url)
+    events, runs = realistic_history()
+    response = app.test_client().post("/api/v1/events", json={"events": events}, headers=bearer(TOKEN))
+    assert response.status_code == 200, response.json
     Projector(tracker).catch_up()
-    app = create_app(Settings(database_url=parse_database_url(database_url), web=WebSettings(ingest_token="t")))
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}", {"failed": str(failed), "done": str(done)}
+    yield f"http://127.0.0.1:{server.server_port}", runs
     server.shutdown()
 
 
@@ -78,9 +131,10 @@ def test_the_dashboard_shows_runs_with_their_status(browser, site, screenshots):
     browser.get(base + "/")
     rows = browser.find_elements(By.CSS_SELECTOR, "table.runs tbody tr")
     names = [row.find_element(By.CSS_SELECTOR, "td a").text for row in rows]
-    assert names == ["<script>alert(1)</script>", "rnaseq-alignment", "cellpose-segmentation"]
+    assert names == [XSS, "variant-calling", "cellpose-segmentation", "rnaseq-alignment", "nightly-qc"]
     badges = [row.find_element(By.CSS_SELECTOR, ".badge").text for row in rows]
-    assert badges == ["running", "completed", "failed"]
+    assert badges == ["running", "running", "failed", "completed", "completed"]
+    assert "2/4" in rows[1].text and "dana / genomics" in rows[1].text
     with pytest.raises(NoAlertPresentException):  # the payload stayed text
         browser.switch_to.alert
     browser.save_screenshot(str(screenshots / "dashboard.png"))
@@ -90,12 +144,19 @@ def test_a_failed_run_page_shows_its_error_first_and_a_timeline(browser, site, s
     base, runs = site
     browser.get(base + "/")
     browser.find_element(By.LINK_TEXT, "cellpose-segmentation").click()
-    error = browser.find_element(By.CSS_SELECTOR, ".error")
-    assert "segment failed: out of memory" in error.text
-    assert len(browser.find_elements(By.CSS_SELECTOR, "svg.timeline rect")) == 2
+    first = browser.find_element(By.CSS_SELECTOR, "main .error")
+    assert "segment failed: out of memory on node c12" in first.text
+    assert len(browser.find_elements(By.CSS_SELECTOR, "svg.timeline rect.bar")) == 2
     tasks = browser.find_element(By.CSS_SELECTOR, "table.tasks").text
-    assert "MemoryError" in tasks and "4711" in tasks
+    assert "MemoryError" in tasks and "4711" in tasks and "17 min 30 s" in tasks
     browser.save_screenshot(str(screenshots / "run-failed.png"))
-    browser.get(f"{base}/runs/{runs['done']}")
-    assert "disk 91% full" in browser.find_element(By.CSS_SELECTOR, "pre.log").text
+
+
+def test_a_completed_run_page_shows_its_timeline_and_log(browser, site, screenshots):
+    base, runs = site
+    browser.set_window_size(1280, 1300)
+    browser.get(f"{base}/runs/{runs['rna']}")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "svg.timeline rect.bar")) == 11
+    assert "scratch disk 91% full" in browser.find_element(By.CSS_SELECTOR, "pre.log").text
+    assert not browser.find_elements(By.CSS_SELECTOR, "main .error")
     browser.save_screenshot(str(screenshots / "run-completed.png"))

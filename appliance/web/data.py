@@ -101,8 +101,15 @@ def run_json(row: Mapping[str, Any]) -> dict[str, Any]:
         "current_task": row["current_task"], "error_message": row["error_message"],
         "created_at": _iso(row["created_at"]), "started_at": _iso(row["started_at"]),
         "finished_at": _iso(row["finished_at"]), "duration_seconds": row["duration_seconds"],
-        "last_event_at": _iso(row["last_event_at"]),
+        "elapsed_seconds": _elapsed(row), "last_event_at": _iso(row["last_event_at"]),
     }
+
+
+def _elapsed(row: Mapping[str, Any]) -> float | None:
+    """Seconds since a run still going started (its duration is known only at its end)."""
+    if row["started_at"] is None or row["finished_at"] is not None:
+        return None
+    return round((datetime.now(timezone.utc) - row["started_at"]).total_seconds(), 1)
 
 
 def task_json(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -215,25 +222,41 @@ def changes_page(cursor, args: Mapping[str, str]) -> dict[str, Any]:
     return {"table": table, "after": after and int(after), "changes": changes}
 
 
-def timeline(tasks: list[dict[str, Any]], width: int = 900, row_height: int = 18) -> dict[str, Any]:
-    """Bars of a Gantt chart of the tasks (inline SVG), like Nextflow's timeline report."""
+TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+
+
+def timeline(tasks: list[dict[str, Any]], width: int = 1000, row_height: int = 20,
+             label_width: int = 200) -> dict[str, Any]:
+    """A Gantt chart of the tasks, drawn by the run page as inline SVG (like Nextflow's
+    timeline report): one bar per started task, from its start to its end (or now)."""
     started = [t for t in tasks if t["started_at"]]
     if not started:
-        return {"bars": [], "width": width, "height": 0, "seconds": 0}
-    begin = min(datetime.fromisoformat(t["started_at"]) for t in started)
+        return {"bars": [], "ticks": [], "width": width, "height": 0, "label_width": label_width}
     now = datetime.now(timezone.utc)
-    ends = [datetime.fromisoformat(t["finished_at"]) if t["finished_at"] else now for t in started]
-    span = max((max(ends) - begin).total_seconds(), 1.0)
-    label_width = 180
-    scale = (width - label_width - 10) / span
-    bars = []
-    for index, (task, end) in enumerate(zip(started, ends)):
-        start = (datetime.fromisoformat(task["started_at"]) - begin).total_seconds()
-        length = max((end - datetime.fromisoformat(task["started_at"])).total_seconds(), 0.0)
-        bars.append({
-            "label": task["name"], "status": task["status"], "y": index * row_height,
-            "x": label_width + start * scale, "width": max(length * scale, 2.0),
-            "title": f"{task['name']}: {length:.1f} s ({task['status']})",
-        })
-    return {"bars": bars, "width": width, "height": len(bars) * row_height, "seconds": round(span, 1),
-            "label_width": label_width}
+    spans = [(datetime.fromisoformat(t["started_at"]),
+              datetime.fromisoformat(t["finished_at"]) if t["finished_at"] else now) for t in started]
+    begin = min(start for start, _ in spans)
+    seconds = max(max(end for _, end in spans) - begin, timedelta(seconds=1)).total_seconds()
+    scale = (width - label_width - 16) / seconds
+    bars = [{
+        "label": task["name"], "status": task["status"], "y": index * row_height,
+        "x": label_width + (start - begin).total_seconds() * scale,
+        "width": max((end - start).total_seconds() * scale, 2.0),
+        "title": f"{task['name']}: {human_duration((end - start).total_seconds())}, {task['status']}",
+    } for index, (task, (start, end)) in enumerate(zip(started, spans))]
+    # About six gridlines at a round step: 0, 5 min, 10 min, ...
+    step = next((s for s in TICK_STEPS if seconds / s <= 6), TICK_STEPS[-1])
+    ticks = [{"x": label_width + k * step * scale, "label": human_duration(k * step)}
+             for k in range(int(seconds // step) + 1)]
+    return {"bars": bars, "ticks": ticks, "width": width, "height": len(bars) * row_height,
+            "row_height": row_height, "label_width": label_width}
+
+
+def human_duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s" if seconds >= 10 or seconds == int(seconds) else f"{seconds:.1f} s"
+    if seconds < 3600:
+        minutes, rest = divmod(int(seconds), 60)
+        return f"{minutes} min" + (f" {rest} s" if rest else "")
+    hours, rest = divmod(int(seconds) // 60, 60)
+    return f"{hours} h" + (f" {rest} min" if rest else "")

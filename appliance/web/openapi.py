@@ -36,6 +36,7 @@ RUN = _object({
                       "failed": {"type": "integer"}}),
     "current_task": _nullable("string"), "error_message": _nullable("string"),
     "created_at": TIME, "started_at": TIME, "finished_at": TIME, "duration_seconds": _nullable("number"),
+    "elapsed_seconds": _nullable("number", description="seconds since a run without an end started"),
     "last_event_at": TIME,
 })
 TASK = _object({

@@ -10,6 +10,7 @@ from appliance.web import data, db_cursor, error_response
 from appliance.web.system import system_state
 
 blueprint = Blueprint("pages", __name__)
+blueprint.add_app_template_filter(data.human_duration, "duration")
 
 
 def _twin(page_rule: str, api_rule: str, template: str, endpoint: str):
