@@ -63,6 +63,18 @@ def test_logs_after_an_id(client, seeded):
     assert later["after"] == logs[1]["id"]
 
 
+def test_a_long_log_shows_its_latest_lines_and_links_to_the_first(client, tracker):
+    run = tracker.initiate_workflow("chatty", "", None, None)
+    with tracker.batch() as batch:
+        for n in range(250):
+            batch.record_log(run, f"line {n}")
+    Projector(tracker).catch_up()
+    page = client.get(f"/runs/{run}").get_data(as_text=True)
+    assert "line 249" in page and "line 49<" not in page and "From the first line" in page
+    first = client.get(f"/runs/{run}/logs?after=0&limit=1").get_data(as_text=True)
+    assert "line 0" in first
+
+
 def test_workflow_controlled_text_is_escaped(client, seeded):
     for path in ("/", f"/runs/{seeded['running']}"):
         html = client.get(path).get_data(as_text=True)

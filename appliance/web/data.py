@@ -180,7 +180,7 @@ def run_page(cursor, run_id: str, args: Mapping[str, str]) -> dict[str, Any]:
     tasks = [task_json(task) for task in cursor.fetchall()]
     cursor.execute(QUERIES["run_latest_logs"], {"run_id": run_id, "level": level, "limit": LOG_PAGE})
     logs = [log_json(line) for line in reversed(cursor.fetchall())]
-    return {"run": run_json(row), "tasks": tasks, "logs": logs, "level": level,
+    return {"run": run_json(row), "tasks": tasks, "logs": logs, "level": level, "log_page": LOG_PAGE,
             "last_log_id": logs[-1]["id"] if logs else 0, "timeline": timeline(tasks)}
 
 
