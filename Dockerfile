@@ -32,5 +32,5 @@ EXPOSE 8000
 # Docker only reports health; restarts come from the restart policy and the
 # exit code (a program that cannot start makes the container exit 1).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('BACKEND_PORT', '8000'), timeout=4)"]
 ENTRYPOINT ["/app/entrypoint.sh"]
