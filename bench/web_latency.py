@@ -2,10 +2,10 @@
 
 Generates 10,000 runs, 1,000,000 tasks and 2,000,000 log lines straight into
 the view tables (INSERT ... SELECT generate_series, quiet: no change rows),
-then measures p50 and p95 of the dashboard, a deep page of it, a run page
-with 500 tasks and the runs API through the Flask app in process, and the
-ingest rate through POST /api/v1/events in batches of 500 against
-`appliance web` (gunicorn) on loopback. Usage:
+then starts `appliance web` (gunicorn, 2 workers) on loopback and measures,
+over HTTP, p50 and p95 of the dashboard, a deep page of it, a run page with
+500 tasks and the runs API (one client, one request at a time), then the
+ingest rate through POST /api/v1/events in batches of 500 (2 senders). Usage:
 
     python -m bench.web_latency [--requests 200] [--ingest-batches 40]
 """
@@ -21,12 +21,11 @@ import sys
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 
 import psycopg2
 
-from appliance.config import Settings, WebSettings, parse_database_url
 from appliance.localpg import LocalPostgres, free_port
-from appliance.web import create_app
 from appliance.web.data import encode_cursor
 from tests.schema import prepare_schema
 
@@ -59,7 +58,7 @@ GENERATE = [
 ]
 
 
-def generate(url: str) -> float:
+def generate(url: str) -> tuple[float, str, str]:
     started = time.perf_counter()
     connection = psycopg2.connect(url)
     with connection, connection.cursor() as cursor:
@@ -76,19 +75,25 @@ def generate(url: str) -> float:
     return time.perf_counter() - started, encode_cursor(deep[1], deep[0]), str(big_run)
 
 
-def latencies(client, path: str, requests: int) -> tuple[float, float]:
-    client.get(path)  # warm up
+def latencies(port: int, path: str, requests: int) -> tuple[float, float]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     samples = []
-    for _ in range(requests):
+    for n in range(requests + 1):
         started = time.perf_counter()
-        response = client.get(path)
-        samples.append(time.perf_counter() - started)
-        assert response.status_code == 200, (path, response.status_code)
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 200, (path, response.status)
+        if n:  # the first warms the worker up
+            samples.append(time.perf_counter() - started)
+    connection.close()
     samples.sort()
     return samples[len(samples) // 2] * 1000, samples[int(len(samples) * 0.95)] * 1000
 
 
-def ingest_rate(url: str, batches: int, senders: int = 2) -> float:
+@contextmanager
+def appliance_web(url: str):
+    """`appliance web` on a free loopback port, as the container runs it (2 workers)."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "BACKEND_PORT": str(port), "APPLIANCE_BIND": "127.0.0.1",
            "APPLIANCE_INGEST_TOKEN": TOKEN, "WEB_WORKERS": "2"}
@@ -96,17 +101,22 @@ def ingest_rate(url: str, batches: int, senders: int = 2) -> float:
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for_port(port)
-        per_sender = batches // senders
-        threads = [threading.Thread(target=_send_batches, args=(port, per_sender)) for _ in range(senders)]
-        started = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        return per_sender * senders * 500 / (time.perf_counter() - started)
+        yield port
     finally:
         server.terminate()
         server.wait(timeout=15)
+
+
+def ingest_rate(port: int, batches: int, senders: int = 2) -> float:
+    per_sender = batches // senders
+    bodies = [[_batch() for _ in range(per_sender)] for _ in range(senders)]
+    threads = [threading.Thread(target=_send_batches, args=(port, mine)) for mine in bodies]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return per_sender * senders * 500 / (time.perf_counter() - started)
 
 
 def _batch() -> bytes:
@@ -128,10 +138,9 @@ def _batch() -> bytes:
     return json.dumps({"events": events}).encode()
 
 
-def _send_batches(port: int, count: int) -> None:
+def _send_batches(port: int, bodies: list[bytes]) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
-    bodies = [_batch() for _ in range(count)]
     for body in bodies:
         connection.request("POST", "/api/v1/events", body=body, headers=headers)
         response = connection.getresponse()
@@ -164,19 +173,18 @@ def main() -> None:
         prepare_schema(url)
         seconds, deep_cursor, big_run = generate(url)
         print(f"generated 10,000 runs, 1,000,400 tasks, 2,000,000 log lines in {seconds:.0f} s")
-        settings = Settings(database_url=parse_database_url(url), web=WebSettings(ingest_token=TOKEN))
-        client = create_app(settings).test_client()
-        for name, path in (
-            ("dashboard", "/"),
-            ("dashboard, 100 pages deep", f"/?cursor={deep_cursor}"),
-            ("run page, 500 tasks", f"/runs/{big_run}"),
-            ("runs API", "/api/v1/runs"),
-            ("runs API, filtered by user", "/api/v1/runs?user=user7"),
-        ):
-            p50, p95 = latencies(client, path, args.requests)
-            print(f"{name:30s} p50 {p50:6.1f} ms   p95 {p95:6.1f} ms")
-        rate = ingest_rate(url, args.ingest_batches)
-        print(f"ingest, batches of 500 events through gunicorn: {rate:,.0f} events/s")
+        with appliance_web(url) as port:
+            for name, path in (
+                ("dashboard", "/"),
+                ("dashboard, 100 pages deep", f"/?cursor={deep_cursor}"),
+                ("run page, 500 tasks", f"/runs/{big_run}"),
+                ("runs API", "/api/v1/runs"),
+                ("runs API, filtered by user", "/api/v1/runs?user=user7"),
+            ):
+                p50, p95 = latencies(port, path, args.requests)
+                print(f"{name:30s} p50 {p50:6.1f} ms   p95 {p95:6.1f} ms")
+            rate = ingest_rate(port, args.ingest_batches)
+            print(f"ingest, batches of 500 events through gunicorn: {rate:,.0f} events/s")
     finally:
         server.destroy()
 
