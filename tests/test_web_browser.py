@@ -9,13 +9,14 @@ otherwise they go to a temporary folder.
 
 import os
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from uuid import uuid4
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from werkzeug.serving import make_server
@@ -160,3 +161,23 @@ def test_a_completed_run_page_shows_its_timeline_and_log(browser, site, screensh
     assert "scratch disk 91% full" in browser.find_element(By.CSS_SELECTOR, "pre.log").text
     assert not browser.find_elements(By.CSS_SELECTOR, "main .error")
     browser.save_screenshot(str(screenshots / "run-completed.png"))
+
+
+def test_the_dashboard_follows_new_runs_without_a_reload(browser, site, tracker):
+    base, _ = site
+    browser.get(base + "/")
+    marker = browser.find_element(By.CSS_SELECTOR, "header")  # outside the part that refreshes
+    tracker.start_workflow(tracker.initiate_workflow("arrived-later", "", "erin", "imaging"))
+    Projector(tracker).catch_up()
+    deadline = time.monotonic() + 15  # the page refreshes every 5 s
+    while "arrived-later" not in _text(browser, "table.runs"):
+        assert time.monotonic() < deadline, "the dashboard did not refresh"
+        time.sleep(0.5)
+    assert browser.execute_script("return arguments[0].isConnected", marker)  # swapped in place, not reloaded
+
+
+def _text(browser, selector):
+    try:
+        return browser.find_element(By.CSS_SELECTOR, selector).text
+    except StaleElementReferenceException:  # swapped out between finding and reading
+        return ""
