@@ -12,6 +12,8 @@ import urllib.request
 from contextlib import contextmanager
 from uuid import uuid4
 
+import pytest
+
 from appliance.config import Settings, WebSettings, parse_database_url
 from appliance.web import basic_auth_header, create_app
 from tests.web_support import TOKEN, bearer, client, events_of_a_run, make_app, seeded  # noqa: F401 (fixtures)
@@ -146,3 +148,20 @@ def test_a_chunked_body_over_the_byte_limit_gets_413_under_gunicorn(database_url
         broken = iter([b"not a chunk size\r\n" + b"x" * 9000])
         headers = {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
         assert _post(port, broken, headers)[0] == 400
+
+
+def test_web_settings_from_the_environment_are_validated_and_secrets_stay_out_of_repr():
+    from appliance.config import ConfigError
+
+    base = {"DATABASE_URL": "postgresql://u:pw@db/appliance"}
+    web = Settings.from_env(base).web
+    assert (web.bind, web.port, web.workers, web.ingest_token) == ("0.0.0.0", 8000, 2, None)
+    settings = Settings.from_env({**base, "BACKEND_PORT": "9000", "WEB_WORKERS": "3",
+                                  "APPLIANCE_INGEST_TOKEN": "tok-secret", "APPLIANCE_UI_USER": "admin",
+                                  "APPLIANCE_UI_PASSWORD": "pw-secret", "INGEST_MAX_EVENTS": "500"})
+    assert (settings.web.port, settings.web.workers, settings.web.ingest_max_events) == (9000, 3, 500)
+    assert "tok-secret" not in repr(settings) and "pw-secret" not in repr(settings)
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env({**base, "BACKEND_PORT": "70000", "APPLIANCE_UI_USER": "admin", "INGEST_MAX_BYTES": "10"})
+    problems = " ".join(error.value.problems)
+    assert "BACKEND_PORT" in problems and "APPLIANCE_UI_PASSWORD" in problems and "INGEST_MAX_BYTES" in problems
