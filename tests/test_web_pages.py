@@ -141,3 +141,38 @@ def test_an_unmigrated_database_gets_503_saying_what_to_do_and_the_system_page_s
     assert state["schema"]["revision"] is None and state["projector"] is None
     assert state["triggers"]["installed"] == [] and state["change_backlog"] is None
     assert "not installed" in client.get("/system").get_data(as_text=True)
+
+
+def test_the_system_page_reads_program_states_from_supervisors_socket(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from appliance.web.system import supervisor_programs
+
+    assert supervisor_programs(None) is None and supervisor_programs(tmp_path) is None
+    conf = tmp_path / "supervisord.conf"
+    conf.write_text(f"""[supervisord]
+nodaemon=true
+logfile={tmp_path}/supervisord.log
+pidfile={tmp_path}/supervisord.pid
+[unix_http_server]
+file={tmp_path}/supervisor.sock
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+[program:sleeper]
+command=sleep 60
+startsecs=0
+""")
+    supervisord = subprocess.Popen([sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while (supervisor_programs(tmp_path) or [{}])[0].get("state") != "RUNNING":
+            assert time.monotonic() < deadline, "supervisord never reported its program"
+            time.sleep(0.1)
+        [program] = supervisor_programs(tmp_path)
+        assert program["name"] == "sleeper" and program["description"].startswith("pid ")
+    finally:
+        supervisord.terminate()
+        supervisord.wait(timeout=10)
