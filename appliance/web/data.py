@@ -50,7 +50,7 @@ def _choice_arg(args: Mapping[str, str], name: str, choices: tuple[str, ...]) ->
     return value
 
 
-def _int_arg(args: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+def _int_arg(args: Mapping[str, str], name: str, default: int | None, minimum: int, maximum: int) -> int | None:
     value = _text_arg(args, name, limit=20)
     if value is None:
         return default
@@ -211,15 +211,14 @@ def jobs_page(cursor, args: Mapping[str, str], job_id: str | None = None) -> dic
 def changes_page(cursor, args: Mapping[str, str]) -> dict[str, Any]:
     table = _choice_arg(args, "table", VIEW_TABLES)
     limit = _int_arg(args, "limit", 100, 1, 1000)
-    after = _text_arg(args, "after", limit=20)
+    after = _int_arg(args, "after", None, 0, 2**62)
     if after is not None:
-        cursor.execute(QUERIES["changes_after"], {
-            "after": _int_arg(args, "after", 0, 0, 2**62), "table": table, "limit": limit})
+        cursor.execute(QUERIES["changes_after"], {"after": after, "table": table, "limit": limit})
     else:
         since = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=7)
         cursor.execute(QUERIES["recent_changes"], {"since": since, "table": table, "limit": limit})
     changes = [_plain(row) for row in cursor.fetchall()]
-    return {"table": table, "after": after and int(after), "changes": changes}
+    return {"table": table, "after": after, "changes": changes}
 
 
 TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
