@@ -165,3 +165,18 @@ def test_web_settings_from_the_environment_are_validated_and_secrets_stay_out_of
         Settings.from_env({**base, "BACKEND_PORT": "70000", "APPLIANCE_UI_USER": "admin", "INGEST_MAX_BYTES": "10"})
     problems = " ".join(error.value.problems)
     assert "BACKEND_PORT" in problems and "APPLIANCE_UI_PASSWORD" in problems and "INGEST_MAX_BYTES" in problems
+
+
+def test_an_unexpected_error_is_a_short_500_without_details(database_url, monkeypatch):
+    from appliance.web import data
+
+    def broken(cursor, args):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(data, "runs_page", broken)
+    client = make_app(database_url).test_client()
+    for path in ("/", "/api/v1/runs"):
+        response = client.get(path)
+        body = response.get_data(as_text=True)
+        assert response.status_code == 500 and "secret internals" not in body and "Traceback" not in body
+    assert client.get("/api/v1/runs").json == {"error": "internal error; the server's log has the details"}
