@@ -63,18 +63,6 @@ def test_readyz_and_metrics_on_an_unmigrated_database(empty_database_url):
     assert metrics.status_code == 200 and "appliance_runs" not in metrics.get_data(as_text=True)
 
 
-def test_gunicorn_graceful_timeout_nests_inside_supervisords_stop_wait():
-    import configparser
-    import runpy
-    from pathlib import Path
-
-    conf = Path(__file__).resolve().parent.parent / "conf"
-    graceful = runpy.run_path(str(conf / "gunicorn.conf.py"))["graceful_timeout"]
-    supervisor = configparser.RawConfigParser()
-    supervisor.read(conf / "supervisord.conf")
-    assert graceful < supervisor.getint("program:web", "stopwaitsecs")
-
-
 @contextmanager
 def appliance_web(database_url, tmp_path, workers):
     """`appliance web` (gunicorn) on a free loopback port; stopped with SIGTERM, which must exit 0."""
