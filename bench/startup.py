@@ -22,7 +22,8 @@ import urllib.request
 from pathlib import Path
 
 from appliance.localpg import LocalPostgres, _create_database, free_port
-from tests.appliance_process import Appliance, base_environment, wait_for
+from tests.appliance_process import Appliance, base_environment
+from tests.waiting import wait_for
 
 
 def ready(port: int) -> bool:

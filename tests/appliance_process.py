@@ -15,25 +15,14 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 ENTRYPOINT = REPO / "entrypoint.sh"
 CONF = REPO / "conf" / "supervisord.conf"
 VENV_BIN = Path(sys.executable).parent
-
-
-def wait_for(condition, timeout: float, interval: float = 0.1, message: str = "condition"):
-    """The first truthy value of condition(), polled until `timeout` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(interval)
 
 
 def base_environment(path_prefix: list[Path] = (), **settings: str) -> dict[str, str]:

@@ -22,7 +22,8 @@ import psycopg2
 import pytest
 
 from appliance.localpg import free_port
-from tests.appliance_process import Appliance, base_environment, wait_for
+from tests.appliance_process import Appliance, base_environment
+from tests.waiting import wait_for
 
 PROGRAMS = ("web", "monitor", "projector")
 TOKEN = "e2e-ingest-token"

@@ -16,7 +16,7 @@ from appliance.config import DEFAULT_MIGRATIONS_DIR, ConfigError, Settings
 from appliance.db import SCHEMA_LOCK_KEY, make_engine
 from appliance.migrator import VERSION_TABLE, alembic_config, head_revision, schema_lock, upgrade_to_head
 from appliance.views import Base
-from tests.appliance_process import wait_for
+from tests.waiting import wait_for
 
 HEAD = head_revision(DEFAULT_MIGRATIONS_DIR)
 VIEWS = set(Base.metadata.tables)

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg2
@@ -18,15 +19,11 @@ from sqlalchemy.engine import make_url
 from appliance.config import ConfigError, MonitorSettings, Settings, parse_database_url
 from appliance.localpg import LocalPostgres
 from appliance.monitor import Monitor, Webhook, delete_old_changes
+from tests import waiting
 from tests.schema import prepare_schema
 
 
-def wait_for(condition, timeout=20.0, message="condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {message}")
-        time.sleep(0.02)
+wait_for = partial(waiting.wait_for, timeout=20.0)
 
 
 def execute(database_url, sql, *params):

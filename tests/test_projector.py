@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
+from functools import partial
 from datetime import datetime, timedelta, timezone
 
 import psycopg2
@@ -27,6 +28,7 @@ from appliance.localpg import LocalPostgres
 from appliance.projection import Projector, ProjectorBusy, reproject
 from appliance.projection import store
 from appliance.projection.rules import error_type
+from tests import waiting
 from tests.schema import prepare_schema
 
 VIEW_KEYS = {
@@ -71,13 +73,8 @@ def max_position(url: str) -> int:
     return one(url, "SELECT coalesce(max(id), 0) AS n FROM workflowtracker_events")["n"]
 
 
-def wait_for(condition, timeout: float = 10.0, what: str = "the condition"):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.005)
-    return value
+# Projection is fast: poll often, and wait at most 10 s unless a test says otherwise.
+wait_for = partial(waiting.wait_for, timeout=10.0, interval=0.005)
 
 
 @contextmanager
@@ -333,7 +330,7 @@ def test_stopped_in_the_middle_of_a_stream_and_started_again_the_views_match_an_
     first = Projector(tracker, batch_size=3, poll_interval=60)
     with running(first):
         writer.start()
-        wait_for(lambda: first.position() >= 60, what="the first projector to get going")
+        wait_for(lambda: first.position() >= 60, message="the first projector to get going")
     stopped_at = first.position()
     writer.join()
     finish_runs(tracker, started)
@@ -341,7 +338,7 @@ def test_stopped_in_the_middle_of_a_stream_and_started_again_the_views_match_an_
 
     second = Projector(tracker, batch_size=7, poll_interval=60)
     with running(second):
-        wait_for(caught_up(second, database_url), what="the second projector to catch up")
+        wait_for(caught_up(second, database_url), message="the second projector to catch up")
     resumed = snapshot(database_url)
 
     assert resumed == rebuild_uninterrupted(tracker, database_url)
@@ -353,12 +350,12 @@ def test_the_projector_reconnects_when_its_connection_is_killed_mid_stream(track
     with running(projector):
         writer = threading.Thread(target=lambda: finish_runs(tracker, begin_runs(tracker, 4, 4)))
         writer.start()
-        wait_for(lambda: projector.position() > 20, what="projection to start")
+        wait_for(lambda: projector.position() > 20, message="projection to start")
         killed = query(database_url, "SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity "
                                      "WHERE application_name = 'appliance-projector' AND datname = current_database()")
         assert [row["killed"] for row in killed] == [True]
         writer.join()
-        wait_for(caught_up(projector, database_url), what="catching up after the reconnect")
+        wait_for(caught_up(projector, database_url), message="catching up after the reconnect")
     live = snapshot(database_url)
     assert live == rebuild_uninterrupted(tracker, database_url)
 
@@ -379,12 +376,12 @@ def test_the_projector_carries_on_after_a_database_restart(own_server, monkeypat
         projector = Projector(tracker, poll_interval=60)
         with running(projector):
             tracker.initiate_workflow("before", "", None, None)
-            wait_for(caught_up(projector, url), what="projection before the restart")
+            wait_for(caught_up(projector, url), message="projection before the restart")
             own_server.stop()
             own_server.start()
             after = tracker.initiate_workflow("after", "", None, None)
             wait_for(lambda: query(url, "SELECT 1 FROM workflow_runs WHERE id = %s", (str(after),)),
-                     timeout=20, what="projection after the restart")
+                     timeout=20, message="projection after the restart")
     finally:
         tracker.close()
 
@@ -393,19 +390,19 @@ def test_two_projectors_on_one_database_apply_every_event_once(tracker, database
     one_projector = Projector(tracker, batch_size=2, poll_interval=60)
     another = Projector(tracker, batch_size=2, poll_interval=60)
     with running(one_projector), running(another):
-        wait_for(lambda: one_projector.active or another.active, what="one projector to take the lock")
+        wait_for(lambda: one_projector.active or another.active, message="one projector to take the lock")
         finish_runs(tracker, begin_runs(tracker, 3, 4))
         wait_for(lambda: one_projector.events_applied + another.events_applied == max_position(database_url),
-                 what="catching up")
+                 message="catching up")
         assert [one_projector.active, another.active].count(True) == 1
         assert one_projector.position() == max_position(database_url)
         active, standby = (one_projector, another) if one_projector.active else (another, one_projector)
 
         active.stop()  # the standby takes over
-        wait_for(lambda: standby.active, what="the standby to take over")
+        wait_for(lambda: standby.active, message="the standby to take over")
         late = tracker.initiate_workflow("late", "", None, None)
         wait_for(lambda: query(database_url, "SELECT 1 FROM workflow_runs WHERE id = %s", (str(late),)),
-                 what="the standby to project")
+                 message="the standby to project")
 
     views = snapshot(database_url)
     assert len(views["log_entries"]) == 3 * 4 + 3
@@ -417,13 +414,13 @@ def test_two_projectors_on_one_database_apply_every_event_once(tracker, database
 def test_a_new_event_reaches_the_views_within_a_fraction_of_a_second(tracker, database_url):
     projector = Projector(tracker, poll_interval=60)  # no help from polling
     with running(projector):
-        wait_for(lambda: projector.active, what="the projector to take the lock")
+        wait_for(lambda: projector.active, message="the projector to take the lock")
         lags = []
         for n in range(5):
             run = tracker.initiate_workflow(f"quick{n}", "", None, None)
             committed = time.monotonic()
             wait_for(lambda: query(database_url, "SELECT 1 FROM workflow_runs WHERE id = %s", (str(run),)),
-                     timeout=5, what="the run's row")
+                     timeout=5, message="the run's row")
             lags.append(time.monotonic() - committed)
     assert max(lags) < 0.5, lags
 
@@ -435,7 +432,7 @@ def test_reprojection_equals_live_projection_row_by_row(tracker, database_url):
     projector = Projector(tracker, batch_size=5, poll_interval=60)
     with running(projector):
         finish_runs(tracker, begin_runs(tracker, 5, 4))
-        wait_for(caught_up(projector, database_url), what="live projection")
+        wait_for(caught_up(projector, database_url), message="live projection")
     live = snapshot(database_url)
 
     result = reproject(tracker, batch_size=50)
@@ -470,7 +467,7 @@ def test_reprojection_refuses_to_run_beside_a_live_projector(tracker, database_u
     tracker.initiate_workflow("wf", "", None, None)
     projector = Projector(tracker, poll_interval=60)
     with running(projector):
-        wait_for(caught_up(projector, database_url), what="live projection")
+        wait_for(caught_up(projector, database_url), message="live projection")
         before = snapshot(database_url)
         with pytest.raises(ProjectorBusy, match="appliance-projector"):
             reproject(tracker)
@@ -482,12 +479,12 @@ def test_a_waiting_reprojection_runs_once_the_live_projector_stops(tracker, data
     projector = Projector(tracker, poll_interval=60)
     results = []
     with running(projector):
-        wait_for(caught_up(projector, database_url), what="live projection")
+        wait_for(caught_up(projector, database_url), message="live projection")
         waiting = threading.Thread(target=lambda: results.append(reproject(tracker, wait=True)))
         waiting.start()
         wait_for(lambda: query(database_url, "SELECT 1 FROM pg_stat_activity WHERE application_name = "
                                              "'appliance-reproject' AND datname = current_database()"),
-                 what="the reprojection to wait")
+                 message="the reprojection to wait")
         assert not results
     waiting.join(timeout=10)
     assert [result.events for result in results] == [1]
@@ -514,7 +511,7 @@ def test_the_projector_command_stops_cleanly_on_sigterm(tracker, database_url):
     )
     try:
         wait_for(lambda: query(database_url, "SELECT 1 FROM workflow_runs WHERE id = %s", (str(run),)),
-                 timeout=30, what="the projector command to project")
+                 timeout=30, message="the projector command to project")
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=5) == 0
     finally:

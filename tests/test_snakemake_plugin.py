@@ -29,7 +29,7 @@ from werkzeug.serving import make_server
 from appliance.config import Settings, WebSettings, parse_database_url
 from appliance.projection import Projector
 from appliance.web import create_app
-from tests.appliance_process import wait_for as wait_until
+from tests.waiting import wait_for as wait_until
 
 PLUGIN = Path(__file__).resolve().parent.parent / "plugins/snakemake-logger-plugin-appliance"
 WORKFLOWS = PLUGIN / "tests/workflows"
@@ -38,7 +38,7 @@ TOKEN = "plugin-test-token"
 STALE_AFTER = 3  # seconds, for the projector's stale check
 TERMINAL = ("completed", "failed", "cancelled")
 
-pytestmark = pytest.mark.skipif(not SNAKEMAKE.exists(), reason="Snakemake is not installed in this environment")
+assert SNAKEMAKE.exists(), f"no {SNAKEMAKE}: install the test extras (scripts/test does), which bring Snakemake"
 
 
 class Endpoint:
