@@ -203,7 +203,7 @@ class Batch:
         self, workflow_id: UUID | str, message: str, *, level: str = "INFO",
         task_id: UUID | str | None = None, log_id: UUID | str | None = None, at: datetime | None = None,
     ) -> UUID:
-        run_id = self._existing_run_id(workflow_id)
+        run_id = self._get(workflow_id, WorkflowRun, "workflow_id").id
         task = None if task_id is None else self._get(task_id, Task, "task_id")
         if task is not None and task.run_id != run_id:
             raise InvalidArgumentError(f"task {task.id} belongs to run {task.run_id}, not to run {run_id}")
@@ -245,16 +245,6 @@ class Batch:
         if not isinstance(aggregate, kind):
             raise UnknownIdError(f"no {_KIND_NAMES[kind]} has the id {key}")
         return aggregate
-
-    def _existing_run_id(self, workflow_id: UUID | str) -> UUID:
-        """The run's id, checked to exist, without copying the run into the batch."""
-        key = _uuid(workflow_id, "workflow_id")
-        if key not in self._aggregates:
-            run = self._tracker._load(key)
-            if not isinstance(run, WorkflowRun):
-                raise UnknownIdError(f"no workflow run has the id {key}")
-            return key
-        return self._get(key, WorkflowRun, "workflow_id").id
 
     def _new_id(self, given: UUID | str | None, what: str) -> UUID:
         if given is not None:
