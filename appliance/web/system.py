@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import http.client
 import socket
 import xmlrpc.client
@@ -15,6 +16,9 @@ from appliance.migrator import head_revision
 from appliance.sql import load_queries
 
 QUERIES = load_queries("web.sql")
+# The revisions on disk change only with a new release: read them once per process,
+# not at every /readyz the health check sends.
+_head_revision = functools.cache(head_revision)
 EXPECTED_TRIGGERS = 4
 # What a reachable database lacks before `appliance init` (or a part's first run).
 SCHEMA_MISSING = (psycopg2.errors.UndefinedTable, psycopg2.errors.UndefinedFunction,
@@ -23,7 +27,7 @@ SCHEMA_MISSING = (psycopg2.errors.UndefinedTable, psycopg2.errors.UndefinedFunct
 
 def schema_state(cursor, settings: Settings) -> dict[str, Any]:
     revision = optional_query(cursor, "schema_revision", lambda rows: rows[0]["version_num"] if rows else None)
-    head = head_revision(settings.migrations_dir)
+    head = _head_revision(settings.migrations_dir)
     return {"revision": revision, "head": head, "at_head": revision == head}
 
 
