@@ -73,9 +73,8 @@ class EventRecorder(SQLAlchemyApplicationRecorder):
             "topics": [event.topic for event in stored_events],
             "states": [psycopg2.Binary(event.state) for event in stored_events],
         }
-        query = QUERIES["insert_events_with_receipts" if receipts else "insert_events"]
         with self._cursor() as cursor:
-            cursor.execute(query, params)
+            cursor.execute(QUERIES["insert_events"], params)
             return [row[0] for row in cursor.fetchall()]
 
     def select_receipts(self, event_ids: Sequence[UUID]) -> set[UUID]:

@@ -6,17 +6,9 @@
 -- name: insert_events
 -- Append events as one implicit transaction in one round trip. The table lock
 -- makes notification ids commit in the order they are assigned (readers of the
--- log never see a gap fill in later), as the library's own recorders do.
-SELECT set_config('lock_timeout', %(lock_timeout)s, true);
-LOCK TABLE workflowtracker_events IN EXCLUSIVE MODE;
-NOTIFY workflowtracker_events;
-INSERT INTO workflowtracker_events (originator_id, originator_version, topic, state)
-SELECT * FROM unnest(%(originator_ids)s::uuid[], %(versions)s::bigint[], %(topics)s::text[], %(states)s::bytea[])
-RETURNING id;
-
--- name: insert_events_with_receipts
--- The same, also recording the ids of the client events that produced them,
--- in the same transaction: a resent client event then conflicts on its receipt.
+-- log never see a gap fill in later), as the library's own recorders do. The
+-- ids of the client events that produced them (often none) are recorded in
+-- the same transaction: a resent client event then conflicts on its receipt.
 SELECT set_config('lock_timeout', %(lock_timeout)s, true);
 LOCK TABLE workflowtracker_events IN EXCLUSIVE MODE;
 NOTIFY workflowtracker_events;
