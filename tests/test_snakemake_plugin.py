@@ -35,7 +35,7 @@ PLUGIN = Path(__file__).resolve().parent.parent / "plugins/snakemake-logger-plug
 WORKFLOWS = PLUGIN / "tests/workflows"
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 TOKEN = "plugin-test-token"
-STALE_AFTER = 3  # seconds, for the projector's stale check
+STALE_AFTER = 5  # seconds, for the projector's stale check: 5 heartbeats, as the defaults (60 s, 300 s)
 TERMINAL = ("completed", "failed", "cancelled")
 
 assert SNAKEMAKE.exists(), f"no {SNAKEMAKE}: install the test extras (scripts/test does), which bring Snakemake"

@@ -119,7 +119,7 @@ class Sender:
         self._retry_at = 0.0
         self._backoff = RETRY_MIN
         self._last_activity = time.monotonic()
-        self._idle_wait = min(1.0, heartbeat)  # how often an idle thread looks at the clock
+        self._idle_wait = min(1.0, heartbeat / 4)  # how often an idle thread looks at the clock
         self._reported: set[str] = set()
         self._thread = threading.Thread(target=self._run, name="appliance-sender", daemon=True)
 
@@ -188,7 +188,8 @@ class Sender:
 
     def _take(self) -> bool:
         """Move a batch from the queue to the batch in flight: the first event waited
-        for (a second at most), then what comes within LINGER. True at the end."""
+        for (a second at most), then what comes within LINGER. True at the end.
+        A heartbeat goes alone at once: lingering would only make it late."""
         deadline = None
         while len(self._in_flight) < BATCH_SIZE:
             try:
@@ -200,7 +201,7 @@ class Sender:
                 return True
             with self._lock:  # close() spools the batch in flight: it must hold every event taken
                 self._in_flight.append(item)
-            deadline = deadline or time.monotonic() + LINGER
+            deadline = deadline or time.monotonic() + (0 if item[1]["type"] == "heartbeat" else LINGER)
         return False
 
     def _take_all(self) -> list[spooling.Item]:
