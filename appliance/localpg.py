@@ -2,7 +2,8 @@
 
 It uses the machine's own server binaries (`pg_config --bindir`). `initdb`
 refuses to run as root, so under root every server command runs as the
-unprivileged `postgres` user that Debian's packages create.
+unprivileged `postgres` user that Debian's packages create. With a password,
+connections over TCP (the URL's) must give it; local socket ones are trusted.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 # Durability is pointless for a throwaway cluster and costs seconds per test run.
 FAST_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
@@ -47,13 +49,15 @@ def free_port() -> int:
 class LocalPostgres:
     """One cluster: `initdb` on first start, then start, stop and restart at will."""
 
-    def __init__(self, base_dir: Path, *, port: int | None = None, durable: bool = False):
+    def __init__(self, base_dir: Path, *, port: int | None = None, durable: bool = False,
+                 password: str | None = None):
         self.base_dir = Path(base_dir)
         self.data_dir = self.base_dir / "data"
         self.log_file = self.base_dir / "postgres.log"
         self.port = port or free_port()
         self.durable = durable
         self.user = "postgres"
+        self.password = password
         self.bindir = server_bindir()
         self._run_as = _unprivileged_user()
 
@@ -65,7 +69,8 @@ class LocalPostgres:
         return cls(base / "cluster", **kwargs)
 
     def url(self, database: str = "postgres") -> str:
-        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+        credentials = self.user if self.password is None else f"{self.user}:{quote(self.password, safe='')}"
+        return f"postgresql://{credentials}@127.0.0.1:{self.port}/{database}"
 
     def start(self) -> "LocalPostgres":
         if not (self.data_dir / "PG_VERSION").exists():
@@ -97,10 +102,21 @@ class LocalPostgres:
         if self._run_as is not None:
             os.chown(self.base_dir, self._run_as.pw_uid, self._run_as.pw_gid)
             self.base_dir.chmod(0o755)
-        self._server_command(
-            "initdb", "-D", str(self.data_dir), "-U", self.user, "--auth=trust",
-            "--encoding=UTF8", "--locale=C", "--no-sync",
-        )
+        options = ["-D", str(self.data_dir), "-U", self.user, "--encoding=UTF8", "--locale=C", "--no-sync"]
+        if self.password is None:
+            self._server_command("initdb", *options, "--auth=trust")
+            return
+        # The server user reads the password from a file of its own, removed once initdb is done.
+        descriptor, pwfile = tempfile.mkstemp(prefix="pwfile-", dir=self.base_dir)
+        try:
+            with os.fdopen(descriptor, "w") as file:
+                file.write(self.password + "\n")
+            if self._run_as is not None:
+                os.chown(pwfile, self._run_as.pw_uid, self._run_as.pw_gid)
+            self._server_command("initdb", *options, "--auth-host=scram-sha-256", "--auth-local=trust",
+                                 f"--pwfile={pwfile}")
+        finally:
+            os.unlink(pwfile)
 
     def _server_command(self, program: str, *args: str) -> None:
         command = [str(self.bindir / program), *args]
