@@ -54,3 +54,28 @@ def test_malformed_json_gets_400(client):
     assert response.status_code == 400 and "not JSON" in response.json["error"]
 
 
+
+
+def test_a_fresh_worker_makes_one_tracker_however_many_threads_ask(database_url):
+    import threading
+
+    from appliance.web import tracker as app_tracker
+
+    app = make_app(database_url, ingest_token=TOKEN)
+    start, made, errors = threading.Barrier(8), [], []
+
+    def first_request():
+        with app.app_context():
+            start.wait()
+            try:
+                made.append(app_tracker())
+            except Exception as error:  # the race this guards against raised InvalidRequestError
+                errors.append(error)
+
+    threads = [threading.Thread(target=first_request) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == [] and len({id(t) for t in made}) == 1
+    made[0].close()

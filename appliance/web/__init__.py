@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -71,15 +72,21 @@ def db_cursor() -> Iterator[psycopg2.extras.RealDictCursor]:
         connection.close()
 
 
+_tracker_lock = threading.Lock()
+
+
 def tracker():
     """The app's WorkflowTracker, made on first use (ingest only) and kept."""
     from flask import current_app
 
     from appliance.tracker import WorkflowTracker
 
-    if "appliance.tracker" not in current_app.extensions:
-        current_app.extensions["appliance.tracker"] = WorkflowTracker(
-            current_app.config["SETTINGS"], engine=current_app.extensions["appliance.engine"])
+    # Under a lock: two threads of a fresh worker making trackers at once collide in
+    # eventsourcing-sqlalchemy's class-level table registry (found by tests/test_faults.py).
+    with _tracker_lock:
+        if "appliance.tracker" not in current_app.extensions:
+            current_app.extensions["appliance.tracker"] = WorkflowTracker(
+                current_app.config["SETTINGS"], engine=current_app.extensions["appliance.engine"])
     return current_app.extensions["appliance.tracker"]
 
 
