@@ -8,6 +8,7 @@ before failing, so a person fixing a `.env` file sees them all at once.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 from dataclasses import dataclass, field, fields
@@ -20,6 +21,8 @@ DEFAULT_MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 DEFAULT_INIT_DB_DIR = Path(__file__).resolve().parent.parent / "init-db"
 POSTGRES_PARTS = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD")
 POSTGRES_SCHEMES = {"postgres", "postgresql", "postgresql+psycopg2"}
+# No setting needs more; it keeps every number within what PostgreSQL's integer, sleeps and time-outs take.
+MAX_INTEGER = 2**31 - 1
 
 
 class ConfigError(ValueError):
@@ -62,7 +65,7 @@ class MonitorSettings:
             # Comma-separated dotted paths (package.module:function) of custom handlers.
             handlers=env.words("MONITOR_HANDLERS"),
             # Processed changes older than this many days are deleted, in small batches.
-            retention_days=env.integer("CHANGE_RETENTION_DAYS", default=7, minimum=1),
+            retention_days=env.integer("CHANGE_RETENTION_DAYS", default=7, minimum=1, maximum=36500),
         )
 
 
@@ -76,6 +79,7 @@ class WebSettings:
     ui_password: str | None = field(default=None, repr=False)
     ingest_max_events: int = 1000
     ingest_max_bytes: int = 5_000_000
+    db_deadline: int = 10
     run_dir: Path | None = None
 
     @classmethod
@@ -89,7 +93,7 @@ class WebSettings:
             bind=env.get("APPLIANCE_BIND") or "0.0.0.0",
             port=env.integer("BACKEND_PORT", default=8000, minimum=1, maximum=65535),
             # gunicorn worker processes (each with a few threads).
-            workers=env.integer("WEB_WORKERS", default=2, minimum=1),
+            workers=env.integer("WEB_WORKERS", default=2, minimum=1, maximum=256),
             # Bearer token that POST /api/v1/events requires; unset: ingest is refused.
             ingest_token=env.get("APPLIANCE_INGEST_TOKEN"),
             # Basic auth for every page and read endpoint, when both are set.
@@ -98,6 +102,8 @@ class WebSettings:
             # Limits of one ingest request: more gets 413.
             ingest_max_events=env.integer("INGEST_MAX_EVENTS", default=1000, minimum=1),
             ingest_max_bytes=env.integer("INGEST_MAX_BYTES", default=5_000_000, minimum=1000),
+            # Seconds a request may wait on the database before its connections are cut (503); 0: no limit.
+            db_deadline=env.integer("WEB_DB_DEADLINE", default=10, minimum=0, maximum=3600),
             # supervisord's folder (socket): the system page reads program states there.
             run_dir=Path(run_dir) if run_dir else None,
         )
@@ -185,10 +191,17 @@ def parse_database_url(text: str) -> URL:
         url = make_url(text.strip())
     except ArgumentError:
         raise ValueError("is not a URL (expected postgresql://user:password@host:5432/dbname)") from None
+    except ValueError:  # SQLAlchemy's int() of what it took for the port
+        raise ValueError("has a malformed host or port (expected host:5432)") from None
     if url.drivername not in POSTGRES_SCHEMES:
         raise ValueError(f"must be a postgresql:// URL, not {url.drivername}://")
     if not url.host and "host" not in url.query:
         raise ValueError("names no host")
+    if url.host and not re.fullmatch(r"[!-~]+", url.host):
+        # libpq resolves ASCII names only; a space or an invisible character is a typo.
+        raise ValueError("has a host name that is not plain ASCII (an international name goes in its xn-- form)")
+    if url.port is not None and not 1 <= url.port <= 65535:
+        raise ValueError(f"has port {url.port}; a port is from 1 to 65535")
     if not url.database:
         raise ValueError("names no database")
     return url.set(drivername="postgresql+psycopg2")
@@ -200,12 +213,23 @@ class _Reader:
     def __init__(self, environ: Mapping[str, str]):
         self.environ = environ
         self.problems: list[str] = []
+        self.unreadable: set[str] = set()
 
     def get(self, name: str) -> str | None:
+        """The value, None when unset or empty, or when it is not UTF-8 (a problem then)."""
         value = self.environ.get(name)
-        return value if value not in (None, "") else None
+        if value in (None, ""):
+            return None
+        try:
+            value.encode("utf-8")  # bytes that are not UTF-8 arrive as lone surrogates
+        except UnicodeEncodeError:
+            if name not in self.unreadable:
+                self.unreadable.add(name)
+                self.problems.append(f"{name} holds bytes that are not UTF-8 text")
+            return None
+        return value
 
-    def integer(self, name: str, *, default: int, minimum: int, maximum: int | None = None) -> int:
+    def integer(self, name: str, *, default: int, minimum: int, maximum: int = MAX_INTEGER) -> int:
         return self._convert(name, default, _parse_int(minimum, maximum))
 
     def words(self, name: str, *, default: tuple[str, ...] = (), check=None) -> tuple[str, ...]:
@@ -243,6 +267,8 @@ class _Reader:
             text = self.get(name)
             if text is not None:
                 return self._convert(name, None, parse_database_url)
+            if name in self.unreadable:
+                return None
         if any(self.get(part) for part in POSTGRES_PARTS):
             return self._url_from_parts()
         self.problems.append(
@@ -252,11 +278,12 @@ class _Reader:
         return None
 
     def _url_from_parts(self) -> URL | None:
-        missing = [name for name in ("POSTGRES_HOST", "POSTGRES_DB", "POSTGRES_USER") if not self.get(name)]
+        missing = [name for name in ("POSTGRES_HOST", "POSTGRES_DB", "POSTGRES_USER")
+                   if not self.get(name) and name not in self.unreadable]
         for name in missing:
             self.problems.append(f"{name} is not set (needed when the database is given by POSTGRES_* variables)")
         port = self._convert("POSTGRES_PORT", 5432, _parse_int(1, maximum=65535))
-        if missing:
+        if missing or self.unreadable & set(POSTGRES_PARTS):
             return None
         return URL.create(
             "postgresql+psycopg2",
@@ -286,16 +313,21 @@ def _parse_bool(text: str) -> bool:
     raise ValueError(f"must be true or false, not {text!r}")
 
 
-def _parse_int(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+def _parse_int(minimum: int, maximum: int = MAX_INTEGER) -> Callable[[str], int]:
     def parse(text: str) -> int:
-        try:
-            value = int(text.strip())
-        except ValueError:
-            raise ValueError(f"must be a whole number, not {text!r}") from None
-        if value < minimum or (maximum is not None and value > maximum):
-            bounds = f"at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
-            raise ValueError(f"must be {bounds}, not {value}")
-        return value
+        # ASCII digits only: int() would take "٣", "８０" or "1_000", which the health check
+        # (reading BACKEND_PORT itself) and supervisord would not.
+        if not re.fullmatch(r"-?[0-9]+", text):
+            raise ValueError(f"must be a whole number, not {text!r}")
+        value = int(text) if len(text) < 19 else None  # None: far out of range, not worth repeating
+        if value is not None and minimum <= value <= maximum:
+            return value
+        too_small = text.startswith("-") if value is None else value < minimum
+        if maximum != MAX_INTEGER:
+            bounds = f"from {minimum} to {maximum}"
+        else:
+            bounds = f"at least {minimum}" if too_small else f"at most {maximum}"
+        raise ValueError(f"must be {bounds}" + ("" if value is None else f", not {value}"))
 
     return parse
 

@@ -17,6 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tests import secret_scan
 from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
@@ -107,7 +108,11 @@ class Appliance:
         return session_processes(self.process.pid)
 
     def stop(self) -> None:
-        """Whatever happened in the test: nothing of this run survives it."""
+        """Whatever happened in the test: nothing of this run survives it.
+
+        Then fails the test if the log holds the database password (the test
+        server's, or one given in the environment; tests/secret_scan.py).
+        """
         if self.process is None:
             return
         if self.process.poll() is None:
@@ -124,3 +129,4 @@ class Appliance:
         if self.process.poll() is None:
             self.process.wait(5)
         shutil.rmtree(self.run_dir, ignore_errors=True)
+        secret_scan.check_file(self.log_path, secret_scan.given_passwords(self.env))

@@ -19,6 +19,7 @@ import pytest
 
 from appliance import supervisor_listener
 from tests.appliance_process import VENV_BIN, Appliance, base_environment
+from tests.secret_scan import with_password
 
 PROGRAMS = ("web", "monitor", "projector")
 SECRET = "n0t-in-0utput"
@@ -46,10 +47,16 @@ def fake_bin(tmp_path):
 
 
 @pytest.fixture
+def secret(database_url):
+    """The password in the test database's URL (SECRET when the server trusts us without one)."""
+    return with_password(database_url, SECRET)[1]
+
+
+@pytest.fixture
 def run(tmp_path, fake_bin, database_url):
     """run(**env) starts entrypoint.sh with the fake programs against a test database."""
     started = []
-    url_with_password = database_url.replace("postgresql://postgres@", f"postgresql://postgres:{SECRET}@")
+    url_with_password = with_password(database_url, SECRET)[0]
 
     def start(*args, **settings):
         env = base_environment([fake_bin], DATABASE_URL=url_with_password)
@@ -64,7 +71,7 @@ def run(tmp_path, fake_bin, database_url):
         appliance.stop()
 
 
-def test_sigterm_to_the_entrypoint_stops_everything_within_10_s(run):
+def test_sigterm_to_the_entrypoint_stops_everything_within_10_s(run, secret):
     appliance = run()
     states = appliance.wait_until_running(PROGRAMS)
     assert "fatal-exit" in states
@@ -79,7 +86,7 @@ def test_sigterm_to_the_entrypoint_stops_everything_within_10_s(run):
     assert appliance.processes() == set()
     for program in PROGRAMS:
         assert f"fake {program} running" in appliance.output  # program output reaches stdout
-    assert SECRET not in appliance.output
+    assert secret not in appliance.output
     assert "postgres:***@" in appliance.output
 
 
@@ -121,11 +128,11 @@ def test_a_database_that_does_not_answer_exits_3_without_the_password(run):
     assert SECRET not in appliance.output
 
 
-def test_other_first_arguments_run_one_appliance_command(run):
+def test_other_first_arguments_run_one_appliance_command(run, secret):
     appliance = run("config", ENABLE_DB_MONITORING="off")
     assert appliance.wait(20) == 0
     assert "enable_db_monitoring=False" in appliance.output
-    assert SECRET not in appliance.output
+    assert secret not in appliance.output
     assert "supervisord" not in appliance.output
 
 

@@ -66,3 +66,46 @@ def test_printed_settings_mask_the_password():
     for text in (repr(settings), str(settings), settings.database_url_masked):
         assert SECRET not in text
         assert "app:***@db" in text
+
+
+URL = "postgresql://app@db/tracking"
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("BACKEND_PORT", "70000", "from 1 to 65535, not 70000"),
+    ("BACKEND_PORT", "８０００", "must be a whole number"),  # int() would take full-width digits
+    ("WEB_WORKERS", "1_000", "must be a whole number"),
+    ("WEB_WORKERS", "257", "from 1 to 256"),
+    ("MONITOR_POLL_INTERVAL", "-1", "at least"),
+    ("MONITOR_POLL_INTERVAL", "9" * 40, "at most 2147483647"),
+    ("CHANGE_RETENTION_DAYS", "40000", "from 1 to 36500"),
+])
+def test_numbers_are_plain_digits_within_bounds(name, value, expected):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"DATABASE_URL": URL, name: value})
+    assert len(caught.value.problems) == 1
+    assert name in str(caught.value) and expected in str(caught.value)
+
+
+@pytest.mark.parametrize("url, expected", [
+    (f"postgresql://app:{SECRET}@db:99999/x", "has port 99999"),
+    (f"postgresql://app:{SECRET}@db:port/x", "malformed host or port"),
+    (f"postgresql://app:{SECRET}@d b/x", "not plain ASCII"),
+    (f"postgresql://app:{SECRET}@dé.example/x", "xn--"),
+])
+def test_a_url_with_a_bad_host_or_port_is_refused_without_repeating_it(url, expected):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"DATABASE_URL": url})
+    assert expected in str(caught.value)
+    assert SECRET not in str(caught.value)
+
+
+def test_a_value_that_is_not_utf8_is_named_once_and_not_used():
+    # os.environ hands undecodable bytes over as lone surrogates.
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"POSTGRES_HOST": "db\udcff", "POSTGRES_DB": "x", "POSTGRES_USER": "u",
+                           "APPLIANCE_INGEST_TOKEN": "t\udce9"})
+    assert sorted(caught.value.problems) == [
+        "APPLIANCE_INGEST_TOKEN holds bytes that are not UTF-8 text",
+        "POSTGRES_HOST holds bytes that are not UTF-8 text",
+    ]

@@ -16,6 +16,7 @@ from appliance.config import DEFAULT_MIGRATIONS_DIR, ConfigError, Settings
 from appliance.db import SCHEMA_LOCK_KEY, make_engine
 from appliance.migrator import VERSION_TABLE, alembic_config, head_revision, schema_lock, upgrade_to_head
 from appliance.views import Base
+from tests.secret_scan import with_password
 from tests.waiting import wait_for
 
 HEAD = head_revision(DEFAULT_MIGRATIONS_DIR)
@@ -68,14 +69,6 @@ def check_no_drift(database_url):
             command.check(alembic_config(DEFAULT_MIGRATIONS_DIR, connection))
     finally:
         engine.dispose()
-
-
-def with_password(database_url):
-    """The URL with a password to look for in the output (a dummy one if it has none: tests trust local users)."""
-    url = make_url(database_url)
-    if not url.password:
-        url = url.set(password="not-to-be-printed")
-    return url.render_as_string(hide_password=False), url.password
 
 
 # The migrator, as a process
@@ -146,11 +139,11 @@ def test_a_bad_database_url_exits_2_without_repeating_it():
 
 
 def test_an_unreachable_database_exits_1_with_a_short_message(empty_database_url):
-    url = make_url(empty_database_url).set(database="no_such_database", password="hunter2")
-    code, output = migrate_and_wait(url.render_as_string(hide_password=False))
+    url, password = with_password(make_url(empty_database_url).set(database="no_such_database"), "hunter2")
+    code, output = migrate_and_wait(url)
     assert code == 1
     assert 'database "no_such_database" does not exist' in output
-    assert "Traceback" not in output and "hunter2" not in output
+    assert "Traceback" not in output and password not in output
 
 
 def test_a_database_migrated_by_a_newer_version_is_refused(empty_database_url):
