@@ -21,6 +21,7 @@ from werkzeug.exceptions import InternalServerError, RequestEntityTooLarge
 
 from appliance.config import Settings
 from appliance.db import make_engine
+from appliance.web.deadline import RequestDeadline
 
 OPEN_PATHS = ("/healthz", "/readyz", "/static/", "/api/v1/events")
 RETRY_AFTER_SECONDS = "5"
@@ -35,8 +36,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.config["SETTINGS"] = settings
     app.config["METRICS_DIR"] = metrics_dir
     app.config["MAX_CONTENT_LENGTH"] = settings.web.ingest_max_bytes
-    app.extensions["appliance.engine"] = engine or make_engine(
+    app.extensions["appliance.engine"] = engine = engine or make_engine(
         settings.database_url, pool_size=4, application_name="appliance-web")
+    if settings.web.db_deadline:
+        deadline = RequestDeadline(engine, settings.web.db_deadline)
+        app.before_request(deadline.start)
+        app.teardown_request(lambda error: deadline.finish())
 
     from appliance.web import health, ingest, pages
     from appliance.web.system import SCHEMA_MISSING
