@@ -11,25 +11,17 @@ for longer.
 
 from __future__ import annotations
 
-import os
-import signal
 import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
-import psycopg2
 import pytest
 
 from appliance.localpg import LocalPostgres, free_port
-from tests import fault_handler
-from tests.appliance_process import REPO, Appliance, base_environment
-from tests.loadgen import LoadGenerator, monitor_outcome
+from tests.appliance_process import Appliance
+from tests.fault_kit import (PROGRAMS, TOKEN, appliance_environment, create_database, administer, error_lines,
+                             frozen, handled_by, http_status, kill_and_wait, plugin_run, plugin_run_stored,
+                             settle_exactly_once, wait_until_serving)
+from tests.loadgen import LoadGenerator
 from tests.waiting import wait_for
-
-PROGRAMS = ("web", "monitor", "projector")
-TOKEN = "fault-suite-token"
-SETTLE_SECONDS = 90  # for the views and the monitor to catch up once the load stops
 
 
 # The server and the appliances.
@@ -46,23 +38,8 @@ def server():
 def database_url(server):
     """A new empty database (but for the monitor handler's table) on the module's server."""
     name = f"faults_{time.monotonic_ns()}"
-    administer(server, f"CREATE DATABASE {name}")
-    url = server.url(name)
-    with psycopg2.connect(url) as connection, connection.cursor() as cursor:
-        cursor.execute(fault_handler.TABLE)
-    yield url
+    yield create_database(server, name)
     administer(server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-def administer(server: LocalPostgres, statement: str) -> None:
-    """One statement on a connection of its own: the tests restart the server in between."""
-    admin = psycopg2.connect(server.url())
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(statement)
-    finally:
-        admin.close()
 
 
 @pytest.fixture
@@ -72,12 +49,7 @@ def start_appliance(database_url, tmp_path):
 
     def start(name: str = "appliance") -> tuple[Appliance, int]:
         port = free_port()
-        env = base_environment(
-            DATABASE_URL=database_url, BACKEND_PORT=str(port), APPLIANCE_INGEST_TOKEN=TOKEN,
-            MONITOR_POLL_INTERVAL="1", PROJECTOR_POLL_INTERVAL="1", WEB_WORKERS="2",
-            MONITOR_HANDLERS="tests.fault_handler:record", PYTHONPATH=str(REPO),
-        )
-        appliance = Appliance(env, tmp_path / f"{name}.log").start()
+        appliance = Appliance(appliance_environment(database_url, port), tmp_path / f"{name}.log").start()
         appliances.append(appliance)
         return appliance, port
 
@@ -86,74 +58,12 @@ def start_appliance(database_url, tmp_path):
         appliance.stop()
 
 
-def wait_until_serving(appliance: Appliance, port: int, timeout: float = 90) -> None:
-    wait_for(lambda: http_status(port, "/readyz") == 200 or appliance.process.poll() is not None, timeout,
-             interval=0.2, message="/readyz 200")
-    assert appliance.process.poll() is None, appliance.output[-3000:]
-    appliance.wait_until_running(PROGRAMS)
-
-
-def http_status(port: int, path: str, method: str = "GET", timeout: float = 5) -> int:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, data=b"" if method == "POST" else None,
-                                     headers={"Authorization": f"Bearer {TOKEN}"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except OSError:
-        return 0
-
-
-# The checks every test ends with.
-
 def assert_exactly_once(load: LoadGenerator, database_url: str, fault: str, **figures) -> None:
-    """Stop the load; wait for the views and the monitor; every acked event once, every change handled once."""
-    load.stop()
-    assert not load.ledger.refused, load.ledger.refused
-    assert set(load.ledger.answers) <= {200, 503, 0}, f"answers {dict(load.ledger.answers)}; see the appliance's log"
-    assert load.ledger.retry_after_missing == 0, "a 503 came without Retry-After"
-    outcome = wait_for(lambda: _settled(load, database_url), SETTLE_SECONDS, interval=0.5,
-                       message="every acknowledged event in the views")
-    assert not outcome.duplicated, f"applied twice: {outcome.duplicated[:5]}"
-    changes = wait_for(lambda: _all_handled(database_url), SETTLE_SECONDS, interval=0.5,
-                       message="the monitor to handle every change")
-    changes_total, handled, _, twice = changes
-    assert not twice, f"changes handled twice: {twice[:5]}"
+    """Every acked event in the views once, every change handled once; print the fault's figures."""
+    outcome, (changes, handled, _, _) = settle_exactly_once(load, database_url)
     print(f"\nFAULT {fault}: {outcome}; {load.rate:.0f} events/s acknowledged; answers "
-          f"{dict(load.ledger.answers)}; changes {changes_total}, handled once {handled}; "
+          f"{dict(load.ledger.answers)}; changes {changes}, handled once {handled}; "
           + ", ".join(f"{name} {value}" for name, value in figures.items()))
-
-
-def _settled(load: LoadGenerator, database_url: str):
-    outcome = load.ledger.verify(database_url)
-    return outcome if not outcome.lost else None
-
-
-def _all_handled(database_url: str):
-    outcome = monitor_outcome(database_url)
-    return outcome if not outcome[2] else None
-
-
-def assert_no_errors(appliance: Appliance) -> None:
-    bad = [line for line in appliance.output.splitlines()
-           if any(word in line for word in ("Traceback", "ERROR", "CRITICAL", "FATAL", "exited:"))]
-    assert not bad, "\n".join(bad[:20])
-
-
-def server_processes(server: LocalPostgres) -> list[int]:
-    """The postmaster and its children."""
-    postmaster = server.postmaster_pid()
-    children = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat[stat.rindex(")") + 2:].split()[1]) == postmaster:
-                children.append(int(entry.name))
-    return [postmaster, *children]
 
 
 # The faults.
@@ -169,13 +79,8 @@ def test_kill_9_of_each_program_repeatedly_under_load(start_appliance, database_
         load.wait_for_acks(200, 30)
         for _ in range(KILL_ROUNDS):
             for program in PROGRAMS:
-                pid = appliance.pid_of(program)
-                killed_at = time.monotonic()
-                os.kill(pid, signal.SIGKILL)
-                wait_for(lambda: appliance.states().get(program) == "RUNNING" and appliance.pid_of(program) != pid,
-                         60, interval=0.2, message=f"{program} running again")
+                recoveries.append(kill_and_wait(appliance, program))
                 load.wait_for_acks(50, 30)
-                recoveries.append(time.monotonic() - killed_at)
         assert_exactly_once(load, database_url, f"kill -9 x{KILL_ROUNDS} of each of {', '.join(PROGRAMS)}",
                             kills=len(recoveries), recovery_max=f"{max(recoveries):.1f} s")
     assert appliance.process.poll() is None, appliance.output[-3000:]
@@ -221,17 +126,14 @@ def test_postgresql_frozen_with_sigstop_under_load(start_appliance, database_url
     wait_until_serving(appliance, port)
     with LoadGenerator([port], TOKEN) as load:
         load.wait_for_acks(200, 30)
-        frozen = server_processes(server)
-        for pid in frozen:
-            os.kill(pid, signal.SIGSTOP)
-        try:
+        unavailable = load.ledger.answers[503]
+        with frozen(server):
             frozen_at = time.monotonic()
             acked = len(load.ledger.acked)
             time.sleep(FREEZE_SECONDS)  # the fault itself: a server that answers nothing
             assert len(load.ledger.acked) <= acked + 100  # batches in flight at most
-        finally:
-            for pid in frozen:
-                os.kill(pid, signal.SIGCONT)
+            # Requests are cut off at WEB_DB_DEADLINE (10 s) instead of waiting for the thaw.
+            assert load.ledger.answers[503] > unavailable
         thawed_at = time.monotonic()
         load.wait_for_acks(50, 60)
         recovery = time.monotonic() - thawed_at
@@ -253,32 +155,5 @@ def test_three_appliances_started_at_once_on_an_empty_database(start_appliance, 
     monitors = handled_by(database_url)
     assert len(monitors) >= 2, f"one monitor did all the work: {monitors}"
     for appliance, _ in started:
-        assert_no_errors(appliance)
+        assert not error_lines(appliance), "\n".join(error_lines(appliance)[:20])
         assert set(appliance.states().values()) == {"RUNNING"}
-
-
-# The Snakemake plugin's part.
-
-def plugin_run() -> tuple[str, list[dict]]:
-    import uuid
-
-    run_id = str(uuid.uuid4())
-    events = [{"id": str(uuid.uuid4()), "type": "run_started", "run_id": run_id, "name": "spooled"}]
-    events += [{"id": str(uuid.uuid4()), "type": "log", "run_id": run_id, "message": f"spooled line {n}"}
-               for n in range(20)]
-    events.append({"id": str(uuid.uuid4()), "type": "run_finished", "run_id": run_id})
-    return run_id, events
-
-
-def plugin_run_stored(database_url: str, run_id: str, events: list[dict]) -> bool:
-    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT status, (SELECT count(*) FROM log_entries WHERE run_id = %s) "
-                       "FROM workflow_runs WHERE id = %s", (run_id, run_id))
-        status, lines = cursor.fetchone()
-    return status == "completed" and lines == sum(event["type"] == "log" for event in events)
-
-
-def handled_by(database_url: str) -> dict[int, int]:
-    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT handled_by, count(*) FROM fault_handled GROUP BY handled_by")
-        return dict(cursor.fetchall())
