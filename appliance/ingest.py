@@ -205,8 +205,8 @@ def apply_batch(tracker: WorkflowTracker, events: list[ParsedEvent]) -> IngestRe
     """Apply checked events in one transaction, skipping those applied before."""
     commands = [(event.id, _command(event)) for event in events]
     with tracker.batch() as batch:
-        skipped = batch.apply_once(commands)
-    return IngestResult(applied=len(events) - len(skipped), duplicates=len(skipped))
+        batch.apply_once(commands)
+    return IngestResult(applied=len(batch.receipts), duplicates=len(events) - len(batch.receipts))
 
 
 def _command(event: ParsedEvent) -> Callable[[Batch], None]:

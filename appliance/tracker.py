@@ -234,6 +234,11 @@ class Batch:
                 self._receipts.append(event_id)
         return received
 
+    @property
+    def receipts(self) -> tuple[UUID, ...]:
+        """The client event ids applied by this batch (once it is saved: those its saved version applied)."""
+        return tuple(self._receipts)
+
     # Internals.
 
     def _get(self, aggregate_id: UUID | str, kind: type[A], what: str) -> A:
@@ -331,7 +336,8 @@ class WorkflowTracker(Application):
         """
         batch = Batch(self)
         yield batch
-        self._commit(batch)
+        committed = self._commit(batch)
+        batch._receipts = committed._receipts  # a replay may have skipped more events as applied before
 
     initiate_workflow = _one_command(Batch.initiate_workflow)
     add_task_to_workflow = _one_command(Batch.add_task_to_workflow)
@@ -366,16 +372,19 @@ class WorkflowTracker(Application):
         except AggregateNotFoundError:
             raise UnknownIdError(f"no workflow run or task has the id {aggregate_id}") from None
 
-    def _commit(self, batch: Batch) -> None:
+    def _commit(self, batch: Batch) -> Batch:
+        """Save the batch, replaying it on fresh state after a conflict; the batch that was saved."""
         for attempt in range(self.settings.tracker_max_retries + 1):
             try:
                 self.save(*batch._aggregates.values(), receipts=batch._receipts)
-                return
+                return batch
             except IntegrityError:
                 self._forget(batch._aggregates)
-                self._refuse_taken_ids(batch._created)
             self.conflicts_retried += 1
             batch = batch._replay()
+            # After the replay: a resend racing its original now skips what the original
+            # created; an id still created here and already stored is someone else's.
+            self._refuse_taken_ids(batch._created)
         raise ConcurrencyError(
             f"gave up after {self.settings.tracker_max_retries + 1} attempts: concurrent "
             "writers kept changing the same runs or tasks; nothing of this batch was recorded"

@@ -319,3 +319,19 @@ def test_a_resend_racing_the_original_is_applied_once(database_url, run_id):
             other.apply_once(log_once)
     assert slow.conflicts_retried == 1
     assert len(stored_rows(database_url, "SELECT 1 FROM workflowtracker_events WHERE topic LIKE '%%LogLine%%'")) == 1
+
+
+def test_a_resend_of_a_new_run_racing_its_original_is_a_duplicate_not_an_error(database_url):
+    """Found by bench/soak.py: the original, cut off by the web's deadline, committed when the server thawed,
+    while its resend was between reading the receipts and saving; the resend must then skip it all."""
+    run_id, event_id = uuid4(), uuid4()
+    start_run = [(event_id, lambda batch: batch.initiate_workflow("raced", "", "u", "g", workflow_id=run_id))]
+    resend, original = fresh_tracker(database_url), fresh_tracker(database_url)
+    with resend.batch() as batch:
+        assert batch.apply_once(start_run) == set()  # not applied yet when checked...
+        with original.batch() as other:  # ...but the original commits first
+            other.apply_once(start_run)
+    assert batch.receipts == ()  # nothing of it applied by the resend
+    assert resend.conflicts_retried == 1
+    assert resend.get_workflow(run_id).name == "raced"
+    assert len(stored_rows(database_url, "SELECT 1 FROM workflowtracker_events WHERE topic LIKE '%%Initiated%%'")) == 1
