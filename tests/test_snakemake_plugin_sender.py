@@ -14,6 +14,7 @@ import pytest
 
 from snakemake_logger_plugin_appliance import sender as sending
 from snakemake_logger_plugin_appliance.sender import Sender
+from tests.waiting import wait_for
 
 
 class FakeAppliance:
@@ -147,12 +148,13 @@ def test_a_batch_too_large_for_the_appliance_is_split(fake, tmp_path):
     assert fake.first_arrivals() == [event["id"] for event in sent]
 
 
-def test_rejected_events_are_put_aside_once_and_the_rest_goes_on(fake, tmp_path):
-    fake.status = 400
+@pytest.mark.parametrize("status", [400, 409])  # bad events; a run or task id already taken
+def test_rejected_events_are_put_aside_once_and_the_rest_goes_on(fake, tmp_path, status):
+    fake.status = status
     reports = []
     sender = Sender(fake.url, "t", tmp_path, exit_wait=5, report=reports.append).start()
     sender.put(events(3))
-    time.sleep(0.5)
+    wait_for(lambda: any("rejected 3 events" in r for r in reports), 10, message="the rejection reported")
     fake.status = 200
     later = events(2)
     sender.put(later)

@@ -79,3 +79,15 @@ def test_a_fresh_worker_makes_one_tracker_however_many_threads_ask(database_url)
         thread.join(30)
     assert errors == [] and len({id(t) for t in made}) == 1
     made[0].close()
+
+
+def test_a_new_run_under_a_taken_id_gets_409_and_stores_nothing(client, tracker):
+    run_id = str(uuid4())
+    first = client.post("/api/v1/events", json={"events": events_of_a_run(run_id)}, headers=bearer())
+    assert first.status_code == 200
+    stored = tracker.recorder.max_notification_id()
+    again = events_of_a_run(run_id)  # the same run id under new event ids
+    response = client.post("/api/v1/events", json={"events": again}, headers=bearer())
+    assert response.status_code == 409
+    assert run_id in response.json["error"] and "already taken" in response.json["error"]
+    assert tracker.recorder.max_notification_id() == stored

@@ -8,7 +8,7 @@ import json
 from flask import Blueprint, current_app, jsonify, request
 
 from appliance.ingest import IngestError, apply_batch, parse_batch
-from appliance.tracker import ConcurrencyError
+from appliance.tracker import ConcurrencyError, DuplicateIdError
 from appliance.web import error_response, tracker
 from appliance.web.metrics import INGEST_ERRORS, INGESTED_EVENTS
 
@@ -42,6 +42,8 @@ def ingest_events():
         result = apply_batch(tracker(), parse_batch(payload))
     except IngestError as error:
         return _refuse(400, str(error), problems=error.problems)
+    except DuplicateIdError as error:  # a new run or task under an id already stored by another event
+        return _refuse(409, str(error))
     except ConcurrencyError as error:
         response = _refuse(503, str(error))
         response.headers["Retry-After"] = "1"

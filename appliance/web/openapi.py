@@ -115,8 +115,8 @@ OPENAPI = {
                     {"applied": {"type": "integer"}, "duplicates": {"type": "integer"}})}}},
                 **{str(status): {"description": description, "content": {"application/json": {"schema": ERROR}}}
                    for status, description in ((400, "bad events, each named"), (401, "no or wrong token"),
-                                               (403, "ingest disabled"), (413, "too large"),
-                                               (503, "database unavailable"))},
+                                               (403, "ingest disabled"), (409, "a run or task id already taken"),
+                                               (413, "too large"), (503, "database unavailable"))},
             },
         }},
     },

@@ -41,7 +41,7 @@ class Refused(Exception):
 
 
 class Rejected(Exception):
-    """HTTP 400: the appliance named bad events; resending them would fail again."""
+    """HTTP 400 or 409: the appliance named bad events or a taken id; resending them would fail again."""
 
 
 class TooLarge(Exception):
@@ -64,7 +64,7 @@ def post(url: str, token: str, events: list[dict] | list[str], timeout: float) -
             return json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as error:
         detail = error.read(2000).decode("utf-8", "replace").strip()
-        if error.code == 400:
+        if error.code in (400, 409):  # bad events, or a run or task id already taken: the same again fails again
             raise Rejected(detail) from None
         if error.code == 413:
             raise TooLarge(detail) from None
