@@ -27,6 +27,8 @@ from appliance.localpg import LocalPostgres
 from tests import secret_scan
 from tests.schema import prepare_schema
 
+pytest_plugins = ["pytester"]  # tests/test_secret_scan.py runs failing tests of its own
+
 _database_numbers = itertools.count()
 _EXTERNAL_URL = os.environ.get("APPLIANCE_TEST_DATABASE_URL")
 # Recognisable in a report, random so that nothing prints it by chance.

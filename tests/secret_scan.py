@@ -55,7 +55,19 @@ def given_passwords(env: dict[str, str]) -> set[str]:
 
 def parts_mentioning(report, password: str) -> list[str]:
     """The parts of a test report (captured stdout, stderr, log, failure text) that hold `password`."""
-    return [name for name, attribute in REPORT_PARTS.items() if password in (getattr(report, attribute, "") or "")]
+    texts = {name: getattr(report, attribute, "") or "" for name, attribute in REPORT_PARTS.items()}
+    texts["failure text"] = _without_test_arguments(report, texts["failure text"])
+    return [name for name, text in texts.items() if password in text]
+
+
+def _without_test_arguments(report, text: str) -> str:
+    """The failure text less the lines where pytest shows the test's own arguments (`database_url = '...'`):
+    the test's fixture values, not output of the appliance."""
+    entries = getattr(getattr(report.longrepr, "reprtraceback", None), "reprentries", ())
+    for entry in entries:
+        for name, value in getattr(getattr(entry, "reprfuncargs", None), "args", ()):
+            text = text.replace(f"{name} = {value}", "")
+    return text
 
 
 def check_file(path: os.PathLike, passwords) -> None:

@@ -62,3 +62,25 @@ def test_stopping_an_appliance_whose_log_holds_the_password_fails(tmp_path):
         appliance.stop()
     assert PASSWORD not in str(raised.value)
     assert not appliance.run_dir.exists()  # it cleaned up first
+
+
+def test_a_failing_tests_own_arguments_are_not_a_finding_but_its_output_is(pytester):
+    pytester.makepyfile(f"""
+        import pytest
+
+        @pytest.fixture
+        def url():
+            return "postgresql://app:{PASSWORD}@db/x"
+
+        def test_quiet(url):
+            assert False
+
+        def test_loud(url):
+            print(url)
+            assert False
+    """)
+    reports = {r.nodeid.split("::")[1]: r for r in pytester.inline_run().getreports("pytest_runtest_logreport")
+               if r.when == "call"}
+    assert PASSWORD in reports["test_quiet"].longreprtext  # pytest shows the fixture's value...
+    assert secret_scan.parts_mentioning(reports["test_quiet"], PASSWORD) == []  # ...which the test gave itself
+    assert secret_scan.parts_mentioning(reports["test_loud"], PASSWORD) == ["stdout"]

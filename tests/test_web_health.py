@@ -16,6 +16,7 @@ import pytest
 
 from appliance.config import Settings, WebSettings, parse_database_url
 from appliance.web import basic_auth_header, create_app
+from tests.waiting import wait_for
 from tests.web_support import TOKEN, bearer, client, events_of_a_run, make_app, seeded  # noqa: F401 (fixtures)
 
 
@@ -116,15 +117,22 @@ def test_appliance_web_serves_under_gunicorn_and_stops_on_sigterm(database_url, 
 
 def test_metrics_add_up_the_counters_of_every_worker(database_url, tmp_path):
     with appliance_web(database_url, tmp_path, workers=2) as port:
-        for _ in range(8):  # one connection each: the kernel spreads them over both workers
+        batches = 0
+
+        def both_workers_took_a_batch():
+            # One connection a batch; the kernel hands it to either worker, so post until both have.
+            nonlocal batches
             body = json.dumps({"events": events_of_a_run(str(uuid4()))})
             assert _post(port, body, {"Content-Type": "application/json"})[0] == 200
+            batches += 1
+            # Each worker keeps its counters in a file of the server's metrics folder ...
+            return len(list(tmp_path.glob("appliance-metrics-*/counter_*.db"))) == 2
+
+        wait_for(both_workers_took_a_batch, 30, interval=0, message="both workers to take a batch")
         assert _post(port, b"{nope", {"Content-Type": "application/json"})[0] == 400
-        # Each worker keeps its counters in a file of the server's metrics folder ...
-        assert len(list(tmp_path.glob("appliance-metrics-*/counter_*.db"))) == 2
         for _ in range(6):  # ... and whichever answers the scrape adds them all up
             metrics = _get(port, "/metrics")[1]
-            assert "appliance_ingested_events_total 16.0" in metrics
+            assert f"appliance_ingested_events_total {2 * batches}.0" in metrics
             assert "appliance_ingest_errors_total 1.0" in metrics
 
 
