@@ -52,6 +52,7 @@ class Soak:
         self.recoveries: dict[str, list[float]] = {}  # fault -> seconds until load is acknowledged again
         self.minutes: list[int] = []  # events acknowledged in each minute
         self.spooled: list[tuple[str, list[dict]]] = []  # plugin runs sent while PostgreSQL was down
+        self.caught_up = 0.0  # seconds from the load's stop to every event and change checked
 
     def run(self) -> bool:
         from snakemake_logger_plugin_appliance.sender import Sender
@@ -69,7 +70,9 @@ class Soak:
         memory_before = self.memory()
         with LoadGenerator([port for _, port in self.appliances], TOKEN, workers=2 * self.args.replicas) as load:
             self.faults_until_the_end(load)
+            load_stops = time.monotonic()
             outcome, changes = settle_exactly_once(load, self.database_url, timeout=600)
+            self.caught_up = time.monotonic() - load_stops
         wait_for(lambda: self.sender.spool.count == 0, 120, message="the plugin's spool to drain")
         self.sender.close()
         plugin_ok = all(plugin_run_stored(self.database_url, *run) for run in self.spooled)
@@ -139,15 +142,19 @@ class Soak:
         print(f"  events: {outcome}; {load.rate:.0f}/s overall; per minute min {min(minutes):,} "
               f"median {statistics.median(minutes):,.0f} max {max(minutes):,}")
         print(f"  answers: {dict(load.ledger.answers)}")
-        print(f"  changes: {total:,}, each handled once: {handled:,}; by monitor: {sorted(handled_by(self.database_url).values())}")
+        print(f"  views and monitors caught up {self.caught_up:.1f} s after the load was told to stop "
+              "(its runs in flight finished first)")
+        print(f"  changes: {total:,}, each handled once: {handled:,}; "
+              f"by monitor connection: {sorted(handled_by(self.database_url).values(), reverse=True)}")
         for fault, seconds in self.recoveries.items():
             print(f"  {fault}: {len(seconds)} times, recovery median {statistics.median(seconds):.1f} s, "
                   f"max {max(seconds):.1f} s")
         print(f"  plugin runs spooled during outages: {len(self.spooled)}, all stored: {plugin_ok}")
         print("  memory (MB RSS, all appliances): " + ", ".join(
             f"{program} {memory_before[program]:.0f} -> {memory_after[program]:.0f}" for program in PROGRAMS))
-        errors = [line for appliance, _ in self.appliances for line in error_lines(appliance)]
-        print(f"  error lines in the logs: {len(errors)} (logs in {self.work})")
+        errors = [line for appliance, _ in self.appliances for line in error_lines(appliance)
+                  if "terminated by SIGKILL" not in line]  # the kills' own
+        print(f"  error lines in the logs, besides the kills: {len(errors)} (logs in {self.work})")
         for line in errors[:10]:
             print(f"    {line[:160]}")
 

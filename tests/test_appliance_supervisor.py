@@ -77,6 +77,7 @@ def test_sigterm_to_the_entrypoint_stops_everything_within_10_s(run, secret):
     assert "fatal-exit" in states
     socket = appliance.run_dir / "run" / "supervisor.sock"
     assert stat.S_IMODE(socket.stat().st_mode) == 0o700
+    assert stat.S_IMODE(socket.parent.stat().st_mode) == 0o700  # nobody else can even reach it
     processes = appliance.processes()
     assert len(processes) >= 6  # entrypoint, supervisord, listener, three programs
     started = time.monotonic()
