@@ -33,20 +33,22 @@ def base_environment(path_prefix: list[Path] = (), **settings: str) -> dict[str,
     return env
 
 
+def process_stats() -> dict[int, list[str]]:
+    """{pid: the fields of /proc/PID/stat after the command name (state, ppid, pgrp, session, ...)}."""
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # gone meanwhile
+            stats[int(entry.name)] = stat[stat.rindex(")") + 2:].split()
+    return stats
+
+
 def session_processes(sid: int) -> set[int]:
     """Pids of the live (not zombie) processes in session `sid`."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[3]) == sid and fields[0] != "Z":
-            found.add(int(entry.name))
-    return found
+    return {pid for pid, fields in process_stats().items() if int(fields[3]) == sid and fields[0] != "Z"}
 
 
 class Appliance:

@@ -12,14 +12,14 @@ import urllib.error
 import urllib.request
 import uuid
 from contextlib import contextmanager
-from pathlib import Path
 
 import psycopg2
 
 from appliance.localpg import LocalPostgres
 from tests import fault_handler
-from tests.appliance_process import REPO, Appliance, base_environment
+from tests.appliance_process import REPO, Appliance, base_environment, process_stats
 from tests.loadgen import LoadGenerator, Outcome, monitor_outcome
+from tests.sql import query
 from tests.waiting import wait_for
 
 PROGRAMS = ("web", "monitor", "projector")
@@ -44,9 +44,7 @@ def create_database(server: LocalPostgres, name: str) -> str:
     """A new empty database but for the monitor handler's table; its URL."""
     administer(server, f"CREATE DATABASE {name}")
     url = server.url(name)
-    with psycopg2.connect(url) as connection, connection.cursor() as cursor:
-        cursor.execute(fault_handler.TABLE)
-    connection.close()
+    query(url, fault_handler.TABLE)
     return url
 
 
@@ -59,13 +57,8 @@ def server_processes(server: LocalPostgres) -> list[int]:
 def descendants(pid: int) -> set[int]:
     """Every live process below `pid` (none for pid 0: it is the kernel's)."""
     children: dict[int, set[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            children.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), set()).add(int(entry.name))
+    for child, fields in process_stats().items():
+        children.setdefault(int(fields[1]), set()).add(child)
     found, todo = set(), [pid] if pid > 0 else []
     while todo:
         for child in children.get(todo.pop(), ()):
@@ -165,11 +158,7 @@ def _all_handled(database_url: str):
 
 def handled_by(database_url: str) -> dict[int, int]:
     """{monitor backend pid: changes it handled}."""
-    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT handled_by, count(*) FROM fault_handled GROUP BY handled_by")
-        rows = dict(cursor.fetchall())
-    connection.close()
-    return rows
+    return dict(query(database_url, "SELECT handled_by, count(*) FROM fault_handled GROUP BY handled_by"))
 
 
 # The Snakemake plugin's part.
@@ -186,9 +175,6 @@ def plugin_run() -> tuple[str, list[dict]]:
 
 def plugin_run_stored(database_url: str, run_id: str, events: list[dict]) -> bool:
     """The run is completed with every log line of `events`."""
-    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT status, (SELECT count(*) FROM log_entries WHERE run_id = %s) "
-                       "FROM workflow_runs WHERE id = %s", (run_id, run_id))
-        status, lines = cursor.fetchone()
-    connection.close()
+    (status, lines), = query(database_url, "SELECT status, (SELECT count(*) FROM log_entries WHERE run_id = %s) "
+                                           "FROM workflow_runs WHERE id = %s", run_id, run_id)
     return status == "completed" and lines == sum(event["type"] == "log" for event in events)

@@ -18,11 +18,11 @@ import urllib.error
 import urllib.request
 import uuid
 
-import psycopg2
 import pytest
 
 from appliance.localpg import free_port
 from tests.appliance_process import Appliance, base_environment
+from tests.sql import query
 from tests.waiting import wait_for
 
 PROGRAMS = ("web", "monitor", "projector")
@@ -77,16 +77,6 @@ def a_run(name: str) -> tuple[str, list[dict]]:
     events += [event("log", run_id=run_id, message=f"line {n}") for n in range(LOGS)]
     events.append(event("run_finished", run_id=run_id))
     return run_id, events
-
-
-def query(url: str, sql: str, *args):
-    connection = psycopg2.connect(url)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, args)
-            return cursor.fetchall()
-    finally:
-        connection.close()
 
 
 def run_is_projected(url: str, run_id: str) -> bool:

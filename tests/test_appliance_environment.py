@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import time
 
-import psycopg2
 import pytest
 
 from tests.appliance_process import Appliance, base_environment
 from tests.secret_scan import with_password
+from tests.sql import query
 
 SECRET = "pw-never-printed-0"
 
@@ -40,13 +40,7 @@ MALFORMED = {
 
 
 def table_count(database_url: str) -> int:
-    connection = psycopg2.connect(database_url)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace")
-            return cursor.fetchone()[0]
-    finally:
-        connection.close()
+    return query(database_url, "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace")[0][0]
 
 
 @pytest.mark.parametrize("settings, named", MALFORMED.values(), ids=MALFORMED.keys())

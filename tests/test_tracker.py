@@ -16,20 +16,15 @@ from appliance.tracker import (
     InvalidArgumentError,
     UnknownIdError,
 )
+from tests.sql import query
 
 
 def fresh_tracker(database_url, **settings) -> WorkflowTracker:
     return WorkflowTracker(Settings(database_url=parse_database_url(database_url), **settings))
 
 
-def stored_rows(database_url, sql, *params):
-    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-
-
 def transaction_ids(database_url, *originator_ids):
-    rows = stored_rows(
+    rows = query(
         database_url,
         "SELECT DISTINCT xmin::text FROM workflowtracker_events WHERE originator_id = ANY(%s::uuid[])",
         [str(i) for i in originator_ids],
@@ -106,12 +101,12 @@ def test_biomero_positional_argument_order(tracker):
 
 def test_adding_a_task_saves_task_and_run_in_one_transaction(tracker, database_url, run_id):
     task_id = tracker.add_task_to_workflow(run_id, "sort", None, None, None)
-    run_events = stored_rows(
+    run_events = query(
         database_url,
         "SELECT xmin::text FROM workflowtracker_events WHERE originator_id = %s AND originator_version = 2",
         str(run_id),
     )
-    task_events = stored_rows(
+    task_events = query(
         database_url, "SELECT xmin::text FROM workflowtracker_events WHERE originator_id = %s", str(task_id),
     )
     assert run_events == task_events
@@ -318,7 +313,7 @@ def test_a_resend_racing_the_original_is_applied_once(database_url, run_id):
         with fast.batch() as other:  # ...but the resend commits first
             other.apply_once(log_once)
     assert slow.conflicts_retried == 1
-    assert len(stored_rows(database_url, "SELECT 1 FROM workflowtracker_events WHERE topic LIKE '%%LogLine%%'")) == 1
+    assert len(query(database_url, "SELECT 1 FROM workflowtracker_events WHERE topic LIKE '%%LogLine%%'")) == 1
 
 
 def test_a_resend_of_a_new_run_racing_its_original_is_a_duplicate_not_an_error(database_url):
@@ -334,4 +329,4 @@ def test_a_resend_of_a_new_run_racing_its_original_is_a_duplicate_not_an_error(d
     assert batch.receipts == ()  # nothing of it applied by the resend
     assert resend.conflicts_retried == 1
     assert resend.get_workflow(run_id).name == "raced"
-    assert len(stored_rows(database_url, "SELECT 1 FROM workflowtracker_events WHERE topic LIKE '%%Initiated%%'")) == 1
+    assert len(query(database_url, "SELECT 1 FROM workflowtracker_events WHERE topic LIKE '%%Initiated%%'")) == 1

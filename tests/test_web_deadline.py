@@ -12,6 +12,7 @@ import pytest
 from appliance.localpg import LocalPostgres
 from tests.fault_kit import frozen
 from tests.schema import prepare_schema
+from tests.sql import query
 from tests.waiting import wait_for
 from tests.web_support import bearer, events_of_a_run, make_app
 
@@ -74,13 +75,7 @@ def test_the_deadline_cuts_only_its_own_request(server):
 
 
 def waiting_on_a_lock(url: str) -> bool:
-    connection = psycopg2.connect(url)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-            return cursor.fetchone()[0] > 0
-    finally:
-        connection.close()
+    return query(url, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")[0][0] > 0
 
 
 def test_no_deadline_when_it_is_0(server):
