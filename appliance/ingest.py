@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Callable
 from uuid import UUID
 
-from appliance.tracker import Batch, TrackerError, WorkflowTracker
+from appliance.tracker import Batch, TrackerError, WorkflowTracker, as_utc
 
 COMMON_FIELDS = ("id", "type", "time")
 
@@ -88,7 +88,7 @@ def _time(value: Any) -> datetime:
         raise ValueError("must be an ISO 8601 time such as 2024-05-01T12:00:00Z") from None
     if parsed.tzinfo is None:
         raise ValueError("must name its time zone (end it with Z or +00:00)")
-    return parsed
+    return as_utc(parsed)  # ValueError outside the years the store takes
 
 
 def _required(check):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import wraps
 from typing import Any, Callable, Iterator, TypeVar
 from uuid import UUID, uuid4
@@ -35,6 +35,10 @@ from appliance.eventstore import EventStoreFactory
 MAX_NAME_LENGTH = 1_000
 MAX_TEXT_LENGTH = 1_000_000
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Event times a source gives. PostgreSQL takes UTC offsets up to 15:59 only, Python
+# up to 23:59, so times are stored in UTC; and a year outside these is a client's bug.
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST_TIME = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
 
 T = TypeVar("T")
 A = TypeVar("A", bound=TrackedAggregate)
@@ -459,4 +463,22 @@ def _time(at: datetime | None) -> datetime | None:
         return None
     if not isinstance(at, datetime) or at.tzinfo is None:
         raise InvalidArgumentError("at must be a timezone-aware datetime")
-    return at
+    try:
+        return as_utc(at)
+    except ValueError as error:
+        raise InvalidArgumentError(f"at {error}") from None
+
+
+def as_utc(at: datetime) -> datetime:
+    """An aware time as UTC, if it lies between EARLIEST_TIME and LATEST_TIME; else ValueError.
+
+    Stored with its own offset, a time like +20:00 (fine for Python) would be
+    refused by PostgreSQL in the projector, again at every retry.
+    """
+    try:
+        utc = at.astimezone(timezone.utc)
+    except OverflowError:  # the UTC time falls before year 1 or after year 9999
+        utc = None
+    if utc is None or not EARLIEST_TIME <= utc <= LATEST_TIME:
+        raise ValueError(f"must lie between {EARLIEST_TIME:%Y-%m-%d} and {LATEST_TIME:%Y-%m-%d} (UTC)")
+    return utc

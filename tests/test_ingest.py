@@ -1,11 +1,13 @@
 """Source-neutral ingest events applied through the tracker (no HTTP here)."""
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from uuid import uuid4
 
 import pytest
 
 from appliance.ingest import IngestError, apply_batch, parse_batch
+from appliance.projection import Projector
+from tests.sql import query
 
 
 def event(type_, **fields):
@@ -119,3 +121,34 @@ def test_nul_bytes_and_odd_unicode(tracker):
     assert tracker.get_workflow(run_id).name == "ünïcødé ✓ \u202e"
     with pytest.raises(IngestError, match="bad event"):
         ingest(tracker, [event("log", run_id=run_id, message="a\x00b")])
+
+
+def test_times_with_any_offset_python_takes_are_stored_in_utc_and_projected(tracker, database_url):
+    """PostgreSQL refuses offsets beyond 15:59: stored as given, +20:00 stopped the projector for good."""
+    far_east, far_west, next_one = str(uuid4()), str(uuid4()), str(uuid4())
+    ingest(tracker, [event("run_created", run_id=far_east, name="a", time="2024-01-01T00:00:00+20:00"),
+                     event("run_created", run_id=far_west, name="b", time="2024-01-01T00:00:00+14:00")])
+    run = tracker.get_workflow(far_west)
+    assert run.created_on == datetime(2023, 12, 31, 10, 0, tzinfo=timezone.utc)
+    assert run.created_on.utcoffset() == timedelta(0)
+    assert Projector(tracker).catch_up() == 2
+    ingest(tracker, [event("run_created", run_id=next_one, name="c", time="2024-01-01T00:00:00Z")])
+    assert Projector(tracker).catch_up() == 1  # the projector goes on past them
+    created = dict(query(database_url, "SELECT id::text, created_at FROM workflow_runs"))
+    assert created == {far_east: datetime(2023, 12, 31, 4, 0, tzinfo=timezone.utc),
+                       far_west: datetime(2023, 12, 31, 10, 0, tzinfo=timezone.utc),
+                       next_one: datetime(2024, 1, 1, tzinfo=timezone.utc)}
+
+
+@pytest.mark.parametrize("time", [
+    "0001-01-01T00:00:00+01:00",  # before year 1 in UTC: Python cannot even convert it
+    "9999-12-31T23:00:00-05:00",  # after year 9999 in UTC
+    "1969-12-31T23:59:59Z",
+])
+def test_times_outside_the_years_the_store_takes_are_refused_by_name(tracker, time):
+    bad = event("run_created", run_id=str(uuid4()), name="x", time=time)
+    with pytest.raises(IngestError) as caught:
+        parse_batch({"events": [event("run_created", run_id=str(uuid4()), name="ok"), bad]})
+    assert caught.value.problems == [{"index": 1, "id": bad["id"], "type": "run_created",
+                                      "error": "time: must lie between 1970-01-01 and 9999-12-31 (UTC)"}]
+    assert tracker.recorder.max_notification_id() is None
