@@ -27,6 +27,7 @@ from appliance.domain import WorkflowRun
 from appliance.localpg import LocalPostgres
 from appliance.projection import Projector, ProjectorBusy, reproject
 from appliance.projection import store
+from appliance.projection.reproject import run_reproject
 from appliance.projection.rules import error_type
 from tests import waiting
 from tests.schema import prepare_schema
@@ -519,3 +520,64 @@ def test_the_projector_command_stops_cleanly_on_sigterm(tracker, database_url):
             process.kill()
         _, stderr = process.communicate()
     assert "stopped at position" in stderr
+
+
+# Bad input to reproject changes nothing.
+
+
+def projected_views(tracker, url: str) -> dict[str, list[dict]]:
+    finish_runs(tracker, begin_runs(tracker, 2, 2))
+    Projector(tracker).catch_up()
+    views = snapshot(url)
+    assert views["workflow_runs"], "something to lose"
+    return views
+
+
+@pytest.mark.parametrize("size", ["0", "-1", "ten", "1.5"])
+def test_the_reproject_command_refuses_a_bad_batch_size_and_keeps_the_views(
+        tracker, database_url, monkeypatch, capsys, size):
+    before = projected_views(tracker, database_url)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["reproject", f"--batch-size={size}"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --batch-size: must be" in err and "Traceback" not in err
+    assert snapshot(database_url) == before
+
+
+@pytest.mark.parametrize("size", [0, -1])
+def test_reproject_refuses_a_bad_batch_size_before_emptying_anything(tracker, database_url, capsys, size):
+    before = projected_views(tracker, database_url)
+    with pytest.raises(ValueError, match="at least 1"):
+        reproject(tracker, batch_size=size)
+    assert run_reproject(tracker.settings, batch_size=size) == 2
+    assert "the batch size must be a whole number of at least 1" in capsys.readouterr().err
+    assert snapshot(database_url) == before
+
+
+def tables(url: str) -> set[str]:
+    return {row["tablename"] for row in query(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+
+
+def test_reproject_on_a_database_never_migrated_says_to_migrate_and_creates_nothing(
+        empty_database_url, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", empty_database_url)
+    assert cli.main(["reproject"]) == 1
+    err = capsys.readouterr().err
+    assert "the view tables are missing" in err and "run `appliance migrate` first" in err
+    assert "Traceback" not in err
+    assert tables(empty_database_url) == set()
+
+
+def test_reproject_as_a_function_on_views_dropped_by_hand_raises_before_touching_anything(tracker, database_url):
+    before = projected_views(tracker, database_url)
+    query(database_url, "DROP TABLE log_entries")
+    with pytest.raises(store.ViewsMissing, match=r"missing \(log_entries\): run `appliance migrate` first"):
+        reproject(tracker)
+    del before["log_entries"]
+    assert snapshot_of(database_url, before) == before
+
+
+def snapshot_of(url: str, tables_: dict) -> dict[str, list[dict]]:
+    return {table: query(url, f"SELECT * FROM {table} ORDER BY {VIEW_KEYS[table]}") for table in tables_}

@@ -92,7 +92,7 @@ class Projector:
                     self._serve()
                 except DISCONNECTED as error:
                     log.warning("database connection lost (%s); reconnecting in %.1f s",
-                                _first_line(error), self._backoff)
+                                first_line(error), self._backoff)
                     self._pause_after_error()
                 except Exception:
                     # A batch that fails is retried as a whole: nothing is skipped.
@@ -207,7 +207,7 @@ class Projector:
             _drain(self._wake[0])
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
     # "connection already closed" from the rollback hides the first error: show that one.
     while isinstance(error.__context__, DISCONNECTED):
         error = error.__context__

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from appliance.config import Settings
 from appliance.projection import store
-from appliance.projection.projector import STANDBY_RETRY, ProjectorBusy
+from appliance.projection.projector import DISCONNECTED, STANDBY_RETRY, ProjectorBusy, first_line
 
 if TYPE_CHECKING:
     from appliance.tracker import WorkflowTracker
@@ -47,10 +47,14 @@ def reproject(tracker: WorkflowTracker, *, batch_size: int = DEFAULT_BATCH_SIZE,
               progress: TextIO | None = None) -> Reprojection:
     """Rebuild the views from the log; a progress bar goes to `progress` if given.
 
-    Raises ProjectorBusy if the projector lock is held and `wait` is false.
+    Raises ProjectorBusy if the projector lock is held and `wait` is false,
+    ValueError for a batch size below 1 and store.ViewsMissing on a database
+    never migrated, both before anything is emptied.
     """
+    check_batch_size(batch_size)
     connection = store.connect(tracker.settings.database_url, "appliance-reproject")
     try:
+        store.check_views(connection)
         store.prepare(store.tracking_recorder(tracker.factory.datastore), connection)
         _take_lock(connection, wait, progress)
         started = time.perf_counter()
@@ -73,6 +77,12 @@ def reproject(tracker: WorkflowTracker, *, batch_size: int = DEFAULT_BATCH_SIZE,
         connection.close()
 
 
+def check_batch_size(batch_size: int) -> None:
+    # 0 would replay nothing forever and a negative LIMIT fail, both after the views were emptied.
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"the batch size must be a whole number of at least 1, not {batch_size!r}")
+
+
 def _take_lock(connection, wait: bool, progress: TextIO | None) -> None:
     said = False
     while not store.try_lock(connection):
@@ -89,16 +99,42 @@ def _take_lock(connection, wait: bool, progress: TextIO | None) -> None:
 
 
 def run_reproject(settings: Settings, *, batch_size: int = DEFAULT_BATCH_SIZE, wait: bool = False) -> int:
-    """`appliance reproject`: progress bar on stderr, then the events-per-second line."""
+    """`appliance reproject`: progress bar on stderr, then the events-per-second line.
+
+    Exit 2 for a bad batch size, 1 when the database is unreachable, not
+    migrated or busy; in each case with one line on stderr and nothing changed.
+    """
+    try:
+        check_batch_size(batch_size)
+        _check_views(settings)  # before the tracker, which would create the event store's tables
+        result = _reproject(settings, batch_size, wait)
+    except ValueError as error:
+        print(f"appliance reproject: {error}", file=sys.stderr)
+        return 2
+    except (ProjectorBusy, store.ViewsMissing) as error:
+        print(f"appliance reproject: {error}", file=sys.stderr)
+        return 1
+    except DISCONNECTED as error:
+        # The driver's message names host and port, never the password.
+        print(f"appliance reproject: cannot reach the database: {first_line(error)}", file=sys.stderr)
+        return 1
+    print(result)
+    return 0
+
+
+def _check_views(settings: Settings) -> None:
+    connection = store.connect(settings.database_url, "appliance-reproject")
+    try:
+        store.check_views(connection)
+    finally:
+        connection.close()
+
+
+def _reproject(settings: Settings, batch_size: int, wait: bool) -> Reprojection:
     from appliance.tracker import WorkflowTracker
 
     tracker = WorkflowTracker(settings)
     try:
-        result = reproject(tracker, batch_size=batch_size, wait=wait, progress=sys.stderr)
-    except ProjectorBusy as error:
-        print(f"appliance reproject: {error}", file=sys.stderr)
-        return 1
+        return reproject(tracker, batch_size=batch_size, wait=wait, progress=sys.stderr)
     finally:
         tracker.close()
-    print(result)
-    return 0

@@ -34,6 +34,7 @@ from sqlalchemy.engine import URL
 from appliance.db import KEEPALIVE_ARGS, SCHEMA_LOCK_KEY
 from appliance.projection import rules
 from appliance.sql import load_queries
+from appliance.views import VIEW_TABLES
 
 QUERIES = load_queries("projection.sql")
 TRACKING_TABLE = "projector_tracking"
@@ -64,6 +65,23 @@ def prepare(recorder: SQLAlchemyTrackingRecorder, connection: Any) -> None:
         recorder.tracking_table.create(schema_connection, checkfirst=True)
     with connection, connection.cursor() as cursor:
         cursor.execute(QUERIES["ensure_position"], {"application": UPSTREAM})
+
+
+class ViewsMissing(RuntimeError):
+    """The view tables do not exist: the database was never migrated."""
+
+    def __init__(self, missing: list[str]):
+        self.missing = missing
+        super().__init__(f"the view tables are missing ({', '.join(missing)}): run `appliance migrate` first")
+
+
+def check_views(connection: Any) -> None:
+    """Raise ViewsMissing unless every view table exists; reads only."""
+    with connection, connection.cursor() as cursor:
+        cursor.execute(QUERIES["missing_tables"], {"tables": list(VIEW_TABLES)})
+        missing = [name for name, in cursor.fetchall()]
+    if missing:
+        raise ViewsMissing(missing)
 
 
 def try_lock(connection: Any) -> bool:

@@ -40,6 +40,10 @@ SELECT notification_id FROM projector_tracking WHERE application_name = %(applic
 -- The position of the newest event, or 0 for an empty store.
 SELECT coalesce(max(id), 0) FROM workflowtracker_events;
 
+-- name: missing_tables
+-- Which of the given tables do not exist (a database never migrated).
+SELECT name FROM unnest(%(tables)s::text[]) AS name WHERE to_regclass(name) IS NULL ORDER BY name;
+
 -- name: try_lock
 -- The projector's session-level advisory lock: one active projector at a time.
 SELECT pg_try_advisory_lock(%(key)s);
