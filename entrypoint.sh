@@ -4,7 +4,7 @@
 # projector under supervisord in the foreground.
 #
 #   entrypoint.sh                  start the appliance (the image's default)
-#   entrypoint.sh status           supervisorctl status of the running appliance
+#   entrypoint.sh status           every part's state: database, schema, projector, monitors, programs
 #   entrypoint.sh supervisorctl …  any supervisorctl command
 #   entrypoint.sh shell [ARGS]     bash
 #   entrypoint.sh COMMAND …        one `appliance COMMAND` (migrate, init, reproject, …)
@@ -28,7 +28,6 @@ FATAL_MARKER="$APPLIANCE_RUN_DIR/fatal"
 
 case "${1:-start}" in
     start) ;;
-    status) exec supervisorctl -c "$CONF" status ;;
     supervisorctl) shift; exec supervisorctl -c "$CONF" "$@" ;;
     shell) shift; exec bash "$@" ;;
     appliance) shift; exec appliance "$@" ;;

@@ -29,6 +29,11 @@ KEEPALIVE_ARGS = {
 PING_AFTER_IDLE_SECONDS = 2.0
 
 
+def libpq_dsn(url: URL) -> str:
+    """The URL as libpq takes it, password included: pass it to psycopg2, never print it."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def make_engine(url: URL | str, *, pool_size: int = 5, application_name: str = "appliance") -> Engine:
     engine = create_engine(
         url,

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -21,7 +22,7 @@ import uuid
 import pytest
 
 from appliance.localpg import free_port
-from tests.appliance_process import Appliance, base_environment
+from tests.appliance_process import ENTRYPOINT, Appliance, base_environment
 from tests.sql import query
 from tests.waiting import wait_for
 
@@ -127,6 +128,10 @@ def test_the_appliance_end_to_end(appliance_env, started, empty_database_url):
              message="/readyz 200")
     assert appliance.process.poll() is None, appliance.output
     appliance.wait_until_running(PROGRAMS)
+    status = subprocess.run([str(ENTRYPOINT), "status"], env=appliance.env, capture_output=True, text=True,
+                            timeout=60)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert all(f"program {program}: RUNNING" in status.stdout for program in PROGRAMS), status.stdout
 
     # Events in through the ingest endpoint, out in the views and the API; the monitor handles their changes.
     first_run, events = a_run("first")
