@@ -88,6 +88,16 @@ def _wait_for_db_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, help="seconds to wait (default DB_WAIT_TIMEOUT, 60)")
 
 
+def _status(args: argparse.Namespace, settings: Settings) -> int:
+    from appliance.status import status_command
+
+    return status_command(settings, as_json=args.json)
+
+
+def _status_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the state as JSON (the /api/v1/system twin)")
+
+
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     from appliance.migrator import MigrationError, migrate
 
@@ -130,6 +140,8 @@ COMMANDS: dict[str, Command] = {
     "monitor": Command("handle every change of the views: log line, webhooks, custom handlers (until SIGTERM)",
                        _monitor),
     "reproject": Command("rebuild every view table from the event store", _reproject, _reproject_arguments),
+    "status": Command("the state of every part, as on /system (exit 1: something needs attention)",
+                      _status, _status_arguments),
     "wait-for-db": Command("wait until the database accepts connections (exit 3 after the timeout)",
                            _wait_for_db, _wait_for_db_arguments),
 }
