@@ -324,6 +324,29 @@ def test_status_reports_go_to_the_task_s_most_recent_job(tracker, database_url):
     assert rows == [{"job_id": "1", "status": "FAILED"}, {"job_id": "2", "status": "RUNNING"}]
 
 
+def test_a_log_line_of_a_run_deleted_by_hand_is_skipped_and_projection_goes_on(tracker, database_url, caplog):
+    gone = tracker.initiate_workflow("deleted by hand", "", None, None)
+    task = tracker.add_task_to_workflow(gone, "t", None, None, None)
+    projector = Projector(tracker, batch_size=2)
+    projector.catch_up()
+    query(database_url, "DELETE FROM workflow_runs WHERE id = %s", (str(gone),))  # its task goes with it
+
+    tracker.record_log(gone, "a line for a run no longer in the views")
+    tracker.record_log(gone, "and one of its task", task_id=task)
+    tracker.add_job_id(task, "99")
+    other = tracker.initiate_workflow("other", "", None, None)
+    tracker.record_log(other, "still projected")
+    with caplog.at_level("WARNING", logger="appliance.projection.rules"):
+        projector.catch_up()
+
+    assert projector.position() == max_position(database_url)
+    assert [row["workflow_name"] for row in query(database_url, "SELECT workflow_name FROM workflow_runs")] == ["other"]
+    assert [row["message"] for row in query(database_url, "SELECT message FROM log_entries")] == ["still projected"]
+    skipped = [record.getMessage() for record in caplog.records]
+    assert skipped == [f"LogLine.Recorded for an unknown workflow run ({gone}); skipped"] * 2 + [
+        f"Task.JobIdAdded for an unknown task ({task}); skipped"]
+
+
 def test_stopped_in_the_middle_of_a_stream_and_started_again_the_views_match_an_uninterrupted_run(
         tracker, database_url):
     started: list[tuple] = []

@@ -49,6 +49,8 @@ def wanted(events: Iterable[Any]) -> Wanted:
         kind = type(event)
         if kind is Task.Created:
             need.created[str(event.originator_id)] = str(event.run_id)
+        elif kind is LogLine.Recorded:
+            need.run_ids.add(str(event.run_id))  # to skip a line whose run was deleted by hand
         elif kind in RUN_HANDLERS:
             need.run_ids.add(str(event.originator_id))
         elif kind in TASK_HANDLERS:
@@ -98,7 +100,7 @@ def apply(rows: Rows, position: int, event: Any) -> None:
     elif kind in TASK_HANDLERS:
         task = rows.tasks.get(str(event.originator_id))
         if task is None:
-            _skip(event, "task")
+            _skip(event, "task", event.originator_id)
             return
         run = _touch_run(rows, task["run_id"], event)
         if run is not None:
@@ -149,7 +151,7 @@ def _touch_run(rows: Rows, run_id: str, event: Any) -> dict | None:
     """The run of an event, marked changed, its last event time moved on."""
     run = rows.runs.get(run_id)
     if run is None:
-        _skip(event, "workflow run")
+        _skip(event, "workflow run", run_id)
         return None
     if run["last_event_at"] is None or event.timestamp > run["last_event_at"]:
         run["last_event_at"] = event.timestamp
@@ -299,9 +301,14 @@ TASK_HANDLERS: dict[type, Callable[[Rows, dict, dict, Any], None]] = {
 
 def _log_recorded(rows: Rows, position: int, event: LogLine.Recorded) -> None:
     # The id is the event's position in the log: it grows with time and is
-    # the same after a reprojection.
+    # the same after a reprojection. The line does not move its run's
+    # last_event_at, but its run must exist (a foreign key).
+    run_id = str(event.run_id)
+    if run_id not in rows.runs:
+        _skip(event, "workflow run", run_id)
+        return
     rows.logs.append({
-        "id": position, "run_id": str(event.run_id),
+        "id": position, "run_id": run_id,
         "task_id": None if event.task_id is None else str(event.task_id),
         "level": event.level, "message": event.message, "logged_at": event.timestamp,
     })
@@ -313,7 +320,10 @@ def _start_key(task: dict) -> tuple[datetime, str]:
     return task["started_at"] or _EARLIEST, task["id"]
 
 
-def _skip(event: Any, what: str) -> None:
+def _skip(event: Any, what: str, key: Any) -> None:
     # The tracker records no event of a run or task it does not know, so this
-    # means rows were deleted by hand; skipping keeps the projector going.
-    log.warning("%s for an unknown %s (%s); skipped", type(event).__qualname__, what, event.originator_id)
+    # means rows were deleted by hand. Every row that refers to a parent (a
+    # task, a log line, a job's accounting) goes through here when the parent
+    # is missing: writing it would violate a foreign key and fail its batch,
+    # and every later one, forever. Skipping keeps the projector going.
+    log.warning("%s for an unknown %s (%s); skipped", type(event).__qualname__, what, key)
