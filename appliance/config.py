@@ -349,4 +349,8 @@ def _parse_http_url(text: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         # Never repeat the text: a webhook URL may carry a token.
         raise ValueError("must hold http:// or https:// URLs with a host")
+    try:
+        parts.port
+    except ValueError:
+        raise ValueError("must hold URLs whose port is a number from 0 to 65535") from None
     return text

@@ -337,3 +337,85 @@ def test_bad_monitor_settings_are_all_named_and_webhook_urls_never_shown():
     assert "s3cret" not in message
     settings = Settings.from_env({"DATABASE_URL": "postgresql://u:p@db/appliance", "MONITOR_WEBHOOK_URLS": secret_url})
     assert settings.monitor.webhook_urls == (secret_url,) and "s3cret" not in repr(settings)
+
+
+class BasicAuthReceiver(BaseHTTPRequestHandler):
+    """Accepts a POST only with the expected `Authorization: Basic` header; remembers what came."""
+
+    expected, authorizations, accepted = None, [], []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).authorizations.append(self.headers.get("Authorization"))
+        if self.headers.get("Authorization") != type(self).expected:
+            self.send_response(401)
+        else:
+            type(self).accepted.append(body)
+            self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def serve(handler_class):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_webhook_url_with_user_and_password_sends_them_as_basic_auth(database_url, running):
+    import base64
+
+    BasicAuthReceiver.expected = "Basic " + base64.b64encode(b"hook user:s3cret:pw").decode()
+    server = serve(BasicAuthReceiver)
+    try:
+        url = f"http://hook%20user:s3cret%3Apw@127.0.0.1:{server.server_port}/hook"
+        settings = Settings.from_env({"DATABASE_URL": database_url, "MONITOR_WEBHOOK_URLS": url}).monitor
+        running(database_url, [Webhook(url, settings, wait=lambda seconds: False)])
+        execute(database_url, "INSERT INTO workflow_runs (workflow_name, status) VALUES ('w', 'completed')")
+        wait_for(lambda: unprocessed(database_url) == 0, message="the change handled")
+    finally:
+        server.shutdown()
+    assert BasicAuthReceiver.authorizations == [BasicAuthReceiver.expected]
+    [delivered] = BasicAuthReceiver.accepted
+    assert delivered["new_values"]["workflow_name"] == "w"
+    [(error,)] = execute(database_url, "SELECT last_error FROM change_notifications")
+    assert error is None
+
+
+def test_an_error_that_repeats_the_url_never_shows_its_password(database_url, running):
+    # http.client refuses this port with an error that quotes it: the password, here.
+    url = "http://user:s3cretpw@127.0.0.1:s3cretpw/x"
+    settings = MonitorSettings(webhook_retries=1)
+    running(database_url, [Webhook(url, settings)], max_attempts=1)
+    execute(database_url, "INSERT INTO workflow_runs (workflow_name, status) VALUES ('w', 'failed')")
+    wait_for(lambda: unprocessed(database_url) == 0, message="the change given up")
+    [(error,)] = execute(database_url, "SELECT last_error FROM change_notifications")
+    assert error.startswith("Webhook: http://127.0.0.1/x: InvalidURL") and "s3cretpw" not in error
+
+
+def test_a_failing_webhook_with_credentials_leaks_them_nowhere(database_url):
+    from tests.web_support import make_app
+
+    refused = socket.create_server(("127.0.0.1", 0))
+    port = refused.getsockname()[1]
+    refused.close()  # nothing listens there now: every try is refused
+    url = f"http://hookuser:s3cretpw@127.0.0.1:{port}/hook?token=t0kenvalue"
+    execute(database_url, "INSERT INTO workflow_runs (workflow_name, status) VALUES ('w', 'completed')")
+    process = monitor_process(database_url, MONITOR_WEBHOOK_URLS=url, MONITOR_WEBHOOK_RETRIES="2",
+                              MONITOR_MAX_ATTEMPTS="1")
+    try:
+        wait_for(lambda: unprocessed(database_url) == 0, message="the change given up")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        process.kill()
+    output = process.stdout.read()  # stderr goes there too
+    [(error,)] = execute(database_url, "SELECT last_error FROM change_notifications")
+    assert f"http://127.0.0.1:{port}/hook: ConnectionRefusedError" in error
+    assert f"http://127.0.0.1:{port}/hook" in output
+    feed = make_app(database_url).test_client().get("/api/v1/changes")
+    assert feed.status_code == 200 and feed.get_json()["changes"][0]["last_error"] == error
+    for secret in ("s3cretpw", "t0kenvalue", "hookuser"):
+        assert secret not in error and secret not in output and secret not in feed.get_data(as_text=True)

@@ -9,11 +9,13 @@ Custom handlers are named by dotted path in MONITOR_HANDLERS, e.g.
 
 from __future__ import annotations
 
+import base64
 import functools
 import http.client
 import importlib
 import inspect
 import json
+import socket
 import sys
 import time
 import urllib.error
@@ -21,7 +23,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterable
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from appliance.config import MonitorSettings
 
@@ -66,8 +68,26 @@ def log_line(change: Change, stream=None) -> None:
 def mask_webhook_url(url: str) -> str:
     """Scheme, host and path only: user info and query strings often carry tokens."""
     parts = urlsplit(url)
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # a malformed port: leave it out rather than fail in an error message
+        port = ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
+
+
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """The URL without user info, and the `Authorization: Basic` value it carried (None without).
+
+    urllib would take `user:password@host` for a host with a port and fail
+    with an error that repeats the password, so the credentials go in a header.
+    """
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode("ascii")
+    return urlunsplit(parts._replace(netloc=hostport)), f"Basic {token}"
 
 
 Wait = Callable[[float], bool]
@@ -83,7 +103,10 @@ class Webhook:
     """POSTs each change that passes the filter as JSON, with bounded retries."""
 
     def __init__(self, url: str, settings: MonitorSettings, wait: Wait = _sleep):
-        self.url = url
+        self.url, self.authorization = split_credentials(url)
+        # What messages show: no user info, no query string (either may hold a secret).
+        self.shown_url = mask_webhook_url(url)
+        self.secrets = _secrets_of(url)
         self.tables = set(settings.webhook_tables)
         self.statuses = set(settings.webhook_statuses)
         self.timeout = settings.webhook_timeout
@@ -103,22 +126,25 @@ class Webhook:
             try:
                 self._post(body, change.id)
                 return
-            except (OSError, http.client.HTTPException) as error:  # URLError and timeouts are OSErrors
+            except Exception as error:  # every failure is a failed try; its text is never trusted
+                reason = _redact(_reason(error), self.secrets)
                 if attempt == self.tries:
-                    raise WebhookError(f"{mask_webhook_url(self.url)}: {_reason(error)} "
-                                       f"(after {self.tries} tries)") from None
+                    raise WebhookError(f"{self.shown_url}: {reason} (after {self.tries} tries)") from None
                 # SIGTERM gives the monitor 2 s (supervisord's stopwaitsecs): no more tries then.
                 if self.wait(min(0.25 * 2 ** (attempt - 1), 5.0)):
-                    raise WebhookError(f"{mask_webhook_url(self.url)}: {_reason(error)} "
+                    raise WebhookError(f"{self.shown_url}: {reason} "
                                        "(the monitor is stopping; tried again at its next start)") from None
 
     def _post(self, body: bytes, change_id: int) -> None:
-        request = urllib.request.Request(self.url, data=body, method="POST", headers={
+        headers = {
             "Content-Type": "application/json",
             "User-Agent": "appliance-monitor",
             # Lets a receiver drop a change delivered twice (after a crash before the mark).
             "Idempotency-Key": f"change-{change_id}",
-        })
+        }
+        if self.authorization:
+            headers["Authorization"] = self.authorization
+        request = urllib.request.Request(self.url, data=body, method="POST", headers=headers)
         with urllib.request.urlopen(request, timeout=self.timeout) as response:
             response.read()
 
@@ -128,9 +154,36 @@ class WebhookError(RuntimeError):
 
 
 def _reason(error: Exception) -> str:
+    """Why a try failed, from the error's kind and code only.
+
+    The text of an exception may repeat the URL it was about (http.client's
+    InvalidURL does, with the password), so it is never used as such.
+    """
     if isinstance(error, urllib.error.HTTPError):
         return f"HTTP {error.code}"
-    return str(getattr(error, "reason", error))
+    if isinstance(error, urllib.error.URLError) and isinstance(error.reason, BaseException):
+        error = error.reason
+    if isinstance(error, (TimeoutError, socket.timeout)):
+        return "timed out"
+    if isinstance(error, OSError) and error.strerror:
+        return f"{type(error).__name__}: {error.strerror}"  # e.g. "Connection refused", no address
+    return type(error).__name__
+
+
+def _secrets_of(url: str) -> tuple[str, ...]:
+    """The parts of a webhook URL that must never be shown: user info and query."""
+    parts = urlsplit(url)
+    userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
+    candidates = {userinfo, *userinfo.split(":", 1), parts.query}
+    candidates |= {unquote(candidate) for candidate in candidates}
+    return tuple(sorted((c for c in candidates if len(c) >= 3), key=len, reverse=True))
+
+
+def _redact(text: str, secrets: tuple[str, ...]) -> str:
+    """A second line of defence behind _reason: any secret left in the text becomes ***."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
 
 
 def load_handler(dotted_path: str) -> Handler:
