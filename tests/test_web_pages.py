@@ -1,5 +1,6 @@
 """The status pages and their JSON twins, on seeded data."""
 
+import base64
 from uuid import uuid4
 
 import pytest
@@ -109,14 +110,30 @@ def test_system_page(client, seeded):
     assert "revision" in client.get("/system").get_data(as_text=True)
 
 
+def forged_cursor(created_at, run_id="00000000-0000-0000-0000-000000000000"):
+    return base64.urlsafe_b64encode(f"{created_at}|{run_id}".encode()).decode()
+
+
 @pytest.mark.parametrize("path", [
     "/api/v1/runs?status=sleeping", "/api/v1/runs?limit=0", "/api/v1/runs?limit=x", "/api/v1/runs?cursor=!!",
+    "/api/v1/runs?cursor=" + forged_cursor("2024-05-01T12:00:00"),  # no offset
+    "/api/v1/runs?cursor=" + forged_cursor("0001-01-01T00:00:00+16:00"),  # before year 1 in UTC
+    "/api/v1/runs?cursor=" + forged_cursor("9999-12-31T23:00:00-16:00"),  # after year 9999 in UTC
+    "/api/v1/runs?cursor=" + forged_cursor("2024-05-01T12:00:00+00:00", "x|y"),
     "/api/v1/runs/not-a-uuid", "/api/v1/runs/00000000-0000-0000-0000-000000000000/logs?after=-1",
     "/api/v1/changes?table=users", "/api/v1/runs?q=" + "x" * 300,
 ])
 def test_bad_parameters_get_400_with_a_message(client, path):
     response = client.get(path)
     assert response.status_code == 400 and response.json["error"]
+
+
+def test_a_cursor_with_an_offset_postgresql_refuses_is_read_in_utc(client, seeded):
+    # PostgreSQL takes offsets up to 15:59; a forged +16:00 once gave a 500.
+    response = client.get("/api/v1/runs?cursor=" + forged_cursor("2999-01-01T00:00:00+16:00"))
+    assert response.status_code == 200 and len(response.json["runs"]) == 3
+    early = client.get("/api/v1/runs?cursor=" + forged_cursor("2000-01-01T00:00:00+16:00"))
+    assert early.status_code == 200 and early.json["runs"] == []
 
 
 def test_unknown_run_is_404(client):

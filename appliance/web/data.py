@@ -75,11 +75,23 @@ def encode_cursor(created_at: datetime, run_id: Any) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (created_at, id) a cursor of encode_cursor holds, created_at in UTC.
+
+    A cursor comes from the client, so it may be forged: its time must name its
+    offset and fit the calendar once in UTC (PostgreSQL refuses offsets past
+    15:59, which Python accepts; a 500 otherwise).
+    """
     try:
         created_at, run_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(created_at), str(UUID(run_id))
+        when, run_id = datetime.fromisoformat(created_at), str(UUID(run_id))
     except (ValueError, binascii.Error, UnicodeError):
         raise BadRequest("cursor is not one this server gave out") from None
+    if when.tzinfo is None:
+        raise BadRequest("cursor is not one this server gave out (its time has no offset)")
+    try:
+        return when.astimezone(timezone.utc), run_id
+    except OverflowError:
+        raise BadRequest("cursor is not one this server gave out (its time is out of range)") from None
 
 
 # JSON shapes.
