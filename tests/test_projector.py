@@ -604,3 +604,115 @@ def test_reproject_as_a_function_on_views_dropped_by_hand_raises_before_touching
 
 def snapshot_of(url: str, tables_: dict) -> dict[str, list[dict]]:
     return {table: query(url, f"SELECT * FROM {table} ORDER BY {VIEW_KEYS[table]}") for table in tables_}
+
+
+# Backoff: started while the database is down or not migrated, and errors that persist.
+
+
+class ProjectorProcess:
+    """`appliance projector` as a process; its log lines collected as they come."""
+
+    def __init__(self, url: str, **env: str):
+        environment = {name: value for name, value in os.environ.items() if not name.startswith("DATABASE_URL")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "appliance.cli", "projector"],
+            env={**environment, "DATABASE_URL": url, "PROJECTOR_POLL_INTERVAL": "60", **env},
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def waits(self, pattern: str) -> list[float]:
+        """The waits announced by log lines that match `pattern` (before '; retrying in N s')."""
+        found = (re.search(pattern + r".*; retrying in ([\d.]+) s$", line) for line in list(self.lines))
+        return [float(match.group(1)) for match in found if match]
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=10)
+        finally:
+            self._reader.join(timeout=10)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@contextmanager
+def projector_process(url: str, **env: str):
+    process = ProjectorProcess(url, **env)
+    try:
+        yield process
+    finally:
+        process.kill()
+
+
+def run_row(url: str, run) -> list[dict]:
+    return query(url, "SELECT status FROM workflow_runs WHERE id = %s", (str(run),))
+
+
+def test_a_projector_started_while_the_database_is_down_backs_off_then_projects(own_server):
+    url = own_server.url()
+    prepare_schema(url)
+    own_server.stop()
+    with projector_process(url) as projector:
+        wait_for(lambda: len(projector.waits("database unavailable")) >= 3, timeout=30,
+                 message="three retries while the database is down")
+        own_server.start()
+        tracker = WorkflowTracker(database_url=url)
+        try:
+            run = tracker.initiate_workflow("after the outage", "", None, None)
+            wait_for(lambda: run_row(url, run), timeout=30, message="projection once the database is up")
+        finally:
+            tracker.close()
+        assert projector.stop() == 0
+    waits = projector.waits("database unavailable")
+    assert waits[:3] == [0.5, 1.0, 2.0], projector.lines
+    assert all(later >= earlier for earlier, later in zip(waits, waits[1:])), waits
+    assert not any("Traceback" in line for line in projector.lines), projector.lines
+
+
+def test_a_projector_on_a_database_not_yet_migrated_says_so_once_per_backoff_step(empty_database_url):
+    with projector_process(empty_database_url) as projector:
+        wait_for(lambda: len(projector.waits("run `appliance migrate` first")) >= 3, timeout=30,
+                 message="three retries on a database without the views")
+        prepare_schema(empty_database_url)  # `appliance init`, as the entrypoint would
+        tracker = WorkflowTracker(database_url=empty_database_url)
+        try:
+            run = tracker.initiate_workflow("after the migration", "", None, None)
+            wait_for(lambda: run_row(empty_database_url, run), timeout=30, message="projection once migrated")
+        finally:
+            tracker.close()
+        assert projector.stop() == 0
+    waits = projector.waits("the view tables are missing")
+    assert waits[:3] == [0.5, 1.0, 2.0], projector.lines
+    assert not any("Traceback" in line for line in projector.lines), projector.lines
+
+
+def test_a_failure_that_persists_is_retried_ever_less_often_with_one_traceback(tracker, database_url, caplog):
+    query(database_url, """
+        CREATE FUNCTION refuse_runs() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
+        CREATE TRIGGER refuse_runs BEFORE INSERT ON workflow_runs FOR EACH ROW EXECUTE FUNCTION refuse_runs();
+    """)
+    run = tracker.initiate_workflow("refused for a while", "", None, None)
+    failures = lambda: [record for record in caplog.records if "projection failed" in record.getMessage()]
+    projector = Projector(tracker, poll_interval=60)
+    with caplog.at_level("INFO", logger="appliance.projection.projector"), running(projector):
+        wait_for(lambda: len(failures()) >= 4, timeout=30, message="four failed attempts")
+        query(database_url, "DROP TRIGGER refuse_runs ON workflow_runs")
+        wait_for(lambda: run_row(database_url, run), timeout=30, message="projection once the cause is gone")
+        waits = [float(re.search(r"retrying in ([\d.]+) s", record.getMessage()).group(1)) for record in failures()]
+        assert waits[:4] == [0.5, 1.0, 2.0, 4.0]
+        assert [record.exc_info is not None for record in failures()][:4] == [True, False, False, False]
+        assert "refused by the test" in failures()[1].getMessage()
+        late = tracker.initiate_workflow("after the recovery", "", None, None)
+        wait_for(lambda: run_row(database_url, late), message="projection after the recovery")
+    assert projector._backoff == 0.5  # back to the shortest wait once a batch succeeded

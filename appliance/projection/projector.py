@@ -27,7 +27,8 @@ import os
 import select
 import signal
 import time
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable
 
 import psycopg2
 import sqlalchemy.exc
@@ -62,27 +63,41 @@ class Projector:
     `catch_up()` applies what is recorded so far and returns, for tests and tools.
     """
 
-    def __init__(self, tracker: WorkflowTracker, *, batch_size: int = 1000, poll_interval: float = 5.0,
-                 application_name: str = "appliance-projector", stale_after: float = 0):
-        self.mapper = tracker.mapper
-        self.url = tracker.settings.database_url
+    def __init__(self, tracker: WorkflowTracker | None = None, *,
+                 open_tracker: Callable[[], WorkflowTracker] | None = None, batch_size: int = 1000,
+                 poll_interval: float = 5.0, application_name: str = "appliance-projector", stale_after: float = 0):
+        """Give the tracker, or `open_tracker` to make one inside run()'s retries.
+
+        A tracker needs the database (it creates the event store's tables), so
+        `appliance projector` opens it the second way: started while the
+        database is down, it backs off and retries instead of crashing. A
+        tracker opened so is closed when run() returns.
+        """
+        if (tracker is None) == (open_tracker is None):
+            raise TypeError("give either a tracker or open_tracker")
+        self._open_tracker = open_tracker
+        self._tracker: WorkflowTracker | None = None
+        if tracker is not None:
+            self._attach(tracker)
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.application_name = application_name
         self.events_applied = 0  # by this object, for tests and logs
         self.active = False  # holds the lock and projects (else connecting or standby)
-        self._tracking = store.tracking_recorder(tracker.factory.datastore)
         self._stopped = False
         self._wake: tuple[int, int] | None = None
         self._backoff = MIN_BACKOFF
+        self._failures = 0  # in a row, since the last batch that succeeded
         self.stale_after = stale_after  # seconds; 0: runs are never marked stale
         self._next_stale_check = 0.0
 
     def run(self) -> None:
         """Project until stopped, as the active projector or as a standby.
 
-        When the database goes away it reconnects, waiting longer each time
-        (up to MAX_BACKOFF seconds); a batch in hand when stopped is finished.
+        On any failure (the database down or gone, not migrated yet, a batch
+        that fails) it retries, waiting longer each time up to MAX_BACKOFF
+        seconds, and back to MIN_BACKOFF only once a batch succeeds; a batch
+        in hand when stopped is finished.
         """
         self._wake = os.pipe()
         os.set_blocking(self._wake[1], False)
@@ -90,18 +105,16 @@ class Projector:
             while not self._stopped:
                 try:
                     self._serve()
-                except DISCONNECTED as error:
-                    log.warning("database connection lost (%s); reconnecting in %.1f s",
-                                first_line(error), self._backoff)
-                    self._pause_after_error()
-                except Exception:
-                    # A batch that fails is retried as a whole: nothing is skipped.
-                    log.exception("projection failed; retrying in %.1f s", self._backoff)
+                except Exception as error:  # noqa: BLE001 - logged, then retried after a pause
+                    self._log_failure(error)
                     self._pause_after_error()
         finally:
             for fd in self._wake:
                 os.close(fd)
             self._wake = None
+            if self._open_tracker is not None and self._tracker is not None:
+                self._tracker.close()
+                self._tracker = None
 
     def stop(self) -> None:
         """Ask `run()` to return after the batch in hand; safe in a signal handler."""
@@ -118,6 +131,7 @@ class Projector:
 
         Raises ProjectorBusy if another projector holds the lock.
         """
+        self._ensure_tracker()
         connection = store.connect(self.url, self.application_name)
         try:
             store.prepare(self._tracking, connection)
@@ -135,26 +149,43 @@ class Projector:
 
     def position(self) -> int:
         """The id of the last event projected (0 before the first)."""
+        self._ensure_tracker()
         if not inspect(self._tracking.datastore.engine).has_table(store.TRACKING_TABLE):
             return 0  # no projector has started on this database yet
         return self._tracking.max_tracking_id(store.UPSTREAM) or 0
 
+    def _attach(self, tracker: WorkflowTracker) -> None:
+        self._tracker = tracker
+        self.mapper = tracker.mapper
+        self.url = tracker.settings.database_url
+        self._tracking = store.tracking_recorder(tracker.factory.datastore)
+
+    def _ensure_tracker(self) -> None:
+        if self._tracker is None:
+            assert self._open_tracker is not None
+            self._attach(self._open_tracker())
+
     def _serve(self) -> None:
+        self._ensure_tracker()
         connection = store.connect(self.url, self.application_name)
         try:
+            store.check_views(connection)
             store.prepare(self._tracking, connection)
             if not self._wait_for_lock(connection):
                 return
             with connection, connection.cursor() as cursor:
                 cursor.execute(store.QUERIES["listen"])
             self.active = True
-            self._backoff = MIN_BACKOFF
             log.info("active: projecting from position %d", store.position(connection))
             while not self._stopped:
                 applied, _ = store.project_batch(connection, self.mapper, self.batch_size)
                 self.events_applied += applied
                 if applied < self.batch_size:
                     self._check_stale_runs(connection)
+                # Only now: a connection that succeeds before a failure that
+                # persists must not bring the retries back to twice a second.
+                self._backoff, self._failures = MIN_BACKOFF, 0
+                if applied < self.batch_size:
                     self._wait_for_events(connection)
             log.info("stopped at position %d", store.position(connection))
         finally:
@@ -195,6 +226,19 @@ class Projector:
         if self._wake[0] in readable:
             _drain(self._wake[0])
 
+    def _log_failure(self, error: Exception) -> None:
+        self._failures += 1
+        if isinstance(error, DISCONNECTED):
+            log.warning("database unavailable (%s); retrying in %.1f s", first_line(error), self._backoff)
+        elif isinstance(error, store.ViewsMissing):
+            log.warning("%s; retrying in %.1f s", error, self._backoff)
+        elif self._failures == 1:
+            # A batch that fails is retried as a whole: nothing is skipped.
+            log.exception("projection failed; retrying in %.1f s", self._backoff)
+        else:  # the traceback was logged at the first failure of this series
+            log.error("projection failed again (%s, %d times in a row); retrying in %.1f s",
+                      first_line(error), self._failures, self._backoff)
+
     def _pause_after_error(self) -> None:
         self._sleep(self._backoff)
         self._backoff = min(self._backoff * 2, MAX_BACKOFF)
@@ -229,14 +273,13 @@ def run_projector(settings: Settings) -> int:
     from appliance.tracker import WorkflowTracker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    tracker = WorkflowTracker(settings)
-    try:
-        projector = Projector(tracker, batch_size=settings.projector_batch_size,
-                              poll_interval=settings.projector_poll_interval,
-                              stale_after=settings.run_stale_after)
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: projector.stop())
-        projector.run()
-    finally:
-        tracker.close()
+    # Nothing here touches the database: the tracker is opened inside run()'s
+    # retries, so a database that is down or not migrated yet means backing
+    # off, not a traceback and exit 1 (which supervisord would soon make FATAL).
+    projector = Projector(open_tracker=partial(WorkflowTracker, settings),
+                          batch_size=settings.projector_batch_size,
+                          poll_interval=settings.projector_poll_interval, stale_after=settings.run_stale_after)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: projector.stop())
+    projector.run()
     return 0
