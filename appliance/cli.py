@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from dataclasses import dataclass
 from typing import Callable
@@ -77,6 +78,33 @@ def _reproject_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait", action="store_true", help="wait for a running projector to stop instead of failing")
 
 
+def _prune(args: argparse.Namespace, settings: Settings) -> int:
+    from appliance.monitor.retention import run_prune
+
+    return run_prune(settings, days=args.days, include_unprocessed=args.include_unprocessed,
+                     batch_size=args.batch_size)
+
+
+def _whole_number(minimum: int, maximum: int) -> Callable[[str], int]:
+    """An argparse type: a bad value is a usage error (exit 2) before anything runs."""
+    def parse(text: str) -> int:
+        # ASCII digits only, and few: int() would take "٣" or "1_000".
+        if not re.fullmatch(r"[0-9]{1,9}", text) or not minimum <= int(text) <= maximum:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {minimum} to {maximum}, not {text!r}")
+        return int(text)
+
+    return parse
+
+
+def _prune_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--days", type=_whole_number(0, 36500),
+                        help="delete changes older than this many days (default CHANGE_RETENTION_DAYS, 7)")
+    parser.add_argument("--include-unprocessed", action="store_true",
+                        help="also delete unprocessed changes that old (when no monitor runs to process them)")
+    parser.add_argument("--batch-size", type=_whole_number(1, 100_000), default=1000,
+                        help="rows per transaction (default 1000)")
+
+
 def _wait_for_db(args: argparse.Namespace, settings: Settings) -> int:
     from appliance.wait_for_db import EXIT_TIMEOUT, wait_for_db
 
@@ -142,6 +170,8 @@ COMMANDS: dict[str, Command] = {
     "reproject": Command("rebuild every view table from the event store", _reproject, _reproject_arguments),
     "status": Command("the state of every part, as on /system (exit 1: something needs attention)",
                       _status, _status_arguments),
+    "prune": Command("delete old change_notifications rows in small batches (see docs/monitor.md)",
+                     _prune, _prune_arguments),
     "wait-for-db": Command("wait until the database accepts connections (exit 3 after the timeout)",
                            _wait_for_db, _wait_for_db_arguments),
 }

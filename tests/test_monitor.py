@@ -419,3 +419,62 @@ def test_a_failing_webhook_with_credentials_leaks_them_nowhere(database_url):
     assert feed.status_code == 200 and feed.get_json()["changes"][0]["last_error"] == error
     for secret in ("s3cretpw", "t0kenvalue", "hookuser"):
         assert secret not in error and secret not in output and secret not in feed.get_data(as_text=True)
+
+
+def prune(database_url, *args, **env):
+    return subprocess.run([sys.executable, "-m", "appliance.cli", "prune", *args],
+                          env={**os.environ, "DATABASE_URL": database_url, **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+def remaining_ids(database_url):
+    return [id_ for (id_,) in execute(database_url, "SELECT id FROM change_notifications ORDER BY id")]
+
+
+@pytest.fixture
+def aged_changes(database_url):
+    """Ten changes: 1-5 processed 8 days ago, 6 processed now, 7-8 unprocessed from 8 days ago, 9-10 new."""
+    execute(database_url, "INSERT INTO workflow_runs (workflow_name) SELECT 'r' FROM generate_series(1, 10)")
+    execute(database_url, "UPDATE change_notifications SET processed = true, processed_at = now() - interval '8 days' "
+                          "WHERE id <= 5")
+    execute(database_url, "UPDATE change_notifications SET processed = true, processed_at = now() WHERE id = 6")
+    execute(database_url, "UPDATE change_notifications SET \"timestamp\" = now() - interval '8 days' "
+                          "WHERE id IN (7, 8)")
+    assert remaining_ids(database_url) == list(range(1, 11))
+    return database_url
+
+
+def test_prune_deletes_old_processed_changes_in_batches_and_keeps_the_rest(aged_changes):
+    result = prune(aged_changes, "--days", "7", "--batch-size", "2")
+    assert result.returncode == 0, result.stderr
+    progress = [line for line in result.stdout.splitlines() if line.endswith("deleted so far")]
+    assert progress == ["prune: 2 deleted so far", "prune: 4 deleted so far", "prune: 5 deleted so far"]
+    assert result.stdout.splitlines()[-1] == "prune: deleted 5 processed changes older than 7 days"
+    assert remaining_ids(aged_changes) == [6, 7, 8, 9, 10]
+
+
+def test_prune_include_unprocessed_also_deletes_old_unprocessed_changes(aged_changes):
+    result = prune(aged_changes, "--include-unprocessed", "--batch-size", "3", CHANGE_RETENTION_DAYS="7")
+    assert result.returncode == 0, result.stderr
+    assert "prune: 3 deleted so far" in result.stdout and "prune: deleted 7 changes" in result.stdout
+    assert remaining_ids(aged_changes) == [6, 9, 10]
+
+
+def test_prune_reads_the_retention_days_from_the_environment(aged_changes):
+    result = prune(aged_changes, CHANGE_RETENTION_DAYS="9")
+    assert result.returncode == 0 and "deleted 0 processed changes older than 9 days" in result.stdout
+    assert remaining_ids(aged_changes) == list(range(1, 11))
+
+
+@pytest.mark.parametrize("days", ["-1", "1.5", "seven", "", "٣"])
+def test_prune_with_bad_days_is_a_usage_error_and_deletes_nothing(aged_changes, days):
+    result = prune(aged_changes, "--days", days, "--include-unprocessed")
+    assert result.returncode == 2 and "argument --days: must be a whole number" in result.stderr
+    assert remaining_ids(aged_changes) == list(range(1, 11))
+
+
+def test_prune_against_an_unreachable_database_is_one_clear_line():
+    result = prune("postgresql://app:hunter2@127.0.0.1:1/nowhere")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "database error on postgresql+psycopg2://app:***@127.0.0.1:1/nowhere" in result.stderr
+    assert "hunter2" not in result.stdout + result.stderr

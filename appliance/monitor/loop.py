@@ -25,6 +25,7 @@ from appliance.config import MonitorSettings
 from appliance.db import KEEPALIVE_ARGS
 from appliance.monitor.handlers import Change, Handler, configured_handlers, run_handlers
 from appliance.monitor.listener import Listener
+from appliance.monitor.retention import delete_old_changes
 from appliance.sql import load_queries
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,6 @@ CLAIM_BATCH = 100
 # neither keeps a long transaction open nor, if the monitor is killed, gets
 # many changes delivered again.
 CLAIM_SECONDS = 1.0
-RETENTION_BATCH = 1000
 RETENTION_EVERY_SECONDS = 60.0
 MAX_RETRY_DELAY = 300.0
 
@@ -165,20 +165,6 @@ class Monitor:
         deleted = delete_old_changes(self._worker, self.settings.retention_days, self._stopping)
         if deleted:
             log.info("deleted %d processed changes older than %d days", deleted, self.settings.retention_days)
-
-
-def delete_old_changes(connection, days: int, stopping: threading.Event | None = None) -> int:
-    """Delete processed changes past retention, each small batch its own transaction."""
-    total = 0
-    while stopping is None or not stopping.is_set():
-        with connection, connection.cursor() as cursor:
-            cursor.execute(QUERIES["delete_old_changes"], {"days": days, "limit": RETENTION_BATCH})
-            total += cursor.rowcount
-        if cursor.rowcount < RETENTION_BATCH:
-            break
-    with connection, connection.cursor() as cursor:
-        cursor.execute(QUERIES["delete_old_heartbeats"])
-    return total
 
 
 def _first_line(error: Exception) -> str:

@@ -44,13 +44,18 @@ ON CONFLICT (monitor_id) DO UPDATE
 SET last_seen = now(), backlog = excluded.backlog, handled = excluded.handled;
 
 -- name: delete_old_changes
--- One small batch of processed changes past retention (never one long transaction).
+-- One small batch of changes past retention (never one long transaction):
+-- processed ones by when they were processed, and, for `appliance prune
+-- --include-unprocessed`, unprocessed ones by when they were written. SKIP
+-- LOCKED: a row a monitor is handling right now is left to it, not waited for.
 DELETE FROM change_notifications
 WHERE id IN (
     SELECT id FROM change_notifications
-    WHERE processed AND processed_at < now() - make_interval(days => %(days)s)
+    WHERE (processed AND processed_at < now() - make_interval(days => %(days)s))
+       OR (%(include_unprocessed)s AND NOT processed AND "timestamp" < now() - make_interval(days => %(days)s))
     ORDER BY id
     LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
 );
 
 -- name: delete_old_heartbeats
