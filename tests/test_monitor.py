@@ -478,3 +478,28 @@ def test_prune_against_an_unreachable_database_is_one_clear_line():
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "database error on postgresql+psycopg2://app:***@127.0.0.1:1/nowhere" in result.stderr
     assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_the_heartbeat_goes_on_while_a_long_backlog_is_drained(database_url, running):
+    total = 400
+    execute(database_url, f"INSERT INTO workflow_runs (workflow_name) SELECT 'r' FROM generate_series(1, {total})")
+    recorder = Recorder()
+
+    def slow(change):  # 10 ms a change: the backlog takes about 4 s, four poll intervals
+        time.sleep(0.01)
+        recorder(change)
+
+    running(database_url, [slow], poll_interval=1)
+    beats = set()
+
+    def drained():
+        left = unprocessed(database_url)
+        beats.update(execute(database_url, "SELECT last_seen, backlog, handled FROM monitor_heartbeats"))
+        return left == 0
+
+    wait_for(drained, timeout=60, message="the backlog drained")
+    during = sorted(beat for beat in beats if beat[1] > 0)
+    assert len({last_seen for last_seen, _, _ in during}) >= 2, during  # it advanced while draining
+    # Each beat came between two claims: what was left plus what was handled is everything.
+    assert all(backlog + handled == total for _, backlog, handled in beats), sorted(beats)
+    assert len(recorder.ids) == total

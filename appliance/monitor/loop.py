@@ -53,6 +53,7 @@ class Monitor:
         self._listener: Listener | None = None
         self._worker = None
         self._last_retention = 0.0
+        self._next_beat = 0.0  # monotonic time of the next heartbeat
         # Change id -> when this monitor tries it again after a failure (monotonic clock).
         self._retry_at: dict[int, float] = {}
 
@@ -83,6 +84,7 @@ class Monitor:
         while more and not self._stopping.is_set():
             handled, more = self._claim_and_handle()
             total += handled
+            self._beat_if_due()
         return total
 
     def _connect(self) -> None:
@@ -100,13 +102,15 @@ class Monitor:
         self._listener = self._worker = None
 
     def _serve(self) -> None:
+        self._next_beat = 0.0  # at once: the status pages see a monitor that just (re)connected
+        self._beat_if_due()
         self.catch_up()
-        self._heartbeat()
         next_poll = time.monotonic() + self.settings.poll_interval
         next_ping = time.monotonic() + self.ping_every
         while not self._stopping.is_set():
             # Wake at least once a second to see stop().
-            timeout = max(0.0, min(next_poll - time.monotonic(), next_ping - time.monotonic(), 1.0))
+            timeout = max(0.0, min(next_poll - time.monotonic(), next_ping - time.monotonic(),
+                                   self._next_beat - time.monotonic(), 1.0))
             if self._listener.wait(timeout):
                 self.catch_up()
             if time.monotonic() >= next_ping:
@@ -114,9 +118,20 @@ class Monitor:
                 next_ping = time.monotonic() + self.ping_every
             if time.monotonic() >= next_poll:
                 self.catch_up()  # the fallback: changes whose notification was missed, retries
-                self._heartbeat()
-                self._retention()
                 next_poll = time.monotonic() + self.settings.poll_interval
+            self._beat_if_due()
+
+    def _beat_if_due(self) -> None:
+        """Heartbeat (and retention, when its minute is up) once per poll interval.
+
+        Also called between the claims of a long catch-up: a monitor draining a
+        big backlog must not look dead to the status pages meanwhile.
+        """
+        if time.monotonic() < self._next_beat:
+            return
+        self._heartbeat()
+        self._retention()
+        self._next_beat = time.monotonic() + self.settings.poll_interval
 
     def _claim_and_handle(self) -> tuple[int, bool]:
         """One claim: (changes handled, whether more may be waiting)."""
