@@ -1,7 +1,9 @@
 """The read models: plain SQLAlchemy tables, the only ones under Alembic.
 
 The projector derives every row from the event store, except
-`change_notifications`, which the init-db triggers fill. Column names are
+`change_notifications`, which the init-db triggers fill, and
+`projection_rebuild`, the projector's own note of a rebuild in progress.
+Column names are
 what users see in psql and the API: keep them stable, and change them only
 through a migration.
 """
@@ -77,6 +79,11 @@ class WorkflowRunView(Base):
     tasks_completed: Mapped[int] = mapped_column(Integer, server_default="0")
     tasks_failed: Mapped[int] = mapped_column(Integer, server_default="0")
     progress_percent: Mapped[float] = mapped_column(Double, server_default="0")
+    # The run's own progress report (WorkflowRun.ProgressReported), NULL until
+    # one comes; with steps_total > 0 it sets progress_percent, which otherwise
+    # counts finished tasks.
+    steps_done: Mapped[int | None] = mapped_column(Integer)
+    steps_total: Mapped[int | None] = mapped_column(Integer)
     current_task: Mapped[str | None] = mapped_column(Text)
     error_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
@@ -168,6 +175,9 @@ class JobAccountingView(Base):
     __table_args__ = (
         Index(None, "user_name", "group_name", "created_at"),
         Index(None, "run_id"),
+        # The projector loads a task's rows by task_id, and deleting tasks
+        # cascades here by it: the primary key (job_id, task_id) cannot serve.
+        Index(None, "task_id"),
     )
 
 
@@ -197,6 +207,18 @@ class ChangeNotification(Base):
         Index("ix_change_notifications_unprocessed", "id", postgresql_where=text("NOT processed")),
         Index(None, "timestamp"),
     )
+
+
+class ProjectionRebuild(Base):
+    """A rebuild (`appliance reproject`) in progress: until the projector's
+    position reaches `quiet_until`, it replays old events, and does so with
+    the change triggers silenced, whoever finishes the replay."""
+
+    __tablename__ = "projection_rebuild"
+
+    application_name: Mapped[str] = mapped_column(Text, primary_key=True)  # the log followed
+    quiet_until: Mapped[int] = mapped_column(BigInteger)  # the newest event when the rebuild started
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
 
 
 VIEW_TABLES = ("workflow_runs", "job_executions", "log_entries", "job_accounting")

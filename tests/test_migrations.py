@@ -193,6 +193,45 @@ def test_the_initial_revision_downgrades_and_upgrades_again(empty_database_url):
     check_no_drift(empty_database_url)
 
 
+def downgrade_to(database_url, revision):
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            command.downgrade(alembic_config(DEFAULT_MIGRATIONS_DIR, connection), revision)
+    finally:
+        engine.dispose()
+
+
+def columns(database_url, table):
+    return {row[0] for row in query(database_url, "SELECT column_name FROM information_schema.columns "
+                                                  "WHERE table_name = %s", (table,))}
+
+
+def indexes(database_url, table):
+    return {row[0] for row in query(database_url, "SELECT indexname FROM pg_indexes WHERE tablename = %s", (table,))}
+
+
+def test_revision_0002_downgrades_to_0001_keeping_the_rows_and_upgrades_again(empty_database_url):
+    assert migrate_and_wait(empty_database_url)[0] == 0
+    query(empty_database_url, "INSERT INTO workflow_runs (workflow_name, status, steps_done, steps_total) "
+                              "VALUES ('kept', 'running', 3, 4)")
+    assert {"steps_done", "steps_total"} <= columns(empty_database_url, "workflow_runs")
+    assert "ix_job_accounting_task_id" in indexes(empty_database_url, "job_accounting")
+
+    downgrade_to(empty_database_url, "0001")
+    assert version(empty_database_url) == [("0001",)]
+    assert not {"steps_done", "steps_total"} & columns(empty_database_url, "workflow_runs")
+    assert "ix_job_accounting_task_id" not in indexes(empty_database_url, "job_accounting")
+    assert "projection_rebuild" not in tables(empty_database_url)
+    assert query(empty_database_url, "SELECT workflow_name, status FROM workflow_runs") == [("kept", "running")]
+
+    code, output = migrate_and_wait(empty_database_url)
+    assert code == 0 and f"migrating from 0001 to head {HEAD}" in output, output
+    assert query(empty_database_url, "SELECT workflow_name, steps_done, steps_total FROM workflow_runs") == [
+        ("kept", None, None)]
+    check_no_drift(empty_database_url)
+
+
 # A caller that holds the lock itself (`appliance init`)
 
 

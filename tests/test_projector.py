@@ -293,6 +293,24 @@ def test_a_job_id_of_a_task_created_before_a_restart_is_kept(tracker, database_u
         "777", task, run, "bob", "imaging", "0.5")
 
 
+def test_the_accounting_rows_of_a_task_are_found_through_an_index(database_url):
+    query(database_url, "INSERT INTO workflow_runs (id, workflow_name) VALUES (gen_random_uuid(), 'wf')")
+    query(database_url, """
+        INSERT INTO job_executions (id, run_id, task_name) SELECT gen_random_uuid(), id, 't' FROM workflow_runs;
+        INSERT INTO job_accounting (job_id, task_id, run_id)
+        SELECT n::text, j.id, j.run_id FROM job_executions j, generate_series(1, 2000) AS n;
+        ANALYZE job_accounting;
+    """)
+    connection = psycopg2.connect(database_url)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN " + store.QUERIES["load_accounting"], {"task_ids": [str(uuid.uuid4())]})
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+    finally:
+        connection.close()
+    assert "ix_job_accounting_task_id" in plan and "Seq Scan" not in plan, plan
+
+
 def test_a_recycled_job_id_gets_a_row_per_task(tracker, database_url):
     old_run = tracker.initiate_workflow("old", "", "ann", "a")
     old = tracker.add_task_to_workflow(old_run, "t", None, None, None)
