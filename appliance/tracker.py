@@ -112,7 +112,7 @@ class Batch:
             user=_name(user, "user", required=False),
             group=_name(group, "group", required=False),
             source=_name(source, "source", required=False),
-            params=self._payload(params or {}, "params"),
+            params=self._payload(_object(params, "params"), "params"),
             at=_time(at),
         )
         return self._add_new(run)
@@ -129,8 +129,8 @@ class Batch:
             run_id=run.id,
             task_name=_name(task_name, "task_name"),
             task_version=_name(task_version, "task_version", required=False),
-            input_data=self._payload(input_data or {}, "input_data"),
-            params=self._payload(kwargs or {}, "kwargs"),
+            input_data=self._payload(_object(input_data, "input_data"), "input_data"),
+            params=self._payload(_object(kwargs, "kwargs"), "kwargs"),
             at=_time(at),
         )
         run.add_task(task.id, at=_time(at))
@@ -178,7 +178,9 @@ class Batch:
 
     @_replayable
     def add_job_id(self, task_id: UUID | str, slurm_job_id: str | int, *, at: datetime | None = None) -> None:
-        job_id = _name(str(slurm_job_id) if isinstance(slurm_job_id, int) else slurm_job_id, "slurm_job_id")
+        if isinstance(slurm_job_id, int) and not isinstance(slurm_job_id, bool):
+            slurm_job_id = str(slurm_job_id)
+        job_id = _name(slurm_job_id, "slurm_job_id")
         self._get(task_id, Task, "task_id").add_job_id(job_id, at=_time(at))
 
     @_replayable
@@ -445,6 +447,15 @@ def _text(value: Any, what: str, *, required: bool = True, limit: int = MAX_TEXT
         raise InvalidArgumentError(f"{what} is {len(value)} characters long; the limit is {limit}")
     if "\x00" in value:
         raise InvalidArgumentError(f"{what} must not contain NUL characters")
+    return value
+
+
+def _object(value: Any, what: str) -> dict:
+    """A payload the events declare a dict: a dict, or None for an empty one."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidArgumentError(f"{what} must be a dict (a JSON object) or None, not {type(value).__name__}")
     return value
 
 

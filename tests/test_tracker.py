@@ -1,7 +1,7 @@
 """The write side against a real PostgreSQL."""
 
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from uuid import UUID, uuid4
 
 import psycopg2
@@ -11,6 +11,7 @@ from appliance import WorkflowTracker
 from appliance.config import Settings, parse_database_url
 from appliance.domain import RunStatus, TaskStatus, WorkflowRun
 from appliance.tracker import (
+    Batch,
     ConcurrencyError,
     DuplicateIdError,
     InvalidArgumentError,
@@ -238,23 +239,160 @@ def test_unknown_ids_give_a_clear_error(tracker, run_id, task_id):
         tracker.add_task_to_workflow(missing, "x", None, {}, {})
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda t, r: t.start_workflow("not-a-uuid"), "workflow_id must be a UUID"),
-    (lambda t, r: t.initiate_workflow("", "", None, None), "name must not be empty"),
-    (lambda t, r: t.initiate_workflow(42, "", None, None), "name must be a string"),
-    (lambda t, r: t.add_task_to_workflow(r, "x", None, {"when": object()}, {}), "input_data cannot be stored"),
-    (lambda t, r: t.add_task_to_workflow(r, "x", None, {"nul": "a\x00b"}, {}), "NUL"),
-    (lambda t, r: t.add_task_to_workflow(r, "x", None, {"score": float("nan")}, {}), "NaN or Infinity"),
-    (lambda t, r: t.fail_workflow(r, None), "error_message must be a string"),
-    (lambda t, r: t.record_log(r, "x", level="LOUD"), "level must be one of"),
-    (lambda t, r: t.start_workflow(r, at=datetime(2024, 1, 1)), "timezone-aware"),
-    (lambda t, r: t.initiate_workflow("n" * 2000, "", None, None), "the limit is 1000"),
-])
-def test_bad_arguments_are_refused_and_record_nothing(tracker, run_id, call, message):
+FAR_EAST = timezone(timedelta(hours=20))  # Python takes it, PostgreSQL does not
+
+
+# Every public command has at least one bad argument here, by case id: the command's name, what is bad.
+# t: the tracker, r: a run's id, k: a task's id of that run. Each error message starts with the argument's name.
+BAD_CALLS = [
+    ("initiate_workflow empty name",
+     lambda t, r, k: t.initiate_workflow("", "", None, None),
+     "name must not be empty"),
+    ("initiate_workflow name not str",
+     lambda t, r, k: t.initiate_workflow(42, "", None, None),
+     "name must be a string"),
+    ("initiate_workflow long name",
+     lambda t, r, k: t.initiate_workflow("n" * 2000, "", None, None),
+     "name is 2000"),
+    ("initiate_workflow description",
+     lambda t, r, k: t.initiate_workflow("n", 7, None, None),
+     "description must be a string"),
+    ("initiate_workflow user",
+     lambda t, r, k: t.initiate_workflow("n", "", ["alice"], None),
+     "user must be a string"),
+    ("initiate_workflow group",
+     lambda t, r, k: t.initiate_workflow("n", "", None, 3),
+     "group must be a string"),
+    ("initiate_workflow source",
+     lambda t, r, k: t.initiate_workflow("n", "", None, None, source=1),
+     "source must be a string"),
+    ("initiate_workflow params list",
+     lambda t, r, k: t.initiate_workflow("n", "", None, None, params=[1]),
+     "params must be a dict"),
+    ("initiate_workflow params str",
+     lambda t, r, k: t.initiate_workflow("n", "", None, None, params="a=1"),
+     "params must be a dict"),
+    ("initiate_workflow workflow_id",
+     lambda t, r, k: t.initiate_workflow("n", "", None, None, workflow_id="x"),
+     "workflow_id must be a UUID"),
+    ("add_task_to_workflow input_data not JSON",
+     lambda t, r, k: t.add_task_to_workflow(r, "x", None, {"when": object()}, {}),
+     "input_data cannot be stored"),
+    ("add_task_to_workflow input_data NUL",
+     lambda t, r, k: t.add_task_to_workflow(r, "x", None, {"nul": "a\x00b"}, {}),
+     "input_data must not contain NUL"),
+    ("add_task_to_workflow input_data NaN",
+     lambda t, r, k: t.add_task_to_workflow(r, "x", None, {"score": float("nan")}, {}),
+     "input_data must not contain NaN or Infinity"),
+    ("add_task_to_workflow input_data list",
+     lambda t, r, k: t.add_task_to_workflow(r, "n", "v", [1, 2], {}),
+     "input_data must be a dict"),
+    ("add_task_to_workflow input_data empty list",
+     lambda t, r, k: t.add_task_to_workflow(r, "n", "v", [], {}),
+     "input_data must be a dict"),
+    ("add_task_to_workflow kwargs str",
+     lambda t, r, k: t.add_task_to_workflow(r, "n", "v", {}, "notadict"),
+     "kwargs must be a dict"),
+    ("add_task_to_workflow kwargs Infinity",
+     lambda t, r, k: t.add_task_to_workflow(r, "n", "v", {}, {"x": float("-inf")}),
+     "kwargs must not contain NaN"),
+    ("add_task_to_workflow task_name",
+     lambda t, r, k: t.add_task_to_workflow(r, None, "v", {}, {}),
+     "task_name must be a string"),
+    ("add_task_to_workflow task_version",
+     lambda t, r, k: t.add_task_to_workflow(r, "n", 2, {}, {}),
+     "task_version must be a string"),
+    ("add_task_to_workflow workflow_id",
+     lambda t, r, k: t.add_task_to_workflow("run", "n", "v", {}, {}),
+     "workflow_id must be a UUID"),
+    ("add_task_to_workflow task_id",
+     lambda t, r, k: t.add_task_to_workflow(r, "n", "v", {}, {}, task_id=5),
+     "task_id must be a UUID"),
+    ("start_workflow workflow_id",
+     lambda t, r, k: t.start_workflow("not-a-uuid"),
+     "workflow_id must be a UUID"),
+    ("start_workflow naive at",
+     lambda t, r, k: t.start_workflow(r, at=datetime(2024, 1, 1)),
+     "at must be a timezone-aware"),
+    ("complete_workflow at str",
+     lambda t, r, k: t.complete_workflow(r, at="2024-01-01T00:00:00Z"),
+     "at must be a timezone-aware"),
+    ("complete_workflow at before 1970",
+     lambda t, r, k: t.complete_workflow(r, at=datetime(1969, 12, 31, tzinfo=FAR_EAST)),
+     "at must lie between 1970-01-01 and 9999-12-31"),
+    ("fail_workflow error_message",
+     lambda t, r, k: t.fail_workflow(r, None),
+     "error_message must be a string"),
+    ("cancel_workflow reason",
+     lambda t, r, k: t.cancel_workflow(r, 5),
+     "reason must be a string"),
+    ("record_heartbeat workflow_id",
+     lambda t, r, k: t.record_heartbeat(12),
+     "workflow_id must be a UUID"),
+    ("start_task task_id",
+     lambda t, r, k: t.start_task("nope"),
+     "task_id must be a UUID"),
+    ("complete_task message",
+     lambda t, r, k: t.complete_task(k, 3),
+     "message must be a string"),
+    ("fail_task error_message",
+     lambda t, r, k: t.fail_task(k, "  "),
+     "error_message must not be empty"),
+    ("add_job_id float",
+     lambda t, r, k: t.add_job_id(k, 1.5),
+     "slurm_job_id must be a string"),
+    ("add_job_id bool",
+     lambda t, r, k: t.add_job_id(k, True),
+     "slurm_job_id must be a string"),
+    ("add_result",
+     lambda t, r, k: t.add_result(k, {"x": object()}),
+     "result cannot be stored"),
+    ("update_task_status",
+     lambda t, r, k: t.update_task_status(k, None),
+     "status must be a string"),
+    ("update_task_progress bool",
+     lambda t, r, k: t.update_task_progress(k, True),
+     "progress must be a string or a number"),
+    ("update_task_progress inf",
+     lambda t, r, k: t.update_task_progress(k, float("inf")),
+     "progress must be a finite"),
+    ("record_log level",
+     lambda t, r, k: t.record_log(r, "x", level="LOUD"),
+     "level must be one of"),
+    ("record_log message",
+     lambda t, r, k: t.record_log(r, b"bytes"),
+     "message must be a string"),
+    ("record_log task_id",
+     lambda t, r, k: t.record_log(r, "x", task_id="zzz"),
+     "task_id must be a UUID"),
+    ("record_log log_id",
+     lambda t, r, k: t.record_log(r, "x", log_id="zzz"),
+     "log_id must be a UUID"),
+]
+
+
+@pytest.mark.parametrize("call, message", [case[1:] for case in BAD_CALLS], ids=[case[0] for case in BAD_CALLS])
+def test_bad_arguments_are_refused_and_record_nothing(tracker, run_id, task_id, call, message):
     before = tracker.recorder.max_notification_id()
-    with pytest.raises(InvalidArgumentError, match=message):
-        call(tracker, run_id)
+    with pytest.raises(InvalidArgumentError) as caught:
+        call(tracker, run_id, task_id)
+    assert str(caught.value).startswith(message)
     assert tracker.recorder.max_notification_id() == before
+
+
+def test_every_public_command_has_a_bad_argument_case():
+    commands = {name for name, method in vars(WorkflowTracker).items()
+                if getattr(method, "__wrapped__", "not a command") is getattr(Batch, name, None)}
+    assert "add_job_id" in commands
+    assert commands - {case[0].split()[0] for case in BAD_CALLS} == set()
+
+
+def test_a_time_with_an_offset_postgresql_refuses_is_stored_as_the_same_instant_in_utc(tracker, run_id):
+    tracker.start_workflow(run_id, at=datetime(2024, 1, 1, tzinfo=FAR_EAST))
+    started = tracker.events.get(run_id, gt=1)
+    [event] = list(started)
+    assert event.timestamp == datetime(2023, 12, 31, 4, 0, tzinfo=timezone.utc)
+    assert event.timestamp.utcoffset() == timedelta(0)
 
 
 def test_nan_as_text_is_fine(tracker, run_id):
