@@ -1,6 +1,9 @@
 """The status pages and their JSON twins, on seeded data."""
 
 import base64
+import html
+import re
+from urllib.parse import parse_qs, urlsplit
 from uuid import uuid4
 
 import pytest
@@ -134,6 +137,47 @@ def test_a_cursor_with_an_offset_postgresql_refuses_is_read_in_utc(client, seede
     assert response.status_code == 200 and len(response.json["runs"]) == 3
     early = client.get("/api/v1/runs?cursor=" + forged_cursor("2000-01-01T00:00:00+16:00"))
     assert early.status_code == 200 and early.json["runs"] == []
+
+
+def json_link(page_html):
+    """The page's link to its JSON twin, as (scheme and host, path, arguments)."""
+    href = html.unescape(re.search(r'<a class="json" href="([^"]*)"', page_html).group(1))
+    parts = urlsplit(href)
+    return parts.netloc, parts.path, parse_qs(parts.query), parts.fragment
+
+
+def test_each_page_links_its_json_twin_with_the_arguments_it_understood(client, seeded):
+    run = seeded["done"]
+    cases = [
+        ("/?status=failed&q=cell&limit=5", "/api/v1/runs", {"status": ["failed"], "q": ["cell"], "limit": ["5"]}),
+        (f"/runs/{run}?level=WARNING", f"/api/v1/runs/{run}", {"level": ["WARNING"]}),
+        (f"/runs/{run}/logs?after=1&level=INFO", f"/api/v1/runs/{run}/logs", {"after": ["1"], "level": ["INFO"]}),
+        ("/jobs?user=alice&group=genomics", "/api/v1/jobs", {"user": ["alice"], "group": ["genomics"]}),
+        ("/jobs/align-4711", "/api/v1/jobs", {"job_id": ["align-4711"]}),
+        ("/changes?table=log_entries&limit=3", "/api/v1/changes", {"table": ["log_entries"], "limit": ["3"]}),
+        ("/system", "/api/v1/system", {}),
+    ]
+    for page, path, arguments in cases:
+        response = client.get(page, headers={"Host": "evil.example"})
+        assert response.status_code == 200, page
+        assert json_link(response.get_data(as_text=True)) == ("", path, arguments, ""), page
+        twin = client.get(path, query_string={k: v[0] for k, v in arguments.items()})
+        assert twin.status_code == 200 and twin.is_json, page
+
+
+@pytest.mark.parametrize("page", [
+    "/?_method=POST", "/?_external=1", "/?_anchor=x%22%3E%3Cb%3E", "/?_scheme=javascript",
+    "/runs/{run}?_external=1", "/runs/{run}/logs?run_id=x", "/runs/{run}/logs?_method=POST",
+    "/jobs?_anchor=top", "/jobs/4711?_external=1", "/changes?_method=PUT", "/system?_external=1",
+])
+def test_url_building_arguments_in_the_query_string_are_refused_not_used(client, seeded, page):
+    # They once went into url_for(**request.args): a 500, an absolute link built from the
+    # Host header, or the anchor reflected into the page.
+    name = re.search(r"[?&]([^=]+)=", page).group(1)
+    response = client.get(page.format(run=seeded["done"]), headers={"Host": "evil.example"})
+    body = response.get_data(as_text=True)
+    assert response.status_code == 400 and f"unknown parameter &#39;{name}&#39;" in body, body
+    assert "evil.example" not in body and "<b>" not in body
 
 
 def test_unknown_run_is_404(client):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 from uuid import UUID
@@ -51,16 +52,33 @@ def _choice_arg(args: Mapping[str, str], name: str, choices: tuple[str, ...]) ->
 
 
 def _int_arg(args: Mapping[str, str], name: str, default: int | None, minimum: int, maximum: int) -> int | None:
-    value = _text_arg(args, name, limit=20)
-    if value is None:
+    value = (args.get(name) or "").strip()
+    if value == "":
         return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise BadRequest(f"{name} must be a whole number") from None
-    if not minimum <= number <= maximum:
-        raise BadRequest(f"{name} must be from {minimum} to {maximum}")
+    # ASCII digits only: int() also takes "1_000" and other scripts' digits.
+    if len(value) > 100 or not re.fullmatch(r"[+-]?[0-9]+", value):
+        raise BadRequest(f"{name} must be a whole number from {minimum} to {maximum}")
+    number = int(value)
+    if number > maximum:
+        raise BadRequest(f"{name} must be at most {maximum}")
+    if number < minimum:
+        raise BadRequest(f"{name} must be at least {minimum}")
     return number
+
+
+def check_known(args: Mapping[str, str], known: tuple[str, ...]) -> None:
+    """Refuse parameters a page does not take: a misspelt filter (`statuss=failed`)
+    would otherwise be ignored silently and show every run."""
+    unknown = sorted(set(args) - set(known))
+    if unknown:
+        takes = f"it takes {', '.join(known)}" if known else "it takes none"
+        raise BadRequest(f"unknown parameter{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(repr(name) for name in unknown)}; {takes}")
+
+
+def _given(**values) -> dict[str, Any]:
+    """The arguments of an answer as understood, for links to it (never the raw query string)."""
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def parse_uuid(value: str, name: str) -> str:
@@ -149,12 +167,17 @@ def _plain(row: Mapping[str, Any]) -> dict[str, Any]:
 # Pages.
 
 
+RUNS_ARGS = ("status", "user", "group", "q", "cursor", "limit")
+
+
 def runs_page(cursor, args: Mapping[str, str]) -> dict[str, Any]:
+    check_known(args, RUNS_ARGS)
     filters = {
         "status": _choice_arg(args, "status", RUN_STATUSES), "user": _text_arg(args, "user"),
         "group": _text_arg(args, "group"), "q": _text_arg(args, "q"),
     }
-    limit = _int_arg(args, "limit", PAGE_SIZE, 1, 200)
+    given_limit = _int_arg(args, "limit", None, 1, 200)
+    limit = given_limit or PAGE_SIZE
     page_cursor = _text_arg(args, "cursor", limit=400)
     before_time, before_id = decode_cursor(page_cursor) if page_cursor else (None, None)
     cursor.execute(QUERIES["runs_page"], {
@@ -170,7 +193,8 @@ def runs_page(cursor, args: Mapping[str, str]) -> dict[str, Any]:
     return {
         "runs": [run_json(row) for row in rows],
         "next": encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None,
-        "counts": counts, "filters": filters,
+        "counts": counts, "filters": filters, "limit": given_limit,
+        "args": _given(**filters, cursor=page_cursor, limit=given_limit),
     }
 
 
@@ -183,6 +207,7 @@ def _like_pattern(text: str | None) -> str | None:
 
 def run_page(cursor, run_id: str, args: Mapping[str, str]) -> dict[str, Any]:
     run_id = parse_uuid(run_id, "run id")
+    check_known(args, ("level",))
     level = _choice_arg(args, "level", LOG_LEVELS)
     cursor.execute(QUERIES["run"], {"run_id": run_id})
     row = cursor.fetchone()
@@ -193,36 +218,48 @@ def run_page(cursor, run_id: str, args: Mapping[str, str]) -> dict[str, Any]:
     cursor.execute(QUERIES["run_latest_logs"], {"run_id": run_id, "level": level, "limit": LOG_PAGE})
     logs = [log_json(line) for line in reversed(cursor.fetchall())]
     return {"run": run_json(row), "tasks": tasks, "logs": logs, "level": level, "log_page": LOG_PAGE,
-            "last_log_id": logs[-1]["id"] if logs else 0, "timeline": timeline(tasks)}
+            "last_log_id": logs[-1]["id"] if logs else 0, "timeline": timeline(tasks),
+            "args": _given(level=level)}
 
 
 def run_logs(cursor, run_id: str, args: Mapping[str, str]) -> dict[str, Any]:
     run_id = parse_uuid(run_id, "run id")
-    after = _int_arg(args, "after", 0, 0, 2**62)
+    check_known(args, ("after", "level", "limit"))
+    given_after = _int_arg(args, "after", None, 0, 2**62)
+    after = given_after or 0
     level = _choice_arg(args, "level", LOG_LEVELS)
-    limit = _int_arg(args, "limit", LOG_PAGE, 1, 1000)
+    given_limit = _int_arg(args, "limit", None, 1, 1000)
+    limit = given_limit or LOG_PAGE
     cursor.execute(QUERIES["run"], {"run_id": run_id})
     if cursor.fetchone() is None:
         raise NotFound(f"no workflow run has the id {run_id}")
     cursor.execute(QUERIES["run_logs"], {"run_id": run_id, "after": after, "level": level, "limit": limit})
     logs = [log_json(line) for line in cursor.fetchall()]
-    return {"run_id": run_id, "logs": logs, "after": logs[-1]["id"] if logs else after}
+    return {"run_id": run_id, "logs": logs, "after": logs[-1]["id"] if logs else after, "level": level,
+            "args": _given(after=given_after, level=level, limit=given_limit)}
 
 
 def jobs_page(cursor, args: Mapping[str, str], job_id: str | None = None) -> dict[str, Any]:
-    job_id = job_id or _text_arg(args, "job_id")
+    if job_id is not None:  # /jobs/<job_id>: the id is in the path
+        check_known(args, ())
+    else:
+        check_known(args, ("job_id", "user", "group", "limit"))
+        job_id = _text_arg(args, "job_id")
     user, group = _text_arg(args, "user"), _text_arg(args, "group")
+    limit = _int_arg(args, "limit", None, 1, 1000)
     if job_id is not None:
         cursor.execute(QUERIES["jobs_by_id"], {"job_id": job_id})
     else:
-        cursor.execute(QUERIES["jobs_by_owner"], {"user": user, "group": group,
-                                                  "limit": _int_arg(args, "limit", 200, 1, 1000)})
-    return {"job_id": job_id, "user": user, "group": group, "jobs": [_plain(row) for row in cursor.fetchall()]}
+        cursor.execute(QUERIES["jobs_by_owner"], {"user": user, "group": group, "limit": limit or 200})
+    return {"job_id": job_id, "user": user, "group": group, "jobs": [_plain(row) for row in cursor.fetchall()],
+            "args": _given(job_id=job_id, user=user, group=group, limit=limit)}
 
 
 def changes_page(cursor, args: Mapping[str, str]) -> dict[str, Any]:
+    check_known(args, ("table", "after", "limit"))
     table = _choice_arg(args, "table", VIEW_TABLES)
-    limit = _int_arg(args, "limit", 100, 1, 1000)
+    given_limit = _int_arg(args, "limit", None, 1, 1000)
+    limit = given_limit or 100
     after = _int_arg(args, "after", None, 0, 2**62)
     if after is not None:
         cursor.execute(QUERIES["changes_after"], {"after": after, "table": table, "limit": limit})
@@ -230,7 +267,8 @@ def changes_page(cursor, args: Mapping[str, str]) -> dict[str, Any]:
         since = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=7)
         cursor.execute(QUERIES["recent_changes"], {"since": since, "table": table, "limit": limit})
     changes = [_plain(row) for row in cursor.fetchall()]
-    return {"table": table, "after": after, "changes": changes}
+    return {"table": table, "after": after, "changes": changes,
+            "args": _given(table=table, after=after, limit=given_limit)}
 
 
 TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)

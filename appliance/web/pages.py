@@ -77,4 +77,5 @@ def changes(cursor):
 def system(cursor):
     from flask import current_app
 
+    data.check_known(request.args, ())
     return system_state(cursor, current_app.config["SETTINGS"])
