@@ -149,3 +149,67 @@ def test_init_against_an_unreachable_database_is_one_clear_line():
     assert result.returncode == 1
     assert "database error on postgresql+psycopg2://app:***@127.0.0.1:1/nowhere" in result.stderr
     assert "Traceback" not in result.stderr and "hunter2" not in result.stderr + result.stdout
+
+
+def copy_of_init_db(tmp_path):
+    folder = tmp_path / "init-db"
+    folder.mkdir()
+    for script in DEFAULT_INIT_DB_DIR.glob("*.sql"):
+        (folder / script.name).write_text(script.read_text())
+    (folder / "05-new-function.sql").write_text(
+        "CREATE OR REPLACE FUNCTION installed_before_failure() RETURNS int LANGUAGE sql AS 'SELECT 1';")
+    return folder
+
+
+def nothing_installed(database_url):
+    return rows(database_url, "SELECT count(*) FROM pg_proc WHERE proname = 'installed_before_failure'") == [(0,)]
+
+
+@pytest.mark.parametrize("make_bad, message", [
+    (lambda folder: (folder / "40-latin1.sql").write_bytes(b"-- caf\xe9\nSELECT 1;"),
+     "40-latin1.sql: not UTF-8 text (byte 0xe9 at offset 6)"),
+    (lambda folder: (folder / "40-folder.sql").mkdir(), "40-folder.sql: cannot read it: Is a directory"),
+    (lambda folder: (folder / "40-gone.sql").symlink_to(folder / "nowhere.sql"),
+     "40-gone.sql: cannot read it: No such file or directory"),
+    (lambda folder: (folder / "extra.sql").write_text("SELECT 1;"),
+     "extra.sql: not named NN-name.sql"),
+], ids=["not-utf8", "a-folder", "dangling-link", "misnamed"])
+def test_a_script_that_cannot_be_read_or_placed_is_one_line_and_nothing_is_installed(
+        database_url, tmp_path, make_bad, message):
+    folder = copy_of_init_db(tmp_path)
+    make_bad(folder)
+    result = run_cli(database_url, "install-triggers", APPLIANCE_INIT_DB_DIR=str(folder))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert message in result.stderr and "nothing was installed" in result.stderr
+    assert nothing_installed(database_url)
+
+
+def test_init_reads_the_scripts_before_it_migrates(empty_database_url, tmp_path):
+    folder = copy_of_init_db(tmp_path)
+    (folder / "40-latin1.sql").write_bytes(b"\xff\xfeS\x00")
+    result = run_cli(empty_database_url, "init", APPLIANCE_INIT_DB_DIR=str(folder))
+    assert result.returncode == 1 and "40-latin1.sql: not UTF-8 text" in result.stderr
+    assert rows(empty_database_url, "SELECT to_regclass('workflow_runs'), to_regclass('alembic_version_appliance')") \
+        == [(None, None)]
+
+
+def test_scripts_run_in_the_order_of_their_numbers(database_url, tmp_path):
+    folder = copy_of_init_db(tmp_path)
+    # By name, 100- would come before 90-; by number it comes after and finds the table.
+    (folder / "90-make.sql").write_text("CREATE TABLE IF NOT EXISTS ordered (n int);")
+    (folder / "100-use.sql").write_text("CREATE OR REPLACE VIEW ordered_view AS SELECT n FROM ordered;")
+    result = run_cli(database_url, "install-triggers", APPLIANCE_INIT_DB_DIR=str(folder))
+    assert result.returncode == 0, result.stderr
+    assert ("05-new-function.sql, 10-change-notifications.sql, 20-recent-changes.sql, "
+            "30-monitor-heartbeats.sql, 90-make.sql, 100-use.sql") in result.stdout
+    assert rows(database_url, "SELECT to_regclass('ordered_view')::text") == [("ordered_view",)]
+
+
+@pytest.mark.parametrize("version_num, shown", [(130011, "PostgreSQL 13 "), (90624, "PostgreSQL 9.6 ")])
+def test_a_server_older_than_14_is_refused_by_name(version_num, shown):
+    from appliance.triggers import check_server_version
+
+    with pytest.raises(TriggerInstallError, match="PostgreSQL 14 or newer is needed") as refused:
+        check_server_version(version_num)
+    assert shown in str(refused.value)
+    check_server_version(140000)  # 14.0 itself is enough
