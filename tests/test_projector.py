@@ -177,7 +177,8 @@ def test_every_event_type_lands_in_the_views(tracker, database_url):
         "id": run, "workflow_name": "align", "description": "align reads", "user_name": "alice",
         "group_name": "lab", "source": "snakemake", "params": {"cores": 4}, "status": "failed",
         "tasks_total": 2, "tasks_created": 0, "tasks_running": 0, "tasks_completed": 1, "tasks_failed": 1,
-        "progress_percent": 100.0, "current_task": None, "error_message": "a task failed",
+        "progress_percent": 100.0, "steps_done": None, "steps_total": None, "current_task": None,
+        "error_message": "a task failed",
         "created_at": at(0), "started_at": at(1), "finished_at": at(14), "duration_seconds": 13.0,
         "last_event_at": at(14),
     }
@@ -232,7 +233,8 @@ def test_run_counts_progress_and_current_task(tracker, database_url):
     assert (row["tasks_created"], row["tasks_running"], row["tasks_completed"], row["tasks_failed"]) == (1, 0, 1, 1)
     assert row["last_event_at"] == at(6)
     assert one(database_url, "SELECT error_type FROM job_executions WHERE id = %s", (str(first),)) == {"error_type": None}
-    assert third
+    assert one(database_url, "SELECT status, attempts FROM job_executions WHERE id = %s", (str(third),)) == {
+        "status": "created", "attempts": 0}  # never started: the one counted in tasks_created
 
 
 def test_a_task_restarted_after_failing_runs_again_with_one_more_attempt(tracker, database_url):
@@ -376,12 +378,14 @@ def test_stopped_in_the_middle_of_a_stream_and_started_again_the_views_match_an_
     stopped_at = first.position()
     writer.join()
     finish_runs(tracker, started)
-    assert 0 < stopped_at < max_position(database_url)
 
     second = Projector(tracker, batch_size=7, poll_interval=60)
     with running(second):
         wait_for(caught_up(second, database_url), message="the second projector to catch up")
     resumed = snapshot(database_url)
+    # The second went on right after the first's last event: none applied twice, none skipped.
+    assert first.events_applied == stopped_at
+    assert second.events_applied == max_position(database_url) - stopped_at > 0
 
     assert resumed == rebuild_uninterrupted(tracker, database_url)
     assert len(resumed["workflow_runs"]) == 6 and len(resumed["job_executions"]) == 30
@@ -734,3 +738,91 @@ def test_a_failure_that_persists_is_retried_ever_less_often_with_one_traceback(t
         late = tracker.initiate_workflow("after the recovery", "", None, None)
         wait_for(lambda: run_row(database_url, late), message="projection after the recovery")
     assert projector._backoff == 0.5  # back to the shortest wait once a batch succeeded
+
+
+# Behaviours checked by hand before: polling, SIGTERM in a batch, the progress bar, a failed save.
+
+
+def waiting_for_events(url: str) -> bool:
+    """The projector's connection idle for a while: it waits in select(), not between two queries."""
+    return bool(query(url, "SELECT 1 FROM pg_stat_activity WHERE application_name = 'appliance-projector' "
+                           "AND state = 'idle' AND state_change < now() - interval '0.3 s'"))
+
+
+def test_without_listen_polling_alone_projects_a_new_event(tracker, database_url, monkeypatch):
+    monkeypatch.setitem(store.QUERIES, "listen", "SELECT 1")  # no NOTIFY ever wakes it
+    projector = Projector(tracker, poll_interval=1)
+    with running(projector):
+        wait_for(lambda: projector.active, message="the projector to take the lock")
+        wait_for(caught_up(projector, database_url), message="the first look")
+        run = tracker.initiate_workflow("found by polling", "", None, None)
+        wait_for(lambda: run_row(database_url, run), timeout=5, message="the next poll")
+    never = Projector(tracker, poll_interval=60)  # the control: neither LISTEN nor a poll in time
+    with running(never):
+        wait_for(lambda: never.active and waiting_for_events(database_url), message="the control to wait")
+        missed = tracker.initiate_workflow("not found", "", None, None)
+        with pytest.raises(AssertionError, match="timed out"):
+            wait_for(lambda: run_row(database_url, missed), timeout=2, message="a poll that never comes")
+
+
+def tracked(url: str) -> int:
+    """The position a projector process saved (0 before it made its tracking table)."""
+    if "projector_tracking" not in tables(url):
+        return 0
+    return one(url, "SELECT notification_id AS n FROM projector_tracking")["n"]
+
+
+def count_up_to(url: str, position: int) -> int:
+    return one(url, "SELECT count(*) AS n FROM workflowtracker_events WHERE id <= %s", (position,))["n"]
+
+
+def test_sigterm_in_a_backlog_finishes_the_batch_in_hand_and_a_restart_completes(tracker, database_url):
+    finish_runs(tracker, begin_runs(tracker, 20, 5))
+    total = max_position(database_url)
+    with projector_process(database_url, PROJECTOR_BATCH_SIZE="3") as first:
+        wait_for(lambda: tracked(database_url) > 0, timeout=30, message="the first batches")
+        assert first.stop() == 0
+    stopped_at = tracked(database_url)
+    assert 0 < stopped_at < total, "stopped in the middle of the backlog"
+    assert count_up_to(database_url, stopped_at) % 3 == 0, "on a batch boundary"
+    assert any(line.endswith(f"stopped at position {stopped_at}") for line in first.lines), first.lines
+
+    with projector_process(database_url, PROJECTOR_BATCH_SIZE="3") as second:
+        wait_for(lambda: tracked(database_url) == total, timeout=60, message="the restarted projector to catch up")
+        assert second.stop() == 0
+    assert snapshot(database_url) == rebuild_uninterrupted(tracker, database_url)
+
+
+def test_the_reproject_command_shows_its_progress_reaching_100_percent(tracker, database_url, monkeypatch, capsys):
+    finish_runs(tracker, begin_runs(tracker, 2, 3))
+    total = max_position(database_url)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert cli.main(["reproject", "--batch-size", "7"]) == 0
+    bars = [bar.strip() for bar in capsys.readouterr().err.split("\r") if bar.strip()]
+    count = rf"{total}(\.0)?"  # tqdm's unit_scale writes 70 as 70.0
+    assert re.match(rf"reproject:\s+0%\|.*\| 0(\.00)?/{count} ", bars[0]), bars
+    assert re.match(rf"reproject: 100%\|.*\| {count}/{count} \[.* events/s\]$", bars[-1]), bars
+
+
+def test_a_failure_between_the_rows_and_the_position_keeps_nothing_and_a_retry_is_identical(
+        tracker, database_url):
+    started = begin_runs(tracker, 2, 3)
+    projector = Projector(tracker, batch_size=10_000)
+    projector.catch_up()
+    before, position = snapshot(database_url), projector.position()
+    finish_runs(tracker, started)
+    # The batch's rows are written before its position: fail the position's UPDATE.
+    query(database_url, """
+        CREATE FUNCTION refuse_position() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'position refused by the test'; END $$;
+        CREATE TRIGGER refuse_position BEFORE UPDATE ON projector_tracking
+            FOR EACH ROW EXECUTE FUNCTION refuse_position();
+    """)
+    with pytest.raises(psycopg2.Error, match="position refused by the test"):
+        projector.catch_up()
+    assert snapshot(database_url) == before and projector.position() == position
+
+    query(database_url, "DROP TRIGGER refuse_position ON projector_tracking")
+    projector.catch_up()
+    assert projector.position() == max_position(database_url)
+    assert snapshot(database_url) == rebuild_uninterrupted(tracker, database_url)
