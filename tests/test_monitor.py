@@ -296,6 +296,70 @@ def test_sigterm_during_webhook_retries_stops_within_2_s_and_keeps_the_change(da
     assert "s3cret" not in error + process.stdout.read()
 
 
+STOP_BUDGET = 3.0  # the monitor's stopwaitsecs in conf/supervisord.conf
+
+
+def test_sigterm_during_a_slow_handler_finishes_that_change_and_exits_0_in_time(database_url, tmp_path):
+    execute(database_url, "INSERT INTO workflow_runs (workflow_name) SELECT 'r' FROM generate_series(1, 5)")
+    process = monitor_process(database_url, MONITOR_HANDLERS="tests.slow_handler:slow", SLOW_HANDLER_DIR=str(tmp_path))
+    try:
+        wait_for(lambda: (tmp_path / "1.started").exists(), message="the first change in hand")
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        assert time.monotonic() - started < STOP_BUDGET
+    finally:
+        process.kill()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["1.started"]
+    assert execute(database_url, "SELECT id, processed, last_error FROM change_notifications ORDER BY id") == [
+        (1, True, None), (2, False, None), (3, False, None), (4, False, None), (5, False, None)]
+
+
+class SilentReceiver(BaseHTTPRequestHandler):
+    """Reads the request, then answers only when `release` is set (or after 30 s)."""
+
+    requests, release = 0, threading.Event()
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).requests += 1
+        type(self).release.wait(30)
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def silent_receiver():
+    SilentReceiver.requests, SilentReceiver.release = 0, threading.Event()
+    server = serve(SilentReceiver)
+    yield f"http://127.0.0.1:{server.server_port}/hook"
+    SilentReceiver.release.set()
+    server.shutdown()
+
+
+def test_sigterm_during_a_webhook_request_without_answer_exits_0_in_time_and_keeps_the_change(
+        database_url, silent_receiver):
+    execute(database_url, "INSERT INTO workflow_runs (workflow_name, status) VALUES ('w', 'completed')")
+    execute(database_url, "INSERT INTO workflow_runs (workflow_name) VALUES ('behind')")
+    # The webhook's timeout (30 s) is far beyond the stop budget: the request is left behind.
+    process = monitor_process(database_url, MONITOR_WEBHOOK_URLS=silent_receiver, MONITOR_WEBHOOK_TIMEOUT="30")
+    try:
+        wait_for(lambda: SilentReceiver.requests == 1, message="the request in flight")
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        assert time.monotonic() - started < STOP_BUDGET
+    finally:
+        process.kill()
+    rows = execute(database_url, "SELECT id, processed, attempts, last_error FROM change_notifications ORDER BY id")
+    assert rows == [(1, False, 1, f"Webhook: {silent_receiver}: no answer yet when the monitor stopped "
+                                  "(sent again at its next start)"),
+                    (2, False, 0, None)]
+
+
 def test_disabled_monitoring_exits_0_at_once(database_url):
     process = monitor_process(database_url, ENABLE_DB_MONITORING="false")
     assert process.wait(timeout=10) == 0

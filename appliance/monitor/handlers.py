@@ -17,6 +17,7 @@ import inspect
 import json
 import socket
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -93,6 +94,13 @@ def split_credentials(url: str) -> tuple[str, str | None]:
 Wait = Callable[[float], bool]
 """Waits up to that many seconds; True when the monitor is stopping (threading.Event.wait)."""
 
+STOP_GRACE = 1.5
+"""Seconds a webhook request in flight may still take once the monitor is stopping.
+
+supervisord gives the monitor 3 s (stopwaitsecs) before it kills it; the
+webhook's own timeout (MONITOR_WEBHOOK_TIMEOUT, default 5 s) is longer.
+"""
+
 
 def _sleep(seconds: float) -> bool:
     time.sleep(seconds)
@@ -126,11 +134,14 @@ class Webhook:
             try:
                 self._post(body, change.id)
                 return
+            except _Abandoned:
+                raise WebhookError(f"{self.shown_url}: no answer yet when the monitor stopped "
+                                   "(sent again at its next start)") from None
             except Exception as error:  # every failure is a failed try; its text is never trusted
                 reason = _redact(_reason(error), self.secrets)
                 if attempt == self.tries:
                     raise WebhookError(f"{self.shown_url}: {reason} (after {self.tries} tries)") from None
-                # SIGTERM gives the monitor 2 s (supervisord's stopwaitsecs): no more tries then.
+                # SIGTERM gives the monitor 3 s (supervisord's stopwaitsecs): no more tries then.
                 if self.wait(min(0.25 * 2 ** (attempt - 1), 5.0)):
                     raise WebhookError(f"{self.shown_url}: {reason} "
                                        "(the monitor is stopping; tried again at its next start)") from None
@@ -145,12 +156,35 @@ class Webhook:
         if self.authorization:
             headers["Authorization"] = self.authorization
         request = urllib.request.Request(self.url, data=body, method="POST", headers=headers)
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:
-            response.read()
+        outcome: list[BaseException | None] = []
+        done = threading.Event()
+
+        def send() -> None:
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    response.read()
+                outcome.append(None)
+            except BaseException as error:  # handed to the monitor's thread below
+                outcome.append(error)
+            finally:
+                done.set()
+
+        # In a thread of its own: a blocked read cannot be cut short, but it can be left
+        # behind when a SIGTERM leaves less time than the webhook's timeout.
+        threading.Thread(target=send, name=f"webhook change-{change_id}", daemon=True).start()
+        while not done.wait(0.1):
+            if self.wait(0) and not done.wait(STOP_GRACE):
+                raise _Abandoned()
+        if outcome[0] is not None:
+            raise outcome[0]
 
 
 class WebhookError(RuntimeError):
     pass
+
+
+class _Abandoned(Exception):
+    """The monitor stopped before the receiver answered."""
 
 
 def _reason(error: Exception) -> str:
