@@ -13,19 +13,17 @@ from typing import Iterator
 
 import psycopg2
 import psycopg2.extras
-from eventsourcing.persistence import OperationalError as EventStoreUnavailable
 from flask import Flask, Response, jsonify, render_template, request
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
-from werkzeug.exceptions import InternalServerError, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 from appliance.config import Settings
 from appliance.db import make_engine
 from appliance.web.deadline import RequestDeadline
+from appliance.web.errors import DATABASE_ERRORS, database_unavailable, schema_missing
 
 OPEN_PATHS = ("/healthz", "/readyz", "/static/", "/api/v1/events")
 RETRY_AFTER_SECONDS = "5"
-DATABASE_DOWN = (psycopg2.OperationalError, SQLAlchemyOperationalError, EventStoreUnavailable)
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None,
@@ -44,17 +42,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         app.teardown_request(lambda error: deadline.finish())
 
     from appliance.web import health, ingest, pages
-    from appliance.web.system import SCHEMA_MISSING
 
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(ingest.blueprint)
     app.register_blueprint(health.blueprint)
     app.before_request(_require_basic_auth)
     app.after_request(_security_headers)
-    for error in DATABASE_DOWN:
-        app.register_error_handler(error, _database_unavailable)
-    for error in SCHEMA_MISSING:
-        app.register_error_handler(error, _schema_missing)
+    for error in DATABASE_ERRORS:
+        app.register_error_handler(error, _database_error)
     app.register_error_handler(RequestEntityTooLarge, _too_large)
     app.register_error_handler(InternalServerError, _internal_error)
     return app
@@ -70,7 +65,7 @@ def db_cursor() -> Iterator[psycopg2.extras.RealDictCursor]:
         with connection.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cursor:
             yield cursor
         connection.rollback()
-    except psycopg2.OperationalError:
+    except (psycopg2.OperationalError, psycopg2.InterfaceError):
         connection.invalidate()
         raise
     finally:
@@ -128,6 +123,17 @@ def _security_headers(response: Response) -> Response:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     return response
+
+
+def _database_error(error: Exception) -> Response:
+    if schema_missing(error):
+        return _schema_missing(error)
+    if database_unavailable(error):
+        return _database_unavailable(error)
+    from flask import current_app
+
+    current_app.logger.error("a database error that is not an outage", exc_info=error)
+    return _internal_error(error)
 
 
 def _database_unavailable(error: Exception) -> Response:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import psycopg2
 from flask import Blueprint, Response, current_app, jsonify
-from sqlalchemy.exc import OperationalError
 
 from appliance.web import db_cursor, metrics
+from appliance.web.errors import DATABASE_ERRORS, database_unavailable
 from appliance.web.openapi import OPENAPI
 from appliance.web.system import schema_state
 
@@ -23,7 +22,9 @@ def readyz():
     try:
         with db_cursor() as cursor:
             schema = schema_state(cursor, current_app.config["SETTINGS"])
-    except (psycopg2.OperationalError, OperationalError):
+    except DATABASE_ERRORS as error:
+        if not database_unavailable(error):
+            raise
         return _not_ready("the database is unreachable")
     if schema["revision"] is None:
         return _not_ready(f"the schema is not installed (head is {schema['head']}): run `appliance init`")

@@ -9,20 +9,16 @@ import xmlrpc.client
 from pathlib import Path
 from typing import Any
 
-import psycopg2
-
 from appliance.config import Settings
 from appliance.migrator import head_revision
 from appliance.sql import load_queries
+from appliance.web.errors import SCHEMA_MISSING
 
 QUERIES = load_queries("web.sql")
 # The revisions on disk change only with a new release: read them once per process,
 # not at every /readyz the health check sends.
 _head_revision = functools.cache(head_revision)
 EXPECTED_TRIGGERS = 4
-# What a reachable database lacks before `appliance init` (or a part's first run).
-SCHEMA_MISSING = (psycopg2.errors.UndefinedTable, psycopg2.errors.UndefinedFunction,
-                  psycopg2.errors.UndefinedColumn)
 
 
 def schema_state(cursor, settings: Settings) -> dict[str, Any]:
