@@ -7,9 +7,11 @@ than RUN_STALE_AFTER seconds is marked `stale` in workflow_runs, and back to
 `running` when its events resume (the projector does that at once, on the
 next event; this check as well, as a fallback).
 
-Stale is a status of the view only, from the clock rather than from an event:
-a reprojection shows such a run as running until the next check. The active
-projector calls `check_stale_runs` from its loop (see Projector._serve).
+Stale is a status of the view only, from the clock rather than from an event.
+The active projector calls `check_stale_runs` from its loop (see
+Projector._serve); `appliance reproject` runs `mark_stale_runs` in the
+transaction of its last batch, so a rebuilt view never shows a stale run as
+running, not even until the projector's next check.
 """
 
 from __future__ import annotations
@@ -37,13 +39,20 @@ def check_stale_runs(connection: Any, stale_after: float) -> tuple[int, int]:
     """
     if stale_after <= 0:
         return 0, 0
+    with connection, connection.cursor() as cursor:
+        return mark_stale_runs(cursor, stale_after)
+
+
+def mark_stale_runs(cursor: Any, stale_after: float) -> tuple[int, int]:
+    """`check_stale_runs` in the caller's transaction (a psycopg2 cursor)."""
+    if stale_after <= 0:
+        return 0, 0
     # A row updated by a projector batch in the meantime is re-checked against
     # its new last_event_at (READ COMMITTED), so a run heard from is not marked.
-    with connection, connection.cursor() as cursor:
-        cursor.execute(MARK_STALE, {"seconds": stale_after})
-        marked = cursor.rowcount
-        cursor.execute(RESUME, {"seconds": stale_after})
-        resumed = cursor.rowcount
+    cursor.execute(MARK_STALE, {"seconds": stale_after})
+    marked = cursor.rowcount
+    cursor.execute(RESUME, {"seconds": stale_after})
+    resumed = cursor.rowcount
     if marked or resumed:
         log.info("runs silent for more than %s s: %d marked stale, %d running again", stale_after, marked, resumed)
     return marked, resumed

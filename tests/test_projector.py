@@ -489,6 +489,34 @@ def test_reprojection_equals_live_projection_row_by_row(tracker, database_url):
     assert re.fullmatch(r"[\d,]+ events in [\d.]+ s: [\d,]+ events/s", str(result))
 
 
+def statuses(url: str) -> dict[str, str]:
+    return {row["workflow_name"]: row["status"] for row in query(url, "SELECT workflow_name, status FROM workflow_runs")}
+
+
+def test_reprojection_with_stale_marking_equals_live_projection_row_by_row(tracker, database_url):
+    silent = tracker.initiate_workflow("silent", "", None, None, at=at(0))  # months ago
+    tracker.start_workflow(silent, at=at(1))
+    tracker.add_task_to_workflow(silent, "t", None, None, None, at=at(2))
+    done = tracker.initiate_workflow("done", "", None, None, at=at(0))
+    tracker.start_workflow(done, at=at(1))
+    tracker.complete_workflow(done, at=at(2))
+    finish_runs(tracker, begin_runs(tracker, 3, 2))  # recent
+    tracker.start_workflow(tracker.initiate_workflow("recent", "", None, None))
+    expected = {"silent": "stale", "done": "completed", "recent": "running",
+                "wf0": "completed", "wf1": "cancelled", "wf2": "failed"}
+
+    projector = Projector(tracker, batch_size=5, poll_interval=60, stale_after=300)
+    with running(projector):
+        wait_for(lambda: caught_up(projector, database_url)() and statuses(database_url) == expected,
+                 message="live projection and its stale check")
+    live = snapshot(database_url)
+
+    reproject(tracker, batch_size=7)  # no stale marking: the silent run looks alive
+    assert statuses(database_url)["silent"] == "running"
+    reproject(tracker, batch_size=7, stale_after=300)
+    assert snapshot(database_url) == live
+
+
 def test_reprojection_silences_the_change_triggers_and_live_projection_does_not(tracker, database_url):
     query(database_url, """
         CREATE TABLE trigger_calls (suppressed text);

@@ -14,10 +14,12 @@ import logging
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, TextIO
 
 from tqdm import tqdm
 
+from appliance import staleness
 from appliance.config import Settings
 from appliance.projection import store
 from appliance.projection.projector import DISCONNECTED, STANDBY_RETRY, ProjectorBusy, first_line
@@ -44,8 +46,11 @@ class Reprojection:
 
 
 def reproject(tracker: WorkflowTracker, *, batch_size: int = DEFAULT_BATCH_SIZE, wait: bool = False,
-              progress: TextIO | None = None) -> Reprojection:
+              progress: TextIO | None = None, stale_after: float = 0) -> Reprojection:
     """Rebuild the views from the log; a progress bar goes to `progress` if given.
+
+    Runs silent for more than `stale_after` seconds (0: never) are marked
+    stale in the transaction of the last batch, as the live projector would.
 
     Raises ProjectorBusy if the projector lock is held and `wait` is false,
     ValueError for a batch size below 1 and store.ViewsMissing on a database
@@ -64,7 +69,8 @@ def reproject(tracker: WorkflowTracker, *, batch_size: int = DEFAULT_BATCH_SIZE,
                   file=progress, disable=progress is None, desc="reproject") as bar:
             position = 0
             while True:
-                applied, last = store.project_batch(connection, tracker.mapper, batch_size, quiet=True)
+                applied, last = store.project_batch(connection, tracker.mapper, batch_size, quiet=True,
+                                                    at_end=partial(_at_end, stale_after=stale_after))
                 events += applied
                 if last is not None:
                     bar.total = max(bar.total, last)
@@ -75,6 +81,12 @@ def reproject(tracker: WorkflowTracker, *, batch_size: int = DEFAULT_BATCH_SIZE,
         return Reprojection(events, time.perf_counter() - started)
     finally:
         connection.close()
+
+
+def _at_end(cursor, *, stale_after: float) -> None:
+    # In the last batch's transaction: no moment where the rebuilt views show
+    # a silent run as running, waiting for the projector's next check.
+    staleness.mark_stale_runs(cursor, stale_after)
 
 
 def check_batch_size(batch_size: int) -> None:
@@ -135,6 +147,7 @@ def _reproject(settings: Settings, batch_size: int, wait: bool) -> Reprojection:
 
     tracker = WorkflowTracker(settings)
     try:
-        return reproject(tracker, batch_size=batch_size, wait=wait, progress=sys.stderr)
+        return reproject(tracker, batch_size=batch_size, wait=wait, progress=sys.stderr,
+                         stale_after=settings.run_stale_after)
     finally:
         tracker.close()

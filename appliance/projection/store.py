@@ -21,7 +21,7 @@ import json
 import math
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Callable
 from uuid import UUID
 
 import psycopg2
@@ -126,35 +126,45 @@ def reset(connection: Any) -> None:
         cursor.execute(QUERIES["reset_views"], {"application": UPSTREAM})
 
 
-def project_batch(connection: Any, mapper: Mapper, limit: int, *, quiet: bool = False) -> tuple[int, int | None]:
+def project_batch(connection: Any, mapper: Mapper, limit: int, *, quiet: bool = False,
+                  at_end: Callable[[Any], None] | None = None) -> tuple[int, int | None]:
     """Project the next `limit` events at most, in one transaction.
 
     Returns the number of events applied and the position after them (None
     when there was nothing to apply).
     `quiet` silences the change triggers (for reprojection).
+    `at_end(cursor)` runs in the same transaction when this batch reaches the
+    end of the log (fewer than `limit` events), so its work commits with the
+    last events (reproject's stale check).
     """
     with connection, connection.cursor() as cursor:
         if quiet:
             cursor.execute(QUERIES["suppress_change_notifications"])
         cursor.execute(QUERIES["select_batch"], {"application": UPSTREAM, "limit": limit})
         notifications = cursor.fetchall()
-        if not notifications:
-            return 0, None
-        events = [
-            (row_id, mapper.to_domain_event(Notification(
-                id=row_id, originator_id=UUID(str(originator_id)), originator_version=version,
-                topic=topic, state=bytes(state),
-            )))
-            for row_id, originator_id, version, topic, state in notifications
-        ]
-        rows = _load(cursor, [event for _, event in events])
-        for row_id, event in events:
-            rules.apply(rows, row_id, event)
-        rules.finish(rows)
-        _save(cursor, rows)
-        last = notifications[-1][0]
-        cursor.execute(QUERIES["save_position"], {"application": UPSTREAM, "position": last})
+        last = _apply(cursor, mapper, notifications) if notifications else None
+        if at_end is not None and len(notifications) < limit:
+            at_end(cursor)
     return len(notifications), last
+
+
+def _apply(cursor: Any, mapper: Mapper, notifications: list[tuple]) -> int:
+    """Apply the events to their view rows and move the position; the new position."""
+    events = [
+        (row_id, mapper.to_domain_event(Notification(
+            id=row_id, originator_id=UUID(str(originator_id)), originator_version=version,
+            topic=topic, state=bytes(state),
+        )))
+        for row_id, originator_id, version, topic, state in notifications
+    ]
+    rows = _load(cursor, [event for _, event in events])
+    for row_id, event in events:
+        rules.apply(rows, row_id, event)
+    rules.finish(rows)
+    _save(cursor, rows)
+    last = notifications[-1][0]
+    cursor.execute(QUERIES["save_position"], {"application": UPSTREAM, "position": last})
+    return last
 
 
 def _load(cursor: Any, events: list[Any]) -> rules.Rows:
