@@ -237,3 +237,36 @@ startsecs=0
     finally:
         supervisord.terminate()
         supervisord.wait(timeout=10)
+
+
+@pytest.mark.parametrize("method, path, status", [
+    ("GET", "/api/v1/nothing-here", 404), ("GET", "/api/v1/runs/x/y/z", 404),
+    ("DELETE", "/api/v1/runs", 405), ("GET", "/api/v1/events", 405), ("PUT", "/api/v1/system", 405),
+])
+def test_unknown_api_paths_and_methods_answer_json(client, method, path, status):
+    response = client.open(path, method=method)
+    assert response.status_code == status and response.is_json and response.json["error"]
+    if status == 405:
+        assert response.headers["Allow"]
+
+
+def test_unknown_pages_answer_the_error_page(client):
+    response = client.get("/nothing-here")
+    assert response.status_code == 404 and response.mimetype == "text/html"
+    assert '<p class="error">' in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path, message", [
+    ("/api/v1/runs?statuss=failed", "unknown parameter 'statuss'; it takes status, user, group, q, cursor, limit"),
+    ("/api/v1/runs?limit=" + "9" * 25, "limit must be at most 200"),
+    ("/api/v1/runs?limit=-3", "limit must be at least 1"),
+    ("/api/v1/runs?limit=1_0", "limit must be a whole number from 1 to 200"),
+    ("/api/v1/changes?after=" + "9" * 25, "after must be at most 4611686018427387904"),
+    ("/api/v1/system?verbose=1", "unknown parameter 'verbose'; it takes none"),
+    ("/api/v1/jobs?user=a&colour=b&size=c", "unknown parameters 'colour', 'size'"),
+])
+def test_unknown_parameters_and_long_numbers_get_a_message_that_names_them(client, path, message):
+    response = client.get(path)
+    assert response.status_code == 400 and message in response.json["error"]
+    page = client.get(path.replace("/api/v1/runs?", "/?").replace("/api/v1", ""))
+    assert page.status_code == 400 and page.mimetype == "text/html"

@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         app.register_error_handler(error, _database_error)
     app.register_error_handler(RequestEntityTooLarge, _too_large)
     app.register_error_handler(InternalServerError, _internal_error)
+    app.register_error_handler(HTTPException, _http_error)
     return app
 
 
@@ -153,6 +154,15 @@ def _schema_missing(error: Exception) -> Response:
 def _too_large(error: Exception) -> Response:
     return error_response(413, f"the body is larger than {_settings().web.ingest_max_bytes} bytes; "
                                "send smaller batches")
+
+
+def _http_error(error: HTTPException) -> Response:
+    """404, 405 and the like in the answer's format: JSON under /api/, the error page elsewhere."""
+    response = error_response(error.code or 500, error.description or error.name)
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":  # such as Allow of a 405
+            response.headers[name] = value
+    return response
 
 
 def _internal_error(error: Exception) -> Response:
