@@ -24,9 +24,11 @@ RUN groupadd --system --gid 10001 appliance \
 # Then the code, installed in place (it finds conf/, migrations/ and init-db/ beside it).
 COPY . .
 RUN pip install --no-cache-dir --no-deps -e . \
-    && python -m compileall -q appliance
+    && python -m compileall -q appliance \
+    && ln -sfn "$APPLIANCE_RUN_DIR" /app/run
 
-# The appliance user: it alone may use supervisord's socket (mode 0700, in APPLIANCE_RUN_DIR).
+# The appliance user: it alone may use supervisord's socket (mode 0700, in
+# APPLIANCE_RUN_DIR; /app/run links there for supervisorctl -c conf/supervisord.conf).
 USER 10001:10001
 EXPOSE 8000
 # Docker only reports health; restarts come from the restart policy and the

@@ -36,12 +36,23 @@ esac
 
 say() { echo "entrypoint: $*" >&2; }
 
+# `supervisorctl -c conf/supervisord.conf` finds the socket through ./run, a
+# link to APPLIANCE_RUN_DIR (the image has it already; a checkout gets it here).
+link_run_dir() {
+    local link="$APP_DIR/run"
+    if [ "$(readlink "$link" 2>/dev/null)" = "$APPLIANCE_RUN_DIR" ]; then return 0; fi
+    if { [ -L "$link" ] || [ ! -e "$link" ]; } && ln -sfn "$APPLIANCE_RUN_DIR" "$link" 2>/dev/null; then return 0; fi
+    say "note: $link cannot point to $APPLIANCE_RUN_DIR; use supervisorctl -s unix://$APPLIANCE_RUN_DIR/supervisor.sock"
+}
+
 # Each step runs in the background so that a SIGTERM (docker stop) reaches it at
 # once; bash would otherwise wait for a foreground step to end before its trap.
 child=""
-trap 'if [ -n "$child" ]; then kill -TERM "$child" 2>/dev/null || true; fi' TERM INT
+stopping=""
+trap 'stopping=1; if [ -n "$child" ]; then kill -TERM "$child" 2>/dev/null || true; fi' TERM INT
 step() {
     local status=0
+    stop_if_asked
     "$@" &
     child=$!
     wait "$child" || status=$?
@@ -50,22 +61,26 @@ step() {
         wait "$child" || status=$?
     done
     child=""
+    stop_if_asked
     return "$status"
+}
+# A SIGTERM (docker stop) during start-up ends it there, with exit 0.
+stop_if_asked() {
+    if [ -n "$stopping" ]; then say "stopped during start-up"; exit 0; fi
 }
 
 say "checking the environment"
 step appliance config
+if ! mkdir -p -m 0700 "$APPLIANCE_RUN_DIR" 2>/dev/null || [ ! -w "$APPLIANCE_RUN_DIR" ]; then
+    say "APPLIANCE_RUN_DIR=$APPLIANCE_RUN_DIR cannot be created or written by $(id -un 2>/dev/null || id -u)"
+    exit 2
+fi
+link_run_dir
 step appliance wait-for-db
 say "migrating the database and installing the triggers"
 step appliance init
-mkdir -p -m 0700 "$APPLIANCE_RUN_DIR"
-rm -f "$FATAL_MARKER"
 say "starting supervisord (web, monitor, projector; socket in $APPLIANCE_RUN_DIR)"
-status=0
-step supervisord -c "$CONF" || status=$?
-if [ -s "$FATAL_MARKER" ]; then
-    say "program '$(head -n 1 "$FATAL_MARKER")' could not be started; exiting 1"
-    exit 1
-fi
-say "supervisord exited with code $status"
-exit "$status"
+stop_if_asked
+# supervisord runs in this process from here on (signals reach it directly);
+# the wrapper exits 1 if a program could not be started (see appliance/supervise.py).
+exec python -m appliance.supervise "$FATAL_MARKER" -c "$CONF"

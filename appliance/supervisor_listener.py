@@ -6,8 +6,8 @@ orchestrator should restart the container. But supervisord exits 0 when it
 is asked to shut down, whatever the reason, and a restart policy of
 `on-failure` would then never restart it. So this listener first writes a
 marker file naming the program, then sends SIGTERM to supervisord (its
-parent). entrypoint.sh runs supervisord as a child rather than `exec`ing it,
-and exits 1 when it finds the marker after supervisord has stopped.
+parent). supervisord runs inside appliance.supervise, which exits 1 when it
+finds the marker after supervisord has stopped.
 
 Usage, from conf/supervisord.conf: python -m appliance.supervisor_listener MARKER_FILE
 """

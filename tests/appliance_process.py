@@ -80,7 +80,9 @@ class Appliance:
             raise AssertionError(f"entrypoint.sh still running after {timeout} s; output:\n{self.output[-3000:]}")
 
     def supervisorctl(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["supervisorctl", "-c", str(CONF), *args], env=self.env,
+        # -s: this appliance's socket; the checkout's run/ link names the one started last.
+        socket = f"unix://{self.env['APPLIANCE_RUN_DIR']}/supervisor.sock"
+        return subprocess.run(["supervisorctl", "-c", str(CONF), "-s", socket, *args], env=self.env,
                               capture_output=True, text=True, timeout=30)
 
     def states(self) -> dict[str, str]:

@@ -20,6 +20,7 @@ import pytest
 from appliance import supervisor_listener
 from tests.appliance_process import VENV_BIN, Appliance, base_environment
 from tests.secret_scan import with_password
+from tests.waiting import wait_for
 
 PROGRAMS = ("web", "monitor", "projector")
 SECRET = "n0t-in-0utput"
@@ -79,7 +80,8 @@ def test_sigterm_to_the_entrypoint_stops_everything_within_10_s(run, secret):
     assert stat.S_IMODE(socket.stat().st_mode) == 0o700
     assert stat.S_IMODE(socket.parent.stat().st_mode) == 0o700  # nobody else can even reach it
     processes = appliance.processes()
-    assert len(processes) >= 6  # entrypoint, supervisord, listener, three programs
+    assert appliance.supervisord_pid() == appliance.process.pid  # the entrypoint exec'd supervisord
+    assert len(processes) >= 5  # supervisord (the entrypoint's process), listener, three programs
     started = time.monotonic()
     appliance.process.send_signal(signal.SIGTERM)
     assert appliance.wait(10) == 0
@@ -127,6 +129,29 @@ def test_a_database_that_does_not_answer_exits_3_without_the_password(run):
     assert "waiting up to 1 s for the database at postgresql+psycopg2://app:***@127.0.0.1:9/appliance" \
         in appliance.output
     assert SECRET not in appliance.output
+
+
+def test_sigterm_while_waiting_for_the_database_ends_the_start_up_with_0(run):
+    appliance = run(DATABASE_URL=f"postgresql://app:{SECRET}@127.0.0.1:9/appliance", DB_WAIT_TIMEOUT="60")
+    wait_for(lambda: "waiting up to 60 s" in appliance.output, 20, message="the entrypoint waiting")
+    appliance.process.send_signal(signal.SIGTERM)
+    assert appliance.wait(10) == 0, appliance.output
+    assert "stopped during start-up" in appliance.output
+    assert "migrating" not in appliance.output and "starting supervisord" not in appliance.output
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (("shell", "-c", "echo shell says hello"), "shell says hello"),
+    (("migrate",), "migrate: "),
+    (("init",), "fake init"),
+    (("appliance", "reproject", "--batch-size", "0"), "batch-size"),
+    (("status",), "database: reachable"),
+])
+def test_first_arguments_pick_one_thing_to_run(run, args, expected):
+    appliance = run(*args)
+    appliance.wait(60)
+    assert expected in appliance.output
+    assert "starting supervisord" not in appliance.output
 
 
 def test_other_first_arguments_run_one_appliance_command(run, secret):
