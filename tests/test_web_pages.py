@@ -191,6 +191,37 @@ def test_openapi_document_lists_every_api_path(client):
             "/api/v1/jobs/{job_id}", "/api/v1/changes", "/api/v1/system", "/api/v1/events"} <= paths
 
 
+def test_openapi_document_describes_each_event_type_from_ingests_table(client):
+    from appliance.ingest import EVENT_TYPES
+
+    document = client.get("/api/v1/openapi.json").json
+    body = document["paths"]["/api/v1/events"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    event = body["properties"]["events"]["items"]
+    assert event["discriminator"]["propertyName"] == "type"
+    assert set(event["discriminator"]["mapping"]) == set(EVENT_TYPES)
+    schemas = document["components"]["schemas"]
+    for name, spec in EVENT_TYPES.items():
+        schema = schemas[event["discriminator"]["mapping"][name].rsplit("/", 1)[1]]
+        assert schema["properties"]["type"]["enum"] == [name]
+        assert set(schema["properties"]) == {"id", "type", "time", *spec.fields}
+        assert set(schema["required"]) == {"id", "type", *(f for f, field in spec.fields.items() if field.required)}
+    assert schemas["Event_task_created"]["properties"]["run_id"] == {"type": "string", "format": "uuid"}
+
+
+def test_openapi_document_declares_its_security_and_types_every_answer(client):
+    document = client.get("/api/v1/openapi.json").json
+    assert set(document["components"]["securitySchemes"]) == {"basic", "bearer"}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            assert "401" in operation["responses"], (method, path)
+            ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
+            assert ok.get("properties"), (method, path)  # not a bare {"type": "object"}
+    jobs = document["paths"]["/api/v1/jobs"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert "workflow_name" in jobs["properties"]["jobs"]["items"]["properties"]
+    system = document["paths"]["/api/v1/system"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert {"schema", "triggers", "projector", "monitors", "programs"} <= set(system["properties"])
+
+
 def test_an_unmigrated_database_gets_503_saying_what_to_do_and_the_system_page_says_what_is_missing(
         empty_database_url):
     client = make_app(empty_database_url).test_client()

@@ -49,23 +49,102 @@ TASK = _object({
 })
 LOG = _object({"id": {"type": "integer"}, "task_id": _nullable("string"), "level": {"type": "string"},
                "message": {"type": "string"}, "logged_at": TIME})
-EVENT = {
-    "type": "object", "required": ["id", "type"],
-    "properties": {"id": {"type": "string", "format": "uuid"}, "type": {"type": "string", "enum": sorted(EVENT_TYPES)},
-                   "time": {"type": "string", "format": "date-time"}},
-    "additionalProperties": True,
-    "description": "One event; its fields depend on its type (docs/ingest.md).",
+JOB = _object({
+    "job_id": {"type": "string"}, "task_id": {"type": "string", "format": "uuid"},
+    "run_id": {"type": "string", "format": "uuid"}, "user_name": _nullable("string"),
+    "group_name": _nullable("string"), "status": _nullable("string"), "progress": _nullable("string"),
+    "created_at": TIME, "updated_at": TIME, "task_name": {"type": "string"}, "task_status": {"type": "string"},
+    "workflow_name": {"type": "string"},
+})
+CHANGE = _object({
+    "id": {"type": "integer"}, "table_name": {"type": "string", "enum": list(VIEW_TABLES)},
+    "operation": {"type": "string", "enum": ["INSERT", "UPDATE", "DELETE"]},
+    "row_key": {"type": "object"}, "changed_fields": {"type": "array", "items": {"type": "string"}},
+    "old_values": _nullable("object"), "new_values": _nullable("object"), "transaction_id": {"type": "integer"},
+    "timestamp": TIME, "processed": {"type": "boolean"}, "processed_at": TIME, "attempts": {"type": "integer"},
+    "last_error": _nullable("string"),
+})
+SYSTEM = _object({
+    "database": {"type": "string"},
+    "schema": _object({"revision": _nullable("string"), "head": _nullable("string"), "at_head": {"type": "boolean"}}),
+    "triggers": _object({"installed": {"type": "array", "items": {"type": "string"}},
+                         "complete": {"type": "boolean"}}),
+    "projector": {**_object({"position": _nullable("integer"), "newest_event": {"type": "integer"},
+                             "lag_events": _nullable("integer")}), "nullable": True,
+                  "description": "null until the projector has run against this database"},
+    "monitors": {"type": "array", "nullable": True, "items": _object({
+        "id": {"type": "string"}, "host": _nullable("string"), "pid": _nullable("integer"), "last_seen": TIME,
+        "seconds_ago": {"type": "number"}, "backlog": _nullable("integer"), "handled": _nullable("integer")},
+        ["id", "last_seen", "seconds_ago"])},
+    "change_backlog": _nullable("integer"),
+    "programs": {"type": "array", "nullable": True, "description": "null when not under supervisor",
+                 "items": _object({"name": {"type": "string"}, "state": {"type": "string"},
+                                   "description": {"type": "string"}})},
+})
+
+
+ERROR_MEANING = {400: "bad parameters, each named", 401: "the UI password is set and was not given",
+                 404: "no such run", 503: "the database is unavailable or not migrated; try again"}
+
+
+# The JSON schema of each field check of appliance/ingest.py, by the check's name; a
+# check not named here (a new one) is described as any value, not left out.
+CHECK_SCHEMAS = {
+    "_uuid": {"type": "string", "format": "uuid"},
+    "_string": {"type": "string"},
+    "_object": {"type": "object"},
+    "_job_id": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+    "_progress": {"oneOf": [{"type": "string"}, {"type": "number"}]},
+    "_time": {"type": "string", "format": "date-time"},
+    "_number": {"type": "number"},
+    "_integer": {"type": "integer"},
+    "_any": {},
 }
+
+
+def _field_schema(field) -> dict:
+    return CHECK_SCHEMAS.get(getattr(field.check, "__name__", ""), {"description": "see docs/ingest.md"})
+
+
+def _event_name(event_type: str) -> str:
+    return "Event_" + event_type
+
+
+def event_schemas() -> dict:
+    """One schema per event type, made from ingest's table (EVENT_TYPES), so a new type
+    appears here without an edit."""
+    schemas = {}
+    for event_type, spec in sorted(EVENT_TYPES.items()):
+        properties = {"id": {"type": "string", "format": "uuid", "description": "made by the client; resend freely"},
+                      "type": {"type": "string", "enum": [event_type]},
+                      "time": {"type": "string", "format": "date-time",
+                               "description": "when it happened, with its offset; the server's time if left out"},
+                      **{name: _field_schema(field) for name, field in spec.fields.items()}}
+        required = ["id", "type", *(name for name, field in spec.fields.items() if field.required)]
+        schemas[_event_name(event_type)] = {"type": "object", "properties": properties, "required": required,
+                                            "additionalProperties": False}
+    return schemas
+
+
+def event_schema() -> dict:
+    """An event: one of the types, told apart by `type`."""
+    names = sorted(EVENT_TYPES)
+    return {
+        "oneOf": [{"$ref": f"#/components/schemas/{_event_name(name)}"} for name in names],
+        "discriminator": {"propertyName": "type",
+                          "mapping": {name: f"#/components/schemas/{_event_name(name)}" for name in names}},
+    }
 
 
 def _get(summary: str, ok: dict, parameters: list | None = None, errors=(400, 503)) -> dict:
     responses = {"200": {"description": "OK", "content": {"application/json": {"schema": ok}}}}
-    for status in errors:
-        responses[str(status)] = {"description": "error", "content": {"application/json": {"schema": ERROR}}}
+    for status in sorted({*errors, 401}):
+        responses[str(status)] = {"description": ERROR_MEANING[status],
+                                  "content": {"application/json": {"schema": ERROR}}}
     return {"get": {"summary": summary, "parameters": parameters or [], "responses": responses}}
 
 
-RUN_ID = _path("run_id", "the run's id (a UUID)")
+RUN_ID = _path("run_id", "the run's id", {"type": "string", "format": "uuid"})
 OPENAPI = {
     "openapi": "3.0.3",
     "info": {"title": "Workflow-tracking appliance", "version": "1",
@@ -92,24 +171,24 @@ OPENAPI = {
              _query("level", "only this level", {"type": "string", "enum": list(LOG_LEVELS)}),
              _query("limit", "lines", {"type": "integer", "minimum": 1, "maximum": 1000})], errors=(400, 404, 503)),
         "/api/v1/jobs": _get("Jobs (external job ids) by user and group", _object(
-            {"jobs": {"type": "array", "items": {"type": "object"}}}, ["jobs"]), [
+            {"jobs": {"type": "array", "items": JOB}}, ["jobs"]), [
             _query("job_id", "one external job id", TEXT_ARG),
             _query("user", "user", TEXT_ARG), _query("group", "group", TEXT_ARG),
             _query("limit", "jobs", {"type": "integer", "minimum": 1, "maximum": 1000})]),
         "/api/v1/jobs/{job_id}": _get("Every task that ran as this external job id", _object(
-            {"jobs": {"type": "array", "items": {"type": "object"}}}, ["jobs"]),
+            {"jobs": {"type": "array", "items": JOB}}, ["jobs"]),
             [_path("job_id", "the external (Slurm) job id", {"type": "string", "maxLength": 1000})]),
         "/api/v1/changes": _get("The change feed: recent, or oldest first after an id", _object(
-            {"changes": {"type": "array", "items": {"type": "object"}}}, ["changes"]), [
+            {"changes": {"type": "array", "items": CHANGE}}, ["changes"]), [
             _query("table", "one view table", {"type": "string", "enum": list(VIEW_TABLES)}),
             _query("after", "changes after this id, oldest first", {"type": "integer", "minimum": 0, "maximum": 2**62}),
             _query("limit", "changes", {"type": "integer", "minimum": 1, "maximum": 1000})]),
-        "/api/v1/system": _get("The state of the appliance's parts", {"type": "object"}, errors=(503,)),
+        "/api/v1/system": _get("The state of the appliance's parts", SYSTEM, errors=(400, 503)),
         "/api/v1/events": {"post": {
             "summary": "Ingest a batch of events (all or nothing; resend freely)",
             "security": [{"bearer": []}],
             "requestBody": {"required": True, "content": {"application/json": {"schema": _object(
-                {"events": {"type": "array", "items": EVENT}}, ["events"])}}},
+                {"events": {"type": "array", "items": event_schema()}}, ["events"])}}},
             "responses": {
                 "200": {"description": "applied", "content": {"application/json": {"schema": _object(
                     {"applied": {"type": "integer"}, "duplicates": {"type": "integer"}})}}},
@@ -120,5 +199,14 @@ OPENAPI = {
             },
         }},
     },
-    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    # Basic auth only when APPLIANCE_UI_USER is set: either that or nothing.
+    "security": [{"basic": []}, {}],
+    "components": {
+        "securitySchemes": {
+            "basic": {"type": "http", "scheme": "basic",
+                      "description": "APPLIANCE_UI_USER and APPLIANCE_UI_PASSWORD, when set"},
+            "bearer": {"type": "http", "scheme": "bearer", "description": "APPLIANCE_INGEST_TOKEN"},
+        },
+        "schemas": event_schemas(),
+    },
 }
