@@ -152,7 +152,7 @@ def _schema_command(function_name: str) -> Callable[[argparse.Namespace, Setting
 
 
 def _config(args: argparse.Namespace, settings: Settings) -> int:
-    print(settings)
+    print(f"config: {settings}")
     return 0
 
 

@@ -25,7 +25,7 @@ PAUSE = 0.5  # seconds between attempts
 def wait_for_db(url: URL, timeout: float, *, out: TextIO = sys.stderr) -> bool:
     """True as soon as `SELECT 1` succeeds; False when `timeout` seconds pass first."""
     dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    print(f"waiting up to {timeout:g} s for the database at {mask_url(url)}", file=out, flush=True)
+    print(f"wait-for-db: waiting up to {timeout:g} s for the database at {mask_url(url)}", file=out, flush=True)
     started = time.monotonic()
     last_reason = None
     while True:
@@ -42,13 +42,14 @@ def wait_for_db(url: URL, timeout: float, *, out: TextIO = sys.stderr) -> bool:
             if url.password:
                 reason = reason.replace(str(url.password), "***")
             if reason != last_reason:
-                print(f"  not yet: {reason}", file=out, flush=True)
+                print(f"wait-for-db: not yet: {reason}", file=out, flush=True)
                 last_reason = reason
         else:
-            print(f"the database accepts connections ({time.monotonic() - started:.1f} s)", file=out, flush=True)
+            waited = time.monotonic() - started
+            print(f"wait-for-db: the database accepts connections ({waited:.1f} s)", file=out, flush=True)
             return True
         if time.monotonic() - started + PAUSE > timeout:
-            print(f"gave up: the database did not accept connections within {timeout:g} s "
+            print(f"wait-for-db: gave up: the database did not accept connections within {timeout:g} s "
                   f"(DB_WAIT_TIMEOUT)", file=out, flush=True)
             return False
         time.sleep(PAUSE)

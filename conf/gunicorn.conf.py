@@ -2,6 +2,18 @@
 # from the appliance's settings (BACKEND_PORT, APPLIANCE_BIND, WEB_WORKERS),
 # passed in by appliance/web/server.py; this file holds what does not vary.
 
+from gunicorn.glogging import Logger
+
+
+class WebLogger(Logger):
+    """gunicorn's own lines look like every other line of the appliance:
+    `<time> web LEVEL gunicorn: ...`, so docker logs says which program wrote them."""
+
+    error_fmt = "%(asctime)s web %(levelname)s gunicorn: %(message)s"
+    datefmt = None  # logging's default, as the appliance's other lines
+
+
+logger_class = WebLogger
 worker_class = "gthread"
 threads = 4
 # Stop timeouts must nest (docs/deploy.md): this 3 s < web's stopwaitsecs in
