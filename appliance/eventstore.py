@@ -12,6 +12,7 @@ query as one implicit transaction. See docs/performance.md for the figures.
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 from uuid import UUID
@@ -45,6 +46,7 @@ class EventRecorder(SQLAlchemyApplicationRecorder):
                 f"the event store's queries are written for {EVENTS_TABLE}, not {events_table_name}"
             )
         super().__init__(datastore, events_table_name=events_table_name, **kwargs)
+        self._local = threading.local()  # the connection of a thread's exclusive() block
         assert datastore.engine is not None
         self.engine: Engine = datastore.engine  # type: ignore[assignment]
 
@@ -137,26 +139,69 @@ class EventRecorder(SQLAlchemyApplicationRecorder):
             return cursor.fetchone()[0]
 
     @contextmanager
-    def _cursor(self) -> Iterator[Any]:
-        """A cursor on a pooled connection in autocommit mode, errors translated."""
+    def exclusive(self) -> Iterator[None]:
+        """This thread's reads and appends in the block: one transaction holding the write lock.
+
+        No other writer can append between what the block reads and what it
+        appends, so its appends meet no version conflict. It stalls every other
+        writer meanwhile: the tracker uses it for its last attempt only.
+        """
+        if getattr(self._local, "connection", None) is not None:
+            raise persistence.ProgrammingError("exclusive() blocks do not nest")
         connection = self.engine.raw_connection()
         dbapi_connection = connection.dbapi_connection
         try:
-            dbapi_connection.autocommit = True
-            with dbapi_connection.cursor() as cursor:
+            with _translated_errors(connection):
+                dbapi_connection.autocommit = False
+                with dbapi_connection.cursor() as cursor:
+                    cursor.execute(QUERIES["lock_events"], {"lock_timeout": LOCK_TIMEOUT})
+            self._local.connection = dbapi_connection
+            try:
+                yield
+            finally:
+                self._local.connection = None
+            with _translated_errors(connection):
+                dbapi_connection.commit()
+        finally:
+            if not dbapi_connection.closed:
+                dbapi_connection.rollback()  # nothing left after a commit; all of it after an error
+            connection.close()
+
+    @contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        """A cursor on a pooled connection in autocommit mode (or in this thread's exclusive block)."""
+        locked = getattr(self._local, "connection", None)
+        if locked is not None:
+            with _translated_errors(None), locked.cursor() as cursor:
                 yield cursor
-        except psycopg2.errors.UniqueViolation as error:
-            raise persistence.IntegrityError(error) from error
-        except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
-            connection.invalidate(error)
-            raise persistence.OperationalError(error) from error
-        except psycopg2.Error as error:
-            raise persistence.PersistenceError(error) from error
+            return
+        connection = self.engine.raw_connection()
+        dbapi_connection = connection.dbapi_connection
+        try:
+            with _translated_errors(connection):
+                dbapi_connection.autocommit = True
+                with dbapi_connection.cursor() as cursor:
+                    yield cursor
         finally:
             if not dbapi_connection.closed:
                 # The pool hands this connection to ORM sessions next.
                 dbapi_connection.autocommit = False
             connection.close()
+
+
+@contextmanager
+def _translated_errors(connection: Any) -> Iterator[None]:
+    """psycopg2's errors as the library's; a broken pooled `connection` is not reused."""
+    try:
+        yield
+    except psycopg2.errors.UniqueViolation as error:
+        raise persistence.IntegrityError(error) from error
+    except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
+        if connection is not None:
+            connection.invalidate(error)
+        raise persistence.OperationalError(error) from error
+    except psycopg2.Error as error:
+        raise persistence.PersistenceError(error) from error
 
 
 def _as_uuid(value: UUID | str) -> UUID:

@@ -9,20 +9,24 @@ commands at once (the ingest endpoint's entry point).
 Concurrency is optimistic: aggregates come from an in-process cache without a
 read per command, and a stale one shows up as a version conflict when the
 batch is saved. The batch is then replayed on fresh state, a bounded number of
-times, with the same new ids, so a retried batch records the same thing.
+times after short random pauses, with the same new ids, so a retried batch
+records the same thing; the last replay holds the store's write lock.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import random
+import threading
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import wraps
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, NoReturn, TypeVar
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import Environment
 from sqlalchemy import Engine
@@ -35,6 +39,8 @@ from appliance.eventstore import EventStoreFactory
 MAX_NAME_LENGTH = 1_000
 MAX_TEXT_LENGTH = 1_000_000
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+REPLAY_PAUSE_FIRST = 0.004  # seconds, the longest pause before the first replay after a conflict
+REPLAY_PAUSE_MAX = 0.1
 # Event times a source gives. PostgreSQL takes UTC offsets up to 15:59 only, Python
 # up to 23:59, so times are stored in UTC; and a year outside these is a client's bug.
 EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -87,8 +93,9 @@ def _replayable(method: Callable[..., T]) -> Callable[..., T]:
 class Batch:
     """Commands recorded together: all saved in one transaction, or none."""
 
-    def __init__(self, tracker: "WorkflowTracker", reused_ids: list[UUID] = ()):
+    def __init__(self, tracker: "WorkflowTracker", reused_ids: list[UUID] = (), *, refresh: bool = False):
         self._tracker = tracker
+        self._refresh = refresh  # a replay: cached aggregates may be stale, read what came after them
         self._aggregates: dict[UUID, TrackedAggregate] = {}
         self._created: list[UUID] = []
         self._calls: list[tuple[str, tuple, dict]] = []
@@ -251,7 +258,7 @@ class Batch:
         key = _uuid(aggregate_id, what)
         aggregate = self._aggregates.get(key)
         if aggregate is None:
-            aggregate = self._tracker._load(key)
+            aggregate = self._tracker._load(key, refresh=self._refresh)
             self._aggregates[key] = aggregate
         if not isinstance(aggregate, kind):
             raise UnknownIdError(f"no {_KIND_NAMES[kind]} has the id {key}")
@@ -284,7 +291,7 @@ class Batch:
         return value
 
     def _replay(self) -> "Batch":
-        fresh = Batch(self._tracker, reused_ids=self._new_ids)
+        fresh = Batch(self._tracker, reused_ids=self._new_ids, refresh=True)
         for name, args, kwargs in self._calls:
             getattr(fresh, name)(*args, **kwargs)
         return fresh
@@ -320,6 +327,8 @@ class WorkflowTracker(Application):
                 settings = Settings.from_env()
         self.settings = settings
         self.conflicts_retried = 0  # version conflicts met and replayed, for metrics
+        self.conflicts_given_up = 0  # batches refused with ConcurrencyError
+        self._counter_lock = threading.Lock()
         self._owns_engine = engine is None  # a given engine is its owner's to dispose
         self._engine = engine or make_engine(settings.database_url, application_name="appliance-tracker")
         env = {"AGGREGATE_CACHE_FASTFORWARD": "n"}
@@ -372,44 +381,89 @@ class WorkflowTracker(Application):
         if self._owns_engine:
             self._engine.dispose()
 
-    def _load(self, aggregate_id: UUID) -> TrackedAggregate:
+    def _load(self, aggregate_id: UUID, *, refresh: bool = False) -> TrackedAggregate:
+        """A copy of the aggregate to change; with `refresh`, brought up to date from the store.
+
+        The cache never holds a failed batch's changes, only saved states, so a
+        stale aggregate is brought up to date by applying the events stored after
+        its version: a replay on a run of 10,000 tasks reads a few events, not all.
+        """
         try:
-            return self.repository.get(aggregate_id)
+            aggregate = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise UnknownIdError(f"no workflow run or task has the id {aggregate_id}") from None
+        if refresh and self.repository.cache is not None:
+            aggregate = project_aggregate(aggregate, self.events.get(aggregate_id, gt=aggregate.version))
+        return aggregate
 
     def _commit(self, batch: Batch) -> Batch:
-        """Save the batch, replaying it on fresh state after a conflict; the batch that was saved."""
-        for attempt in range(self.settings.tracker_max_retries + 1):
+        """Save the batch, replaying it on fresh state after a conflict; the batch that was saved.
+
+        Replays are optimistic, after growing random pauses, but the last one
+        (the TRACKER_MAX_RETRIES-th) holds the event store's write lock from its
+        reads to its append: a writer whose cache stays fresh can otherwise win
+        every race on a run, and its rivals would run out of attempts.
+        """
+        retries = self.settings.tracker_max_retries
+        for replay in range(retries + 1):
+            if replay:
+                self._count("conflicts_retried")
+                _pause_before_replay(replay)
+                if replay == retries:
+                    return self._replay_exclusively(batch)
+                batch = self._replayed(batch)
             try:
                 self.save(*batch._aggregates.values(), receipts=batch._receipts)
                 return batch
             except IntegrityError:
-                self._forget(batch._aggregates)
-            self.conflicts_retried += 1
-            batch = batch._replay()
-            # After the replay: a resend racing its original now skips what the original
-            # created; an id still created here and already stored is someone else's.
-            self._refuse_taken_ids(batch._created)
+                pass  # a version (or an id) was taken meanwhile: nothing of the batch was stored
+        # Only reached without retries: a replay now could only fail differently, and would not be saved.
+        self._give_up()
+
+    def _replayed(self, batch: Batch) -> Batch:
+        batch = batch._replay()
+        # After the replay: a resend racing its original now skips what the original
+        # created; an id still created here and already stored is someone else's.
+        self._refuse_taken_ids([i for i in batch._created if i not in batch._new_ids])
+        return batch
+
+    def _replay_exclusively(self, batch: Batch) -> Batch:
+        try:
+            with self.recorder.exclusive():
+                batch = self._replayed(batch)
+                self.save(*batch._aggregates.values(), receipts=batch._receipts)
+                return batch
+        except IntegrityError:  # no other writer could append meanwhile: not expected
+            self._give_up()
+
+    def _give_up(self) -> NoReturn:
+        self._count("conflicts_given_up")
         raise ConcurrencyError(
             f"gave up after {self.settings.tracker_max_retries + 1} attempts: concurrent "
             "writers kept changing the same runs or tasks; nothing of this batch was recorded"
         )
 
-    def _forget(self, aggregate_ids) -> None:
-        """Drop stale aggregates from the cache so the replay reads them afresh."""
-        cache = self.repository.cache
-        if cache is not None:
-            for aggregate_id in aggregate_ids:
-                try:
-                    cache.get(aggregate_id, evict=True)
-                except KeyError:
-                    pass
+    def _count(self, counter: str) -> None:
+        # Web workers share one tracker between threads, and += is no atomic step.
+        with self._counter_lock:
+            setattr(self, counter, getattr(self, counter) + 1)
 
     def _refuse_taken_ids(self, created_ids: list[UUID]) -> None:
+        # Only ids a caller gave can be taken: a fresh uuid4 is this batch's alone.
         for aggregate_id in created_ids:
             if self.recorder.select_events(aggregate_id, limit=1):
                 raise DuplicateIdError(f"the id {aggregate_id} is already taken; nothing of this batch was recorded")
+
+
+def _pause_before_replay(attempt: int) -> None:
+    """Sleep before replay `attempt`: 2-4 ms, then 4-8, 8-16 ... up to REPLAY_PAUSE_MAX s.
+
+    Writers that conflicted on one run would otherwise replay in lockstep and
+    conflict again, while the writer whose cache is fresh goes on committing;
+    growing pauses let it finish, random ones keep the others apart.
+    """
+    longest = min(REPLAY_PAUSE_MAX, REPLAY_PAUSE_FIRST * 2 ** (attempt - 1))
+    time.sleep(random.uniform(longest / 2, longest))
 
 
 def _has_non_finite_number(encoded: bytes) -> bool:

@@ -169,33 +169,78 @@ def test_optimistic_concurrency_race_between_two_trackers(database_url, task_id)
     assert (task.version, task.progress) == (3, "20%")
 
 
-def test_concurrent_writers_on_one_run_lose_no_update(database_url, run_id):
-    trackers = [fresh_tracker(database_url, tracker_max_retries=50) for _ in range(4)]
+def add_tasks_at_once(database_url, run_id, *, writers: int, tasks: int, **settings) -> tuple[list, list]:
+    """`writers` trackers (each with its own cache, as processes have) add `tasks` tasks each to one run."""
+    trackers = [fresh_tracker(database_url, **settings) for _ in range(writers)]
     errors = []
+    start = threading.Barrier(writers)
 
     def add_tasks(tracker):
         try:
-            for n in range(25):
+            start.wait(timeout=30)
+            for n in range(tasks):
                 tracker.add_task_to_workflow(run_id, f"task{n}", None, {}, {})
-        except Exception as error:  # reported below, with the thread's context lost otherwise
+        except Exception as error:  # reported by the caller, with the thread's context lost otherwise
             errors.append(error)
 
     threads = [threading.Thread(target=add_tasks, args=(t,)) for t in trackers]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=60)
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a writer did not finish"
+    for tracker in trackers:
+        tracker.close()
+    return trackers, errors
+
+
+def test_concurrent_writers_on_one_run_lose_no_update(database_url, run_id):
+    trackers, errors = add_tasks_at_once(database_url, run_id, writers=4, tasks=25, tracker_max_retries=50)
     assert errors == []
+    assert sum(t.conflicts_retried for t in trackers) > 0  # they did race
     run = fresh_tracker(database_url).get_workflow(run_id)
     assert (run.task_count, run.version) == (100, 101)
+
+
+def test_concurrent_writers_on_one_run_succeed_with_the_default_retries(database_url, run_id):
+    trackers, errors = add_tasks_at_once(database_url, run_id, writers=4, tasks=25)
+    assert trackers[0].settings.tracker_max_retries == 5  # the default
+    assert errors == []
+    assert sum(t.conflicts_given_up for t in trackers) == 0
+    run = fresh_tracker(database_url).get_workflow(run_id)
+    assert (run.task_count, run.version) == (100, 101)
+    stored = query(database_url, "SELECT count(*) FROM workflowtracker_events WHERE topic LIKE '%%Task.Created'")
+    assert stored == [(100,)]
 
 
 def test_retries_are_bounded_with_a_clear_error(database_url, task_id):
     stale = fresh_tracker(database_url, tracker_max_retries=0)
     stale.get_task(task_id)
     fresh_tracker(database_url).start_task(task_id)
-    with pytest.raises(ConcurrencyError, match="nothing of this batch was recorded"):
+    with pytest.raises(ConcurrencyError, match="gave up after 1 attempts.*nothing of this batch was recorded"):
         stale.update_task_progress(task_id, "1%")
+    assert (stale.conflicts_retried, stale.conflicts_given_up) == (0, 1)
+
+
+def test_the_last_replay_holds_the_write_lock_and_succeeds(database_url, task_id):
+    stale = fresh_tracker(database_url, tracker_max_retries=1)  # its one replay is the last
+    stale.get_task(task_id)
+    fresh_tracker(database_url).start_task(task_id)
+    stale.update_task_progress(task_id, "1%")
+    assert (stale.conflicts_retried, stale.conflicts_given_up) == (1, 0)
+    task = fresh_tracker(database_url).get_task(task_id)
+    assert (task.version, task.status, task.progress) == (3, TaskStatus.RUNNING, "1%")
+
+
+def test_no_replay_after_the_last_attempt(database_url, run_id):
+    """A replay would meet the task the other writer stored and say its id is taken: the error is the conflict."""
+    stale, other = fresh_tracker(database_url, tracker_max_retries=0), fresh_tracker(database_url)
+    stale.get_workflow(run_id)
+    task_id = other.add_task_to_workflow(run_id, "first", None, {}, {})
+    with pytest.raises(ConcurrencyError):
+        stale.add_task_to_workflow(run_id, "same id", None, {}, {}, task_id=task_id)
+    assert stale.conflicts_retried == 0
+    assert fresh_tracker(database_url).get_workflow(run_id).task_count == 1
 
 
 def test_a_retried_batch_reuses_its_new_ids(database_url, run_id):

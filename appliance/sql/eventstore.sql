@@ -17,6 +17,12 @@ INSERT INTO workflowtracker_events (originator_id, originator_version, topic, st
 SELECT * FROM unnest(%(originator_ids)s::uuid[], %(versions)s::bigint[], %(topics)s::text[], %(states)s::bytea[])
 RETURNING id;
 
+-- name: lock_events
+-- Begin a writer's exclusive block (the tracker's last attempt after conflicts):
+-- the lock insert_events takes, held until the block commits.
+SELECT set_config('lock_timeout', %(lock_timeout)s, true);
+LOCK TABLE workflowtracker_events IN EXCLUSIVE MODE;
+
 -- name: create_receipts_table
 -- Ids of client events already applied (the ingest endpoint's idempotency).
 -- Part of the write side, next to the event store, so not under Alembic.
