@@ -1,8 +1,10 @@
 """The write side's domain model: what happens to workflow runs and their tasks.
 
-Free of infrastructure. Each aggregate keeps only the state its commands need;
-the full payload of every event (inputs, parameters, results) lives in the
-event store and, projected, in the views.
+Free of infrastructure. A run keeps what its commands check and what
+`get_workflow` shows (not its description or params: those live only in the
+event store and, projected, in the views); a task keeps its inputs, params and
+results too, as BIOMERO's tracker shows them. Log lines are separate one-event
+streams, and the tracker keeps them out of its aggregate cache.
 
 Event class names are part of the stored history (their topics): never rename
 one. To change an event's fields, bump its `class_version` and add an

@@ -290,6 +290,22 @@ class Batch:
             raise InvalidArgumentError(f"{what} must not contain NaN or Infinity (PostgreSQL's JSON has neither)")
         return value
 
+    def _to_save(self) -> list:
+        """The aggregates to save, but log lines as their events only.
+
+        Every aggregate saved goes into the library's cache, which is capped by
+        count, not size: log lines (up to 1,000,000 characters, written once,
+        never read by a command) would push out the runs and tasks it is for.
+        Saved as events, a log line is stored the same and not cached.
+        """
+        saved: list = []
+        for aggregate in self._aggregates.values():
+            if isinstance(aggregate, LogLine):
+                saved.extend(aggregate.collect_events())
+            else:
+                saved.append(aggregate)
+        return saved
+
     def _replay(self) -> "Batch":
         fresh = Batch(self._tracker, reused_ids=self._new_ids, refresh=True)
         for name, args, kwargs in self._calls:
@@ -413,7 +429,7 @@ class WorkflowTracker(Application):
                     return self._replay_exclusively(batch)
                 batch = self._replayed(batch)
             try:
-                self.save(*batch._aggregates.values(), receipts=batch._receipts)
+                self.save(*batch._to_save(), receipts=batch._receipts)
                 return batch
             except IntegrityError:
                 pass  # a version (or an id) was taken meanwhile: nothing of the batch was stored
@@ -431,7 +447,7 @@ class WorkflowTracker(Application):
         try:
             with self.recorder.exclusive():
                 batch = self._replayed(batch)
-                self.save(*batch._aggregates.values(), receipts=batch._receipts)
+                self.save(*batch._to_save(), receipts=batch._receipts)
                 return batch
         except IntegrityError:  # no other writer could append meanwhile: not expected
             self._give_up()

@@ -153,6 +153,25 @@ def test_log_lines_are_recorded_without_growing_the_run(tracker, run_id, task_id
     assert [(s.message, s.level, s.task_id) for s in stored] == [("line 48", "DEBUG", task_id), ("line 49", "DEBUG", task_id)]
 
 
+def cached(tracker, aggregate_id) -> bool:
+    try:
+        tracker.repository.cache.get(aggregate_id)
+    except KeyError:
+        return False
+    return True
+
+
+def test_log_lines_stay_out_of_the_aggregate_cache(tracker, run_id, task_id):
+    """The cache is capped by count: a line of a million characters must not push out runs and tasks."""
+    line_id = tracker.record_log(run_id, "x" * 1_000_000, task_id=task_id)
+    with tracker.batch() as batch:
+        other_line = batch.record_log(run_id, "in a batch")
+        batch.start_task(task_id)
+    assert not cached(tracker, line_id) and not cached(tracker, other_line)
+    assert cached(tracker, run_id) and cached(tracker, task_id)
+    assert len(tracker.repository.get(line_id).message) == 1_000_000  # stored all the same
+
+
 def test_log_line_of_a_task_of_another_run_is_refused(tracker, task_id):
     other_run = tracker.initiate_workflow("other", "", None, None)
     with pytest.raises(InvalidArgumentError, match="belongs to run"):
