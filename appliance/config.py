@@ -87,7 +87,7 @@ class WebSettings:
         ui_user, ui_password = env.get("APPLIANCE_UI_USER"), env.get("APPLIANCE_UI_PASSWORD")
         if bool(ui_user) != bool(ui_password):
             env.problems.append("APPLIANCE_UI_USER and APPLIANCE_UI_PASSWORD must be set together")
-        run_dir = env.get("APPLIANCE_RUN_DIR")
+        run_dir = _run_dir(env)
         return cls(
             # Address and port gunicorn listens on.
             bind=env.get("APPLIANCE_BIND") or "0.0.0.0",
@@ -105,8 +105,24 @@ class WebSettings:
             # Seconds a request may wait on the database before its connections are cut (503); 0: no limit.
             db_deadline=env.integer("WEB_DB_DEADLINE", default=10, minimum=0, maximum=3600),
             # supervisord's folder (socket): the system page reads program states there.
-            run_dir=Path(run_dir) if run_dir else None,
+            run_dir=run_dir,
         )
+
+
+# A unix socket's path has room for 107 bytes (sun_path); supervisord's socket goes in this folder.
+MAX_RUN_DIR_BYTES = 107 - len("/supervisor.sock")
+
+
+def _run_dir(env: "_Reader") -> Path | None:
+    value = env.get("APPLIANCE_RUN_DIR")
+    if not value:
+        return None
+    if not value.startswith("/"):
+        env.problems.append(f"APPLIANCE_RUN_DIR must be an absolute path, not {value!r}")
+    elif len(value.encode()) > MAX_RUN_DIR_BYTES:
+        env.problems.append(f"APPLIANCE_RUN_DIR is {len(value.encode())} bytes long; the control socket "
+                            f"in it needs a folder of at most {MAX_RUN_DIR_BYTES} bytes")
+    return Path(value)
 
 
 @dataclass(frozen=True)

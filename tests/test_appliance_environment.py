@@ -31,6 +31,8 @@ MALFORMED = {
     "url port a word": ({"DATABASE_URL": f"postgresql://app:{SECRET}@db:port/x"}, ["DATABASE_URL"]),
     "url host with a space": ({"DATABASE_URL": f"postgresql://app:{SECRET}@d b/x"}, ["DATABASE_URL"]),
     "bytes that are not UTF-8": ({"APPLIANCE_INGEST_TOKEN": "tok\udcff"}, ["APPLIANCE_INGEST_TOKEN"]),
+    "run dir relative": ({"APPLIANCE_RUN_DIR": "run"}, ["APPLIANCE_RUN_DIR"]),
+    "run dir too long for a socket": ({"APPLIANCE_RUN_DIR": "/tmp/" + "r" * 100}, ["APPLIANCE_RUN_DIR"]),
     "postgres parts half given": ({"DATABASE_URL": None, "POSTGRES_HOST": "db", "POSTGRES_PASSWORD": SECRET},
                                   ["POSTGRES_DB", "POSTGRES_USER"]),
     "several at once": ({"BACKEND_PORT": "0", "MONITOR_POLL_INTERVAL": "-5", "WEB_WORKERS": "many",
@@ -62,6 +64,18 @@ def test_a_malformed_environment_exits_2_naming_each_variable_and_changes_nothin
         for leak in ("Traceback", password, SECRET, "waiting", "migrating", "supervisord"):
             assert leak not in output
         assert appliance.processes() == set()
+    finally:
+        appliance.stop()
+    assert table_count(empty_database_url) == 0
+
+
+def test_a_run_dir_that_cannot_be_made_exits_2_before_the_database_is_touched(tmp_path, empty_database_url):
+    env = base_environment(DATABASE_URL=empty_database_url, APPLIANCE_RUN_DIR="/proc/no-appliance-here")
+    appliance = Appliance(env, tmp_path / "entrypoint.log").start()
+    try:
+        assert appliance.wait(20) == 2, appliance.output
+        assert "APPLIANCE_RUN_DIR=/proc/no-appliance-here cannot be created" in appliance.output
+        assert "migrating" not in appliance.output
     finally:
         appliance.stop()
     assert table_count(empty_database_url) == 0
