@@ -202,6 +202,18 @@ def test_a_failing_rule_fails_the_run_and_shows_the_failing_task(appliance):
     assert any(line.startswith("Error in rule bad") for line in appliance.logs(run))
 
 
+def test_a_job_that_leaves_its_output_missing_fails_its_task_with_that_error(appliance):
+    code, output = appliance.snakemake(appliance.workflow("missing"), "-c1", "--latency-wait", "1")
+    assert code == 1, output
+    run = appliance.run("missing")
+    assert run["status"] == "failed"
+    assert "some output files are missing" in run["error_message"]  # not only the final WorkflowError
+    assert "Failed jobs: forgotten" in run["error_message"]
+    (forgotten,) = appliance.tasks(run)  # the first job; without --keep-going the run stops there
+    assert (forgotten["task_name"], forgotten["status"]) == ("forgotten", "failed")
+    assert "completed successfully, but some output files are missing" in forgotten["error_message"]
+
+
 def test_keep_going_runs_the_other_jobs_and_still_fails_the_run(appliance):
     code, output = appliance.snakemake(appliance.workflow("failing"), "-c1", "--keep-going")
     assert code == 1, output
@@ -318,6 +330,19 @@ def test_sigint_cancels_the_run(appliance):
     run = appliance.run("slow")
     assert run["status"] == "cancelled" and "interrupted" in run["error_message"]
     assert [t["status"] for t in appliance.tasks(run)] == ["failed"]
+
+
+def test_sigterm_cancels_the_run(appliance):
+    process = appliance.start(appliance.workflow("slow"), "-c1")
+    run = appliance.run("slow", status=("running",))
+    wait_for(lambda: appliance.tasks(run), 30, "the task")
+    os.killpg(process.pid, signal.SIGTERM)  # as a batch system or `kill -- -PGID`: Snakemake and its job
+    output, _ = process.communicate(timeout=60)
+    assert "Will exit after finishing currently running jobs" in output  # what the plugin recognises
+    run = appliance.run("slow")
+    assert run["status"] == "cancelled" and "SIGTERM" in run["error_message"]
+    (slow,) = appliance.tasks(run)
+    assert slow["status"] == "failed" and "SIGTERM" in slow["error_message"]
 
 
 def test_a_killed_snakemake_leaves_a_stale_run_not_a_running_one(appliance):

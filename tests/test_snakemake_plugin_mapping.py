@@ -88,10 +88,49 @@ def test_a_checkpoint_adds_the_jobs_it_reveals():
     assert events[-1]["type"] == "run_finished"
 
 
-def test_an_interrupted_run_is_cancelled():
-    events = replay("sigint")
-    assert events[-1]["type"] == "run_cancelled"
-    assert kinds(events)["task_failed"] == 1
+def test_a_job_without_its_output_fails_its_task_and_the_run_with_that_error():
+    # No job_error for it: only an error record that names the job, then the final WorkflowError.
+    events = replay("missing")
+    (failed,) = [e for e in events if e["type"] == "task_failed"]
+    forgotten = next(e for e in events if e["type"] == "task_created" and e["name"] == "forgotten")
+    assert failed["task_id"] == forgotten["task_id"]
+    assert "Job 2  completed successfully, but some output files are missing" in failed["error"]
+    assert "forgotten.txt" in failed["error"]
+    end = events[-1]
+    assert end["type"] == "run_failed"
+    assert "MissingOutputException in rule forgotten" in end["error"]  # not overwritten by the final error
+    assert "At least one job did not complete successfully" in end["error"]
+    assert "Failed jobs: forgotten (jobid 2)" in end["error"]
+    assert "not finished" not in json.dumps(events)  # made finished, forgotten failed for its own reason
+
+
+def test_a_missing_output_that_a_retry_makes_is_a_failed_attempt_not_a_failed_run():
+    lines = (FIXTURES / "missing.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    error_at = next(i for i, r in enumerate(records) if r.get("exception") == "MissingOutputException")
+    info = next(r for r in records if r.get("event") == "job_info")
+    again = [{"msg": "Trying to restart job 2.", "levelname": "INFO", "created": info["created"] + 2},
+             {**info, "created": info["created"] + 3},
+             {"msg": "Finished jobid: 2 (Rule: forgotten)", "event": "job_finished", "job_id": 2,
+              "created": info["created"] + 4}]
+    mapper = RunMapper(Metadata())
+    events = []
+    for fields in records[:error_at + 1] + again:
+        events += mapper.map(logging.makeLogRecord(fields))
+    events += mapper.finish()
+    parse_batch({"events": events})
+    assert [e["type"] for e in events if e["type"].startswith("task_")] == [
+        "task_created", "task_started", "task_failed", "task_started", "task_finished"]
+    assert events[-1]["type"] == "run_finished"
+
+
+@pytest.mark.parametrize("case, why", [("sigint", "SIGINT"), ("sigterm", "SIGTERM")])
+def test_an_interrupted_or_terminated_run_is_cancelled_with_the_signal(case, why):
+    events = replay(case)
+    end = events[-1]
+    assert end["type"] == "run_cancelled" and why in end["reason"]
+    (failed,) = [e for e in events if e["type"] == "task_failed"]
+    assert "died with <Signals." + why in failed["error"]  # the job's own error, from its job_error
 
 
 def test_nothing_to_be_done_is_a_completed_run_without_tasks():
@@ -129,7 +168,8 @@ def test_the_default_name_is_the_workflow_directory():
 
 def test_the_events_apply_to_the_tracker(tracker):
     for case, status in (("diamond", "completed"), ("retry", "completed"), ("keepgoing", "failed"),
-                         ("sigint", "cancelled"), ("nothing", "completed")):
+                         ("sigint", "cancelled"), ("sigterm", "cancelled"), ("missing", "failed"),
+                         ("nothing", "completed")):
         events = replay(case)
         apply_batch(tracker, parse_batch({"events": events}))
         assert tracker.get_workflow(events[0]["run_id"]).status == status, case

@@ -1,6 +1,6 @@
 """Capture the log records real Snakemake runs hand to logger plugins, as fixtures.
 
-    python plugins/snakemake-logger-plugin-appliance/tests/capture.py
+    python plugins/snakemake-logger-plugin-appliance/tests/capture.py [case ...]
 
 Runs the workflows under tests/workflows with a capturing logger plugin and
 writes tests/fixtures/<case>.jsonl: one record a line, with the attributes
@@ -53,7 +53,7 @@ class LogHandler(LogHandlerBase):
     has_filter = True
 '''
 
-CASES = {  # case: (workflow, extra arguments, run twice?, interrupt after seconds)
+CASES = {  # case: (workflow, extra arguments, run twice?, signal sent once a job runs, or None)
     "diamond": ("diamond", ["-c1"], False, None),
     "dryrun": ("diamond", ["-c1", "-n"], False, None),
     "nothing": ("diamond", ["-c1"], True, None),
@@ -61,7 +61,10 @@ CASES = {  # case: (workflow, extra arguments, run twice?, interrupt after secon
     "keepgoing": ("failing", ["-c1", "--keep-going"], False, None),
     "retry": ("retry", ["-c1"], False, None),
     "checkpoint": ("checkpoint", ["-c2", "all.txt"], False, None),
-    "sigint": ("slow", ["-c1"], False, 3),
+    "sigint": ("slow", ["-c1"], False, signal.SIGINT),
+    # SIGTERM to the whole group, as a batch system's kill or `kill -- -PGID`: the job dies too.
+    "sigterm": ("slow", ["-c1"], False, signal.SIGTERM),
+    "missing": ("missing", ["-c1", "--latency-wait", "1"], False, None),
 }
 
 
@@ -76,24 +79,31 @@ def capture(case: str, workdir: Path, plugin_path: Path) -> None:
     process = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     if interrupt:
-        time.sleep(interrupt)
-        os.killpg(process.pid, signal.SIGINT)  # as Ctrl-C in a terminal: the whole group
+        # Once a job runs: before the scheduler is up, SIGTERM kills Snakemake outright.
+        while '"event": "shellcmd"' not in _read(workdir / "capture.jsonl") and process.poll() is None:
+            time.sleep(0.1)
+        time.sleep(1)  # the job's shell has started
+        os.killpg(process.pid, interrupt)  # as Ctrl-C in a terminal, or a batch system: the whole group
     process.wait()
     # The paths of this machine become <workdir>.
     text = (workdir / "capture.jsonl").read_text().replace(str(workdir), "<workdir>")
     out.write_text(text)
 
 
-def main() -> None:
+def _read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+def main(cases: list[str]) -> None:
     (HERE / "fixtures").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as temporary:
         plugin = Path(temporary) / "plugin" / "snakemake_logger_plugin_capture"
         plugin.mkdir(parents=True)
         (plugin / "__init__.py").write_text(f"NOISE = {sorted(NOISE)!r}\n" + PLUGIN)
-        for case in CASES:
+        for case in cases or CASES:
             capture(case, Path(temporary) / case, plugin.parent)
             print(case, sum(1 for _ in open(HERE / "fixtures" / f"{case}.jsonl")), "records")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -10,8 +10,14 @@ which differ from the interface's README and test mocks:
 - `snakefile` names Snakemake's own module; the workflow's is `snakefile_main`.
 - No record says the workflow finished. A job-level `error` record comes just
   before its `job_error`; an `error` that no `job_error` claims is the
-  workflow's own. A user interrupt says "Terminating processes on user
-  request" (or raises KeyboardInterrupt before the jobs start).
+  workflow's own, or names its job in its text: a job that exits 0 without
+  its output gets no `job_error`, only "MissingOutputException ... Job 2
+  completed successfully, but some output files are missing".
+- Ctrl-C (SIGINT) says "Terminating processes on user request" (or raises
+  KeyboardInterrupt before the jobs start). SIGTERM makes Snakemake say "Will
+  exit after finishing currently running jobs", which only its SIGTERM
+  handler makes it say; it then ends with the same "At least one job did not
+  complete successfully" as a failed run.
 - A job restarted by `retries:` gets `job_error`, then `job_info` again: one
   task, failed, then started again (the appliance counts the attempts).
 - The `total` of `progress` grows after a checkpoint.
@@ -35,7 +41,13 @@ EXTERNAL_JOBID = re.compile(
     r"|Job (?P<jobid2>\d+) has been submitted with SLURM jobid (?P<external2>\S+)"
 )
 INTERRUPTED = ("Terminating processes on user request", "Cancelling snakemake on user request")
-NOTHING_TO_BE_DONE = "Nothing to be done"
+TERMINATED = "Will exit after finishing currently running jobs"
+# Errors that name their job in the text only (no job_error record follows them).
+JOB_IN_ERROR = (re.compile(r"\bJob (\d+) +completed successfully, but some output files are missing"),)
+STOP_REASONS = {
+    "SIGINT": "Snakemake was interrupted by the user (SIGINT, Ctrl-C)",
+    "SIGTERM": "Snakemake was terminated (SIGTERM) and stopped after its running jobs",
+}
 TOKEN_ARGUMENT = re.compile(r"(--logger-appliance-token[= ])\S+")
 
 
@@ -67,8 +79,10 @@ class RunMapper:
         self.ended = False
         self._early: list[Any] = []  # records before the run started
         self._job_info: Any = None  # a job_info waiting for its shellcmd record
-        self._workflow_error: Any = None  # the last error record no job_error claimed
-        self._interrupted = False
+        # Error records no job_error claimed, in order, each with the task its text names (or None).
+        self._errors: list[tuple[_Task | None, str]] = []
+        self._claimable = False  # the last of them may still be claimed by a job_error
+        self._stopped_by: str | None = None  # "SIGINT" or "SIGTERM"
 
     def map(self, record: Any) -> list[dict]:
         """The events for one log record (none for most before the run starts)."""
@@ -94,11 +108,13 @@ class RunMapper:
         at = _now()
         unfinished = [task for task in self.tasks.values() if task.status in ("created", "running")]
         failed = [task for task in self.tasks.values() if task.status == "failed"]
-        if self._interrupted:
-            reason = "interrupted by the user (SIGINT or SIGTERM)"
-            events += [self._task_failed(task, f"not finished: Snakemake was {reason}", at) for task in unfinished]
-            return events + [self._event("run_cancelled", at, run_id=self.run_id, reason=f"Snakemake was {reason}")]
-        if self._workflow_error is None and not failed:
+        if self._stopped_by is not None:
+            reason = STOP_REASONS[self._stopped_by]
+            events += [self._task_failed(task, f"not finished: {reason}", at) for task in unfinished]
+            return events + [self._event("run_cancelled", at, run_id=self.run_id, reason=reason)]
+        # A task's own error counts only if the task stayed failed (its retry did not succeed).
+        errors = [text for task, text in self._errors if task is None or task.status == "failed"]
+        if not errors and not failed:
             # Snakemake ends without an error only when every job finished; under
             # --quiet it does not even create its job_finished records.
             for task in unfinished:
@@ -106,12 +122,17 @@ class RunMapper:
                 events.append(self._event("task_finished", at, task_id=task.id,
                                           message="finished (Snakemake reported no end for this job)"))
             return events + [self._event("run_finished", at, run_id=self.run_id)]
-        error = _message(self._workflow_error) if self._workflow_error is not None else "Snakemake stopped"
-        if failed:
-            error += "\nFailed jobs: " + ", ".join(f"{task.rule} (jobid {jobid})" for jobid, task in self.tasks.items()
-                                                   if task.status == "failed")
         events += [self._task_failed(task, "not finished: the run failed", at) for task in unfinished]
-        return events + [self._event("run_failed", at, run_id=self.run_id, error=error[:MAX_MESSAGE])]
+        return events + [self._event("run_failed", at, run_id=self.run_id, error=self._run_error(errors))]
+
+    def _run_error(self, errors: list[str]) -> str:
+        failed = [f"{task.rule} (jobid {jobid})" for jobid, task in self.tasks.items() if task.status == "failed"]
+        text = "\n\n".join(errors) or "Snakemake stopped"
+        if failed:
+            text += "\nFailed jobs: " + ", ".join(failed)
+        if len(text) > MAX_MESSAGE:  # the end (the final error, the failed jobs) says most
+            text = text[:MAX_MESSAGE // 2] + "\n[...]\n" + text[-(MAX_MESSAGE // 2 - 10):]
+        return text
 
     # One method per kind of record (`event`), named _on_<event>.
 
@@ -161,19 +182,33 @@ class RunMapper:
         if external:
             events.append(self._event("job_id", record, task_id=task.id, job_id=str(external)))
         # The error record just before a job_error is that job's (the exception).
-        error, self._workflow_error = self._workflow_error, None
+        error = self._errors.pop()[1] if self._claimable else None
+        self._claimable = False
         logs = getattr(record, "log", None) or []
         line = _message(record) + ("\nLog files: " + ", ".join(str(log) for log in logs) if logs else "")
         # The error line is in the run's log already; the task keeps both together.
-        text = line + (f"\n{_message(error)}" if error is not None else "")
+        text = line + (f"\n{error}" if error is not None else "")
         events.append(self._task_failed(task, text, record))
         return events + [self._log(record, line, task_id=task.id)]
 
     def _on_error(self, record: Any) -> list[dict]:
         if getattr(record, "exception", None) == "KeyboardInterrupt":
-            self._interrupted = True
-        self._workflow_error = record
-        return self._on_message(record)
+            self._stopped_by = self._stopped_by or "SIGINT"
+        message = _message(record)
+        task = self._task_named_in(message)
+        self._errors.append((task, message))
+        self._claimable = task is None
+        events = self._on_message(record)
+        if task is not None and task.status in ("created", "running"):
+            events.insert(0, self._task_failed(task, message, record))
+        return events
+
+    def _task_named_in(self, message: str) -> _Task | None:
+        for pattern in JOB_IN_ERROR:
+            match = pattern.search(message)
+            if match:
+                return self.tasks.get(int(match[1]))
+        return None
 
     def _on_progress(self, record: Any) -> list[dict]:
         done, total = getattr(record, "done", 0), getattr(record, "total", 0)
@@ -189,7 +224,9 @@ class RunMapper:
     def _on_message(self, record: Any) -> list[dict]:
         message = _message(record)
         if message.startswith(INTERRUPTED):
-            self._interrupted = True
+            self._stopped_by = self._stopped_by or "SIGINT"
+        elif message.startswith(TERMINATED):
+            self._stopped_by = "SIGTERM"
         events = []
         match = EXTERNAL_JOBID.search(message)
         if match:
