@@ -79,6 +79,52 @@ def test_a_long_log_shows_its_latest_lines_and_links_to_the_first(client, tracke
     assert "line 0" in first
 
 
+def test_older_log_lines_page_backwards_from_the_run_page(client, tracker):
+    run = tracker.initiate_workflow("chatty", "", None, None)
+    with tracker.batch() as batch:
+        for n in range(250):
+            batch.record_log(run, f"line {n}", level="WARNING" if n % 10 == 0 else "INFO")
+    Projector(tracker).catch_up()
+    page = client.get(f"/runs/{run}").get_data(as_text=True)
+    older = html.unescape(re.search(r'<a class="older" href="([^"]*)"', page).group(1))
+    shown = client.get(f"/api/v1/runs/{run}").json["logs"]
+    assert older == f"/runs/{run}/logs?before={shown[0]['id']}"
+    assert "line 50<" in page and "line 49<" not in page
+    rest = client.get("/api/v1" + older).json  # the 50 lines the run page did not show, oldest first
+    assert [line["message"] for line in rest["logs"]] == [f"line {n}" for n in range(50)]
+    assert rest["older"] is False and rest["before"] == rest["logs"][0]["id"]
+    ten = client.get(f"/api/v1/runs/{run}/logs?before={shown[0]['id']}&limit=10").json
+    assert [line["message"] for line in ten["logs"]] == [f"line {n}" for n in range(40, 50)] and ten["older"]
+    warnings = client.get(f"/api/v1/runs/{run}/logs?before={shown[0]['id']}&level=WARNING").json["logs"]
+    assert [line["message"] for line in warnings] == ["line 0", "line 10", "line 20", "line 30", "line 40"]
+    older_page = client.get(older + "&level=WARNING").get_data(as_text=True)
+    assert "line 40<" in older_page and "line 41<" not in older_page
+    assert '<option value="WARNING" selected>' in older_page.replace("  ", " ")
+    assert f'name="before" value="{shown[0]["id"]}"' in older_page  # the level selector keeps the place
+    both = client.get(f"/api/v1/runs/{run}/logs?before=9&after=1")
+    assert both.status_code == 400 and "not both" in both.json["error"]
+
+
+def test_the_run_page_lists_failed_tasks_in_one_box_and_says_when_tasks_are_cut(client, tracker, monkeypatch):
+    from appliance.web import data
+
+    run = tracker.initiate_workflow("many failures", "", None, None)
+    tracker.start_workflow(run)
+    with tracker.batch() as batch:
+        for n in range(14):
+            task = batch.add_task_to_workflow(run, f"t{n}", None, {}, {})
+            batch.start_task(task)
+            batch.fail_task(task, f"error number {n}")
+    Projector(tracker).catch_up()
+    page = client.get(f"/runs/{run}").get_data(as_text=True)
+    assert page.count('class="error') == 1 and "14 tasks failed:" in page
+    box = page.split("and 4 more")[0]
+    assert "error number 9" in box and "error number 10" not in box and "<th>Finished</th>" in page
+    monkeypatch.setattr(data, "MAX_TASKS", 5)
+    page = client.get(f"/runs/{run}").get_data(as_text=True)
+    assert "Tasks (first 5 of 14)" in page and "14 tasks failed:" in page and "and 9 more" in page
+
+
 def test_workflow_controlled_text_is_escaped(client, seeded):
     for path in ("/", f"/runs/{seeded['running']}"):
         html = client.get(path).get_data(as_text=True)

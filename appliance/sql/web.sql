@@ -42,10 +42,12 @@ ORDER BY id
 LIMIT %(limit)s;
 
 -- name: run_latest_logs
--- The latest lines of a run, newest first (the page shows them reversed).
+-- The latest lines of a run before an id (or of all when it is null), newest
+-- first: the pages show them reversed, and page backwards from the oldest shown.
 SELECT id, task_id, level, message, logged_at
 FROM log_entries
-WHERE run_id = %(run_id)s AND (%(level)s::text IS NULL OR level = %(level)s)
+WHERE run_id = %(run_id)s AND (%(before)s::bigint IS NULL OR id < %(before)s)
+  AND (%(level)s::text IS NULL OR level = %(level)s)
 ORDER BY id DESC
 LIMIT %(limit)s;
 

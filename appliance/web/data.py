@@ -22,6 +22,7 @@ PAGE_SIZE = 50
 LOG_PAGE = 200
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MAX_TASKS = 5000
+FAILED_TASKS_LISTED = 10
 
 
 class BadRequest(ValueError):
@@ -213,30 +214,58 @@ def run_page(cursor, run_id: str, args: Mapping[str, str]) -> dict[str, Any]:
     row = cursor.fetchone()
     if row is None:
         raise NotFound(f"no workflow run has the id {run_id}")
-    cursor.execute(QUERIES["run_tasks"], {"run_id": run_id, "limit": MAX_TASKS})
+    run = run_json(row)
+    cursor.execute(QUERIES["run_tasks"], {"run_id": run_id, "limit": MAX_TASKS + 1})
     tasks = [task_json(task) for task in cursor.fetchall()]
-    cursor.execute(QUERIES["run_latest_logs"], {"run_id": run_id, "level": level, "limit": LOG_PAGE})
-    logs = [log_json(line) for line in reversed(cursor.fetchall())]
-    return {"run": run_json(row), "tasks": tasks, "logs": logs, "level": level, "log_page": LOG_PAGE,
-            "last_log_id": logs[-1]["id"] if logs else 0, "timeline": timeline(tasks),
+    tasks_cut = len(tasks) > MAX_TASKS
+    tasks = tasks[:MAX_TASKS]
+    failed = [task for task in tasks if task["status"] == "failed"]
+    cursor.execute(QUERIES["run_latest_logs"], {"run_id": run_id, "before": None, "level": level,
+                                                "limit": LOG_PAGE + 1})
+    lines = cursor.fetchall()
+    logs = [log_json(line) for line in reversed(lines[:LOG_PAGE])]
+    return {"run": run, "tasks": tasks, "logs": logs, "level": level, "log_page": LOG_PAGE,
+            "older_logs": len(lines) > LOG_PAGE, "last_log_id": logs[-1]["id"] if logs else 0,
+            "timeline": timeline(tasks),
+            # The page shows the first MAX_TASKS tasks, and the errors of a few failed ones in one box.
+            "tasks_cut": tasks_cut, "tasks_total": max(run["progress"]["total"], len(tasks) + tasks_cut),
+            "failed_tasks": failed[:FAILED_TASKS_LISTED],
+            "failed_total": max(run["tasks"]["failed"], len(failed)),
             "args": _given(level=level)}
 
 
 def run_logs(cursor, run_id: str, args: Mapping[str, str]) -> dict[str, Any]:
+    """A page of a run's lines, oldest first: from the first, after an id, or before one (older)."""
     run_id = parse_uuid(run_id, "run id")
-    check_known(args, ("after", "level", "limit"))
-    given_after = _int_arg(args, "after", None, 0, 2**62)
-    after = given_after or 0
+    check_known(args, ("after", "before", "level", "limit"))
+    after = _int_arg(args, "after", None, 0, 2**62)
+    before = _int_arg(args, "before", None, 1, 2**62)
+    if after is not None and before is not None:
+        raise BadRequest("give after (newer lines) or before (older lines), not both")
     level = _choice_arg(args, "level", LOG_LEVELS)
     given_limit = _int_arg(args, "limit", None, 1, 1000)
     limit = given_limit or LOG_PAGE
     cursor.execute(QUERIES["run"], {"run_id": run_id})
     if cursor.fetchone() is None:
         raise NotFound(f"no workflow run has the id {run_id}")
-    cursor.execute(QUERIES["run_logs"], {"run_id": run_id, "after": after, "level": level, "limit": limit})
-    logs = [log_json(line) for line in cursor.fetchall()]
-    return {"run_id": run_id, "logs": logs, "after": logs[-1]["id"] if logs else after, "level": level,
-            "args": _given(after=given_after, level=level, limit=given_limit)}
+    if before is not None:
+        cursor.execute(QUERIES["run_latest_logs"], {"run_id": run_id, "before": before, "level": level,
+                                                    "limit": limit + 1})
+        rows = cursor.fetchall()
+        older = len(rows) > limit
+        rows = list(reversed(rows[:limit]))
+    else:
+        cursor.execute(QUERIES["run_logs"], {"run_id": run_id, "after": after or 0, "level": level, "limit": limit})
+        rows = cursor.fetchall()
+        older = bool(after)  # lines up to `after` exist, or it was not given out
+    logs = [log_json(line) for line in rows]
+    return {
+        "run_id": run_id, "logs": logs, "level": level,
+        # Cursors for the next pages: newer lines after `after`, older lines before `before`.
+        "after": logs[-1]["id"] if logs else (after or (before - 1 if before else 0)),
+        "before": logs[0]["id"] if logs else (before or (after + 1 if after else None)), "older": older,
+        "args": _given(after=after, before=before, level=level, limit=given_limit),
+    }
 
 
 def jobs_page(cursor, args: Mapping[str, str], job_id: str | None = None) -> dict[str, Any]:

@@ -165,9 +165,16 @@ OPENAPI = {
             {"run": RUN, "tasks": {"type": "array", "items": TASK}, "logs": {"type": "array", "items": LOG}},
             ["run", "tasks", "logs"]), [RUN_ID, _query("level", "log level", {"type": "string", "enum": list(LOG_LEVELS)})],
             errors=(400, 404, 503)),
-        "/api/v1/runs/{run_id}/logs": _get("A run's log lines after an id", _object(
-            {"run_id": {"type": "string"}, "logs": {"type": "array", "items": LOG}, "after": {"type": "integer"}}),
-            [RUN_ID, _query("after", "the id of the last line seen", {"type": "integer", "minimum": 0, "maximum": 2**62}),
+        "/api/v1/runs/{run_id}/logs": _get("A run's log lines, oldest first: from the first, after an id or before one", _object(
+            {"run_id": {"type": "string"}, "logs": {"type": "array", "items": LOG},
+             "after": {"type": "integer", "description": "ask with after=this for newer lines"},
+             "before": _nullable("integer", description="ask with before=this for older lines"),
+             "older": {"type": "boolean", "description": "there may be older lines"}},
+            ["run_id", "logs", "after", "before", "older"]),
+            [RUN_ID, _query("after", "the id of the last line seen (not with before)",
+                            {"type": "integer", "minimum": 0, "maximum": 2**62}),
+             _query("before", "the id of the oldest line seen: older lines (not with after)",
+                    {"type": "integer", "minimum": 1, "maximum": 2**62}),
              _query("level", "only this level", {"type": "string", "enum": list(LOG_LEVELS)}),
              _query("limit", "lines", {"type": "integer", "minimum": 1, "maximum": 1000})], errors=(400, 404, 503)),
         "/api/v1/jobs": _get("Jobs (external job ids) by user and group", _object(
