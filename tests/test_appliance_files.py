@@ -11,6 +11,7 @@ import subprocess
 
 import yaml
 
+from appliance.config import Settings
 from tests.appliance_process import REPO, VENV_BIN
 
 VARIABLE = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
@@ -43,6 +44,18 @@ def test_env_example_lists_exactly_the_variables_the_appliance_reads():
     assert {"DATABASE_URL", "DB_WAIT_TIMEOUT", "ENABLE_DB_MONITORING", "APPLIANCE_RUN_DIR"} <= read
     assert sorted(read - listed) == [], "read by the appliance but missing from .env.example"
     assert sorted(listed - read) == [], "in .env.example but read by nothing"
+
+
+def test_env_example_defaults_are_the_appliances():
+    """Setting a variable to the default .env.example shows for it changes no setting."""
+    base = {"DATABASE_URL": "postgresql://app:pw@db:5432/appliance"}
+    defaults = Settings.from_env(base)
+    # The image sets APPLIANCE_RUN_DIR (the line shows its value there); natively the entrypoint picks one.
+    shown = re.findall(r"^# ([A-Z_]+)=(.+)$", (REPO / ".env.example").read_text(), flags=re.MULTILINE)
+    checked = [(name, value) for name, value in shown if name != "APPLIANCE_RUN_DIR"]
+    assert len(checked) > 20
+    for name, value in checked:
+        assert Settings.from_env({**base, name: value}) == defaults, f"{name}={value} is not the default"
 
 
 def test_env_example_groups_its_variables():
