@@ -537,6 +537,49 @@ def test_reprojection_silences_the_change_triggers_and_live_projection_does_not(
     assert [call == "on" for call in calls] == [False, True, False]
 
 
+def changes_after(url: str, change_id: int) -> list[tuple[str, str]]:
+    """(table, key) of each change_notifications row after `change_id`."""
+    rows = query(url, "SELECT table_name, row_key FROM change_notifications WHERE id > %s ORDER BY id", (change_id,))
+    return [(row["table_name"], row["row_key"].get("id", row["row_key"].get("task_id"))) for row in rows]
+
+
+def last_change(url: str) -> int:
+    return one(url, "SELECT coalesce(max(id), 0) AS n FROM change_notifications")["n"]
+
+
+def test_a_projector_finishing_an_interrupted_rebuild_stays_quiet_up_to_its_start(tracker, database_url):
+    finish_runs(tracker, begin_runs(tracker, 4, 2))
+    Projector(tracker).catch_up()
+    assert last_change(database_url) > 0, "live projection fires the change triggers"
+    newest_at_start = max_position(database_url)
+    # Interrupt the rebuild partway: the run wf2's row cannot be written.
+    query(database_url, """
+        CREATE FUNCTION interrupt() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF NEW.workflow_name = 'wf2' THEN RAISE EXCEPTION 'rebuild interrupted by the test'; END IF;
+        RETURN NEW; END $$;
+        CREATE TRIGGER interrupt BEFORE INSERT ON workflow_runs FOR EACH ROW EXECUTE FUNCTION interrupt();
+    """)
+    with pytest.raises(psycopg2.Error, match="rebuild interrupted by the test"):
+        reproject(tracker, batch_size=5)
+    query(database_url, "DROP TRIGGER interrupt ON workflow_runs")
+    interrupted_at = tracked(database_url)
+    assert 0 < interrupted_at < newest_at_start
+    before = last_change(database_url)
+
+    late = tracker.initiate_workflow("after the rebuild started", "", None, None)
+    tracker.record_log(late, "a new line")
+    # One batch would hold every replayed event and the new ones: it must stop at the marker.
+    projector = Projector(tracker, batch_size=newest_at_start - interrupted_at + 1)
+    projector.catch_up()
+
+    assert projector.position() == max_position(database_url)
+    # The replayed events changed nothing in the feed; the new ones did, as usual.
+    assert changes_after(database_url, before) == [("workflow_runs", str(late)),
+                                                   ("log_entries", max_position(database_url))]
+    assert query(database_url, "SELECT * FROM projection_rebuild")[0]["quiet_until"] == newest_at_start
+    assert snapshot(database_url) == rebuild_uninterrupted(tracker, database_url)
+
+
 def test_reprojection_refuses_to_run_beside_a_live_projector(tracker, database_url):
     tracker.initiate_workflow("wf", "", None, None)
     projector = Projector(tracker, poll_interval=60)

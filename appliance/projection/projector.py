@@ -139,9 +139,9 @@ class Projector:
                 raise ProjectorBusy(f"the projector lock is held by {store.lock_holder(connection)}")
             total = 0
             while True:
-                applied, _ = store.project_batch(connection, self.mapper, self.batch_size)
-                total += applied
-                if applied < self.batch_size:
+                batch = store.project_batch(connection, self.mapper, self.batch_size)
+                total += batch.applied
+                if not batch.more:
                     self.events_applied += total
                     return total
         finally:
@@ -178,14 +178,14 @@ class Projector:
             self.active = True
             log.info("active: projecting from position %d", store.position(connection))
             while not self._stopped:
-                applied, _ = store.project_batch(connection, self.mapper, self.batch_size)
-                self.events_applied += applied
-                if applied < self.batch_size:
+                batch = store.project_batch(connection, self.mapper, self.batch_size)
+                self.events_applied += batch.applied
+                if not batch.more:
                     self._check_stale_runs(connection)
                 # Only now: a connection that succeeds before a failure that
                 # persists must not bring the retries back to twice a second.
                 self._backoff, self._failures = MIN_BACKOFF, 0
-                if applied < self.batch_size:
+                if not batch.more:
                     self._wait_for_events(connection)
             log.info("stopped at position %d", store.position(connection))
         finally:

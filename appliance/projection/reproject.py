@@ -5,7 +5,10 @@ running one must be stopped first, or `wait=True` waits for it). It empties
 the view tables (not change_notifications) and rewinds the position in one
 transaction, then replays the whole log in big batches, each its own
 transaction with the change triggers silenced. Interrupted, it leaves views
-that are behind, never wrong: the next projector goes on from the position.
+that are behind, never wrong: the next projector goes on from the position,
+as quietly as the rebuild up to the newest event at its start (the marker in
+projection_rebuild, see store.reset), so finishing the replay does not flood
+change_notifications or fire webhooks for old runs again.
 """
 
 from __future__ import annotations
@@ -69,14 +72,14 @@ def reproject(tracker: WorkflowTracker, *, batch_size: int = DEFAULT_BATCH_SIZE,
                   file=progress, disable=progress is None, desc="reproject") as bar:
             position = 0
             while True:
-                applied, last = store.project_batch(connection, tracker.mapper, batch_size, quiet=True,
-                                                    at_end=partial(_at_end, stale_after=stale_after))
-                events += applied
-                if last is not None:
-                    bar.total = max(bar.total, last)
-                    bar.update(last - position)
-                    position = last
-                if applied < batch_size:
+                batch = store.project_batch(connection, tracker.mapper, batch_size, quiet=True,
+                                            at_end=partial(_at_end, stale_after=stale_after))
+                events += batch.applied
+                if batch.position is not None:
+                    bar.total = max(bar.total, batch.position)
+                    bar.update(batch.position - position)
+                    position = batch.position
+                if not batch.more:
                     break
         return Reprojection(events, time.perf_counter() - started)
     finally:
@@ -87,6 +90,7 @@ def _at_end(cursor, *, stale_after: float) -> None:
     # In the last batch's transaction: no moment where the rebuilt views show
     # a silent run as running, waiting for the projector's next check.
     staleness.mark_stale_runs(cursor, stale_after)
+    store.end_rebuild(cursor)
 
 
 def check_batch_size(batch_size: int) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Callable
@@ -44,6 +45,7 @@ UPSTREAM = "WorkflowTracker"
 # holds at a time. Fixed and documented, to be found in pg_locks:
 # SELECT * FROM pg_locks WHERE locktype = 'advisory' AND objid = 1886546794.
 LOCK_KEY = 0x70726F6A  # "proj"
+REBUILD_TABLE = "projection_rebuild"  # an unfinished rebuild's marker (views.ProjectionRebuild)
 
 
 def connect(url: URL, application_name: str) -> Any:
@@ -78,7 +80,7 @@ class ViewsMissing(RuntimeError):
 def check_views(connection: Any) -> None:
     """Raise ViewsMissing unless every view table exists; reads only."""
     with connection, connection.cursor() as cursor:
-        cursor.execute(QUERIES["missing_tables"], {"tables": list(VIEW_TABLES)})
+        cursor.execute(QUERIES["missing_tables"], {"tables": [*VIEW_TABLES, REBUILD_TABLE]})
         missing = [name for name, in cursor.fetchall()]
     if missing:
         raise ViewsMissing(missing)
@@ -120,32 +122,54 @@ def max_notification_id(connection: Any) -> int:
 
 
 def reset(connection: Any) -> None:
-    """Empty the view tables (not change_notifications) and rewind the position to 0."""
+    """Empty the view tables (not change_notifications), rewind the position to 0.
+
+    Also marks the newest event now: until the position passes it, batches
+    are quiet, whoever projects them (see select_batch), so a projector that
+    finishes an interrupted rebuild fires no change triggers for old runs.
+    """
     with connection, connection.cursor() as cursor:
         cursor.execute(QUERIES["suppress_change_notifications"])
         cursor.execute(QUERIES["reset_views"], {"application": UPSTREAM})
 
 
+def end_rebuild(cursor: Any) -> None:
+    """Remove the rebuild's marker, in the transaction of its last batch."""
+    cursor.execute(QUERIES["end_rebuild"], {"application": UPSTREAM})
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one project_batch did."""
+
+    applied: int  # events
+    position: int | None  # after them; None when there was nothing to apply
+    more: bool  # more events may follow at once: a full batch, or one that stopped at a rebuild's marker
+
+
 def project_batch(connection: Any, mapper: Mapper, limit: int, *, quiet: bool = False,
-                  at_end: Callable[[Any], None] | None = None) -> tuple[int, int | None]:
+                  at_end: Callable[[Any], None] | None = None) -> Batch:
     """Project the next `limit` events at most, in one transaction.
 
-    Returns the number of events applied and the position after them (None
-    when there was nothing to apply).
-    `quiet` silences the change triggers (for reprojection).
+    `quiet` silences the change triggers (for reprojection); batches that
+    replay what an unfinished rebuild left are quiet in any case.
     `at_end(cursor)` runs in the same transaction when this batch reaches the
-    end of the log (fewer than `limit` events), so its work commits with the
-    last events (reproject's stale check).
+    end of the log, so its work commits with the last events (reproject's
+    stale check).
     """
     with connection, connection.cursor() as cursor:
-        if quiet:
-            cursor.execute(QUERIES["suppress_change_notifications"])
         cursor.execute(QUERIES["select_batch"], {"application": UPSTREAM, "limit": limit})
         notifications = cursor.fetchall()
+        # select_batch stops such a replay at the rebuild's marker and says so
+        # in its last column; SET LOCAL before any row is written.
+        replaying = bool(notifications) and notifications[0][-1]
+        if quiet or replaying:
+            cursor.execute(QUERIES["suppress_change_notifications"])
         last = _apply(cursor, mapper, notifications) if notifications else None
-        if at_end is not None and len(notifications) < limit:
+        more = len(notifications) == limit or replaying
+        if at_end is not None and not more:
             at_end(cursor)
-    return len(notifications), last
+    return Batch(len(notifications), last, more)
 
 
 def _apply(cursor: Any, mapper: Mapper, notifications: list[tuple]) -> int:
@@ -155,7 +179,7 @@ def _apply(cursor: Any, mapper: Mapper, notifications: list[tuple]) -> int:
             id=row_id, originator_id=UUID(str(originator_id)), originator_version=version,
             topic=topic, state=bytes(state),
         )))
-        for row_id, originator_id, version, topic, state in notifications
+        for row_id, originator_id, version, topic, state, _ in notifications
     ]
     rows = _load(cursor, [event for _, event in events])
     for row_id, event in events:

@@ -15,15 +15,21 @@ ON CONFLICT (application_name) DO NOTHING;
 -- the batch commits: two projectors can never apply the same events, even if
 -- the advisory lock were lost. Notification ids commit in the order they are
 -- assigned (the event store appends under a table lock), so "id > position"
--- never skips an event that commits late.
+-- never skips an event that commits late. While an unfinished rebuild's
+-- marker (projection_rebuild.quiet_until) is ahead of the position, the batch
+-- stops at it and `quiet` is true: old events replayed, the triggers silenced.
+-- (Scalar subqueries, so the events are read by an index range scan.)
 WITH position AS (
-    SELECT notification_id FROM projector_tracking
-    WHERE application_name = %(application)s
-    FOR UPDATE
+    SELECT t.notification_id AS at, coalesce(r.quiet_until > t.notification_id, false) AS quiet,
+           CASE WHEN r.quiet_until > t.notification_id THEN r.quiet_until ELSE 9223372036854775807 END AS upto
+    FROM projector_tracking t
+    LEFT JOIN projection_rebuild r ON r.application_name = t.application_name
+    WHERE t.application_name = %(application)s
+    FOR UPDATE OF t
 )
-SELECT id, originator_id, originator_version, topic, state
+SELECT id, originator_id, originator_version, topic, state, (SELECT quiet FROM position)
 FROM workflowtracker_events
-WHERE id > (SELECT notification_id FROM position)
+WHERE id > (SELECT at FROM position) AND id <= (SELECT upto FROM position)
 ORDER BY id
 LIMIT %(limit)s;
 
@@ -67,9 +73,19 @@ SET LOCAL appliance.suppress_change_notifications = 'on';
 -- name: reset_views
 -- Empty the derived tables (not change_notifications) and rewind the position,
 -- the position row locked first, in the order every batch takes its locks.
+-- The marker: whoever replays the events up to today's newest (this rebuild,
+-- or a projector finishing it after an interruption) does so quietly.
 SELECT notification_id FROM projector_tracking WHERE application_name = %(application)s FOR UPDATE;
 TRUNCATE workflow_runs, job_executions, log_entries, job_accounting;
 UPDATE projector_tracking SET notification_id = 0 WHERE application_name = %(application)s;
+INSERT INTO projection_rebuild (application_name, quiet_until)
+SELECT %(application)s, coalesce(max(id), 0) FROM workflowtracker_events
+ON CONFLICT (application_name) DO UPDATE SET quiet_until = EXCLUDED.quiet_until, started_at = now();
+
+-- name: end_rebuild
+-- A rebuild that completed: its marker goes (one left by an interrupted
+-- rebuild is harmless once the position passed it).
+DELETE FROM projection_rebuild WHERE application_name = %(application)s;
 
 -- name: load_runs
 -- The workflow_runs rows of some runs.
