@@ -88,6 +88,8 @@ class WorkflowRun(TrackedAggregate):
         self.status = RunStatus.CREATED
         self.task_count = 0
         self.error_message: str | None = None
+        self.steps_done: int | None = None  # as the source last reported them
+        self.steps_total: int | None = None
 
     class TaskAdded(Aggregate.Event):
         task_id: UUID
@@ -116,6 +118,22 @@ class WorkflowRun(TrackedAggregate):
         def apply(self, run: "WorkflowRun") -> None:
             run.status = RunStatus.CANCELLED
 
+    class ProgressReported(Aggregate.Event):
+        """The source's count of the run's steps: `done` of `total`.
+
+        A source may know its total before any task exists (Snakemake creates a
+        task only when a job starts), so this is the run's progress as the
+        source sees it, not a count of tasks. The tracker checks
+        0 <= done <= total.
+        """
+
+        done: int
+        total: int
+
+        def apply(self, run: "WorkflowRun") -> None:
+            run.steps_done = self.done
+            run.steps_total = self.total
+
     class HeartbeatReceived(Aggregate.Event):
         """The source is alive. Changes no state here: the views keep the run's
         last event time, and a run silent for too long is shown as stale."""
@@ -134,6 +152,9 @@ class WorkflowRun(TrackedAggregate):
 
     def cancel(self, reason: str | None = None, at: datetime | None = None) -> None:
         self._trigger(self.Cancelled, at, reason=reason)
+
+    def report_progress(self, done: int, total: int, at: datetime | None = None) -> None:
+        self._trigger(self.ProgressReported, at, done=done, total=total)
 
     def heartbeat(self, at: datetime | None = None) -> None:
         self._trigger(self.HeartbeatReceived, at)

@@ -36,6 +36,7 @@ class Field:
 class EventType:
     fields: dict[str, Field]
     apply: Callable[[Batch, dict, datetime | None], Any]
+    check: Callable[[dict], None] | None = None  # of fields together, once each is fine: ValueError
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,19 @@ def _progress(value: Any) -> str | int | float:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ValueError("must be a string or a number")
     return value
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be a whole number")
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _done_of_total(fields: dict) -> None:
+    if fields["done"] > fields["total"]:
+        raise ValueError(f"done: must not exceed total ({fields['done']} > {fields['total']})")
 
 
 def _any(value: Any) -> Any:
@@ -131,6 +145,10 @@ EVENT_TYPES: dict[str, EventType] = {
     "run_cancelled": EventType(
         {"run_id": _required(_uuid), "reason": _optional(_string)},
         lambda b, e, at: b.cancel_workflow(e["run_id"], e.get("reason"), at=at)),
+    "run_progress": EventType(
+        {"run_id": _required(_uuid), "done": _required(_count), "total": _required(_count)},
+        lambda b, e, at: b.update_workflow_progress(e["run_id"], e["done"], e["total"], at=at),
+        check=_done_of_total),
     "heartbeat": EventType(
         {"run_id": _required(_uuid)},
         lambda b, e, at: b.record_heartbeat(e["run_id"], at=at)),
@@ -236,6 +254,8 @@ def _parse_event(index: int, raw: Any) -> ParsedEvent:
         if raw.get(name) is not None or field.required:
             fields[name] = _checked(raw, name, field)
     at = _checked(raw, "time", _optional(_time)) if raw.get("time") is not None else None
+    if spec.check is not None:
+        spec.check(fields)
     return ParsedEvent(index=index, id=fields["id"], type=event_type, time=at, fields=fields)
 
 

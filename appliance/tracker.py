@@ -163,6 +163,15 @@ class Batch:
         self._get(workflow_id, WorkflowRun, "workflow_id").cancel(reason, at=_time(at))
 
     @_replayable
+    def update_workflow_progress(self, workflow_id: UUID | str, done: int, total: int, *,
+                                 at: datetime | None = None) -> None:
+        """The source has done `done` of the run's `total` steps (0 <= done <= total)."""
+        done, total = _step_count(done, "done"), _step_count(total, "total")
+        if done > total:
+            raise InvalidArgumentError(f"done must not exceed total ({done} > {total})")
+        self._get(workflow_id, WorkflowRun, "workflow_id").report_progress(done, total, at=_time(at))
+
+    @_replayable
     def record_heartbeat(self, workflow_id: UUID | str, *, at: datetime | None = None) -> None:
         self._get(workflow_id, WorkflowRun, "workflow_id").heartbeat(at=_time(at))
 
@@ -376,6 +385,7 @@ class WorkflowTracker(Application):
     complete_workflow = _one_command(Batch.complete_workflow)
     fail_workflow = _one_command(Batch.fail_workflow)
     cancel_workflow = _one_command(Batch.cancel_workflow)
+    update_workflow_progress = _one_command(Batch.update_workflow_progress)
     record_heartbeat = _one_command(Batch.record_heartbeat)
     start_task = _one_command(Batch.start_task)
     complete_task = _one_command(Batch.complete_task)
@@ -531,6 +541,14 @@ def _object(value: Any, what: str) -> dict:
 
 def _name(value: Any, what: str, *, required: bool = True) -> str | None:
     return _text(value, what, required=required, limit=MAX_NAME_LENGTH)
+
+
+def _step_count(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgumentError(f"{what} must be a whole number, not {type(value).__name__}")
+    if value < 0:
+        raise InvalidArgumentError(f"{what} must not be negative, not {value}")
+    return value
 
 
 def _level(level: Any) -> str:

@@ -152,3 +152,47 @@ def test_times_outside_the_years_the_store_takes_are_refused_by_name(tracker, ti
     assert caught.value.problems == [{"index": 1, "id": bad["id"], "type": "run_created",
                                       "error": "time: must lie between 1970-01-01 and 9999-12-31 (UTC)"}]
     assert tracker.recorder.max_notification_id() is None
+
+
+def test_run_progress_reports_done_of_total_steps(tracker):
+    run_id = str(uuid4())
+    result = ingest(tracker, [event("run_started", run_id=run_id, name="rnaseq"),
+                              event("run_progress", run_id=run_id, done=0, total=40),
+                              event("run_progress", run_id=run_id, done=7, total=40, time="2024-05-01T12:05:00Z")])
+    assert result.applied == 3
+    run = tracker.get_workflow(run_id)
+    assert (run.steps_done, run.steps_total) == (7, 40)
+    assert run.modified_on == datetime(2024, 5, 1, 12, 5, tzinfo=timezone.utc)
+
+
+def test_bad_run_progress_events_are_each_named(tracker):
+    run_id = str(uuid4())
+    events = [
+        event("run_progress", run_id=run_id, done=5, total=3),
+        event("run_progress", run_id=run_id, done=-1, total=3),
+        event("run_progress", run_id=run_id, done=1, total=2.5),
+        event("run_progress", run_id=run_id, done=True, total=3),
+        event("run_progress", run_id=run_id, done=1),
+        event("run_progress", run_id="run-1", done=1, total=3),
+        event("run_progress", run_id=run_id, done=1, total=3, percent=33),
+    ]
+    with pytest.raises(IngestError) as caught:
+        parse_batch({"events": events})
+    assert [(p["index"], p["id"], p["type"], p["error"]) for p in caught.value.problems] == [
+        (0, events[0]["id"], "run_progress", "done: must not exceed total (5 > 3)"),
+        (1, events[1]["id"], "run_progress", "done: must not be negative"),
+        (2, events[2]["id"], "run_progress", "total: must be a whole number"),
+        (3, events[3]["id"], "run_progress", "done: must be a whole number"),
+        (4, events[4]["id"], "run_progress", "total: is required"),
+        (5, events[5]["id"], "run_progress", "run_id: must be a UUID string"),
+        (6, events[6]["id"], "run_progress", "unknown field(s) for run_progress: percent"),
+    ]
+    assert tracker.recorder.max_notification_id() is None
+
+
+def test_run_progress_of_an_unknown_run_is_refused(tracker):
+    bad = event("run_progress", run_id=str(uuid4()), done=1, total=2)
+    with pytest.raises(IngestError) as caught:
+        ingest(tracker, [bad])
+    assert caught.value.problems == [{"index": 0, "id": bad["id"], "type": "run_progress",
+                                      "error": f"no workflow run or task has the id {bad['run_id']}"}]

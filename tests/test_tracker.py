@@ -85,6 +85,24 @@ def test_task_lifecycle_with_every_task_command(tracker, run_id, task_id, databa
     assert (task.status, task.result_message) == (TaskStatus.COMPLETED, "all good")
 
 
+def test_run_progress_as_its_source_counts_steps(tracker, run_id, database_url):
+    assert tracker.get_workflow(run_id).steps_done is None
+    tracker.update_workflow_progress(run_id, 0, 12)
+    with tracker.batch() as batch:
+        batch.update_workflow_progress(run_id, 3, 12)
+    tracker.update_workflow_progress(run_id, 12, 12)  # done may equal total
+    tracker.update_workflow_progress(run_id, 0, 0)  # a source may recount: the last report stands
+    run = fresh_tracker(database_url).get_workflow(run_id)
+    assert (run.steps_done, run.steps_total, run.version) == (0, 0, 5)
+    reported = [e for e in tracker.events.get(run_id) if isinstance(e, WorkflowRun.ProgressReported)]
+    assert [(e.done, e.total) for e in reported] == [(0, 12), (3, 12), (12, 12), (0, 0)]
+
+
+def test_run_progress_of_a_task_id_is_refused(tracker, task_id):
+    with pytest.raises(UnknownIdError, match="no workflow run has the id"):
+        tracker.update_workflow_progress(task_id, 1, 2)
+
+
 def test_fail_task(tracker, task_id):
     tracker.fail_task(task_id, "MemoryError: out of memory")
     task = tracker.get_task(task_id)
@@ -390,7 +408,25 @@ BAD_CALLS = [
     ("cancel_workflow reason",
      lambda t, r, k: t.cancel_workflow(r, 5),
      "reason must be a string"),
-    ("record_heartbeat workflow_id",
+       ("update_workflow_progress done > total",
+     lambda t, r, k: t.update_workflow_progress(r, 5, 3),
+     "done must not exceed total (5 > 3)"),
+    ("update_workflow_progress negative done",
+     lambda t, r, k: t.update_workflow_progress(r, -1, 3),
+     "done must not be negative"),
+    ("update_workflow_progress negative total",
+     lambda t, r, k: t.update_workflow_progress(r, 0, -2),
+     "total must not be negative"),
+    ("update_workflow_progress float done",
+     lambda t, r, k: t.update_workflow_progress(r, 1.0, 3),
+     "done must be a whole number"),
+    ("update_workflow_progress bool total",
+     lambda t, r, k: t.update_workflow_progress(r, 0, True),
+     "total must be a whole number"),
+    ("update_workflow_progress str total",
+     lambda t, r, k: t.update_workflow_progress(r, 0, "3"),
+     "total must be a whole number"),
+ ("record_heartbeat workflow_id",
      lambda t, r, k: t.record_heartbeat(12),
      "workflow_id must be a UUID"),
     ("start_task task_id",
