@@ -2,7 +2,7 @@
 
 Prints, from one run against a private PostgreSQL 15 with default durability:
 - single commands (one command, one transaction) through the tracker,
-- events per second through the batch entry point,
+- commands and events per second through the batch entry point,
 - the same single commands through eventsourcing-sqlalchemy's stock recorder,
 - a bare INSERT + COMMIT of one row into a table of the same shape,
 and the ratios on one line. Usage:
@@ -27,6 +27,11 @@ from appliance.localpg import LocalPostgres, _create_database
 from appliance.tracker import WorkflowTracker
 
 TASKS_PER_RUN = 10
+BATCH_TASKS = 60
+# A batch: the run initiated, started, completed; each task added (a task event and
+# a run event), started, given a job id, a log line, completed.
+COMMANDS_PER_BATCH = 3 + 5 * BATCH_TASKS  # 303
+EVENTS_PER_BATCH = 3 + 6 * BATCH_TASKS  # 363
 
 
 class StockRecorderTracker(WorkflowTracker):
@@ -64,7 +69,7 @@ def batched_events(tracker, target: int) -> int:
         with tracker.batch() as batch:
             run_id = batch.initiate_workflow("bench", "batched", "bench", "lab")
             batch.start_workflow(run_id)
-            for n in range(60):
+            for n in range(BATCH_TASKS):
                 task_id = batch.add_task_to_workflow(run_id, f"rule_{n}", "1", {"n": n}, {})
                 batch.start_task(task_id)
                 batch.add_job_id(task_id, str(n))
@@ -158,7 +163,11 @@ def main() -> None:
     print(f"single commands, tracker:            {single:8.0f} /s  ({single_count} commands)")
     print(f"single commands, stock recorder:     {stock_rate:8.0f} /s  ({stock_count} commands)")
     print(f"bare INSERT + COMMIT of one row:     {bare:8.0f} /s  ({args.commands} rows)")
-    print(f"batch entry point, events:           {batched:8.0f} /s  ({batched_count} events, ~300 a batch)")
+    batches = batched_count // EVENTS_PER_BATCH
+    print(f"batch entry point, commands:         {batched * COMMANDS_PER_BATCH / EVENTS_PER_BATCH:8.0f} /s  "
+          f"({batches * COMMANDS_PER_BATCH} commands, {COMMANDS_PER_BATCH} a batch)")
+    print(f"batch entry point, events:           {batched:8.0f} /s  "
+          f"({batched_count} events, {EVENTS_PER_BATCH} a batch)")
     print(f"log lines of one run, lines 1-1000:  {early_logs:8.0f} /s")
     print(f"log lines of one run, after {args.log_lines:,}: {late_logs:8.0f} /s")
     print(
