@@ -9,6 +9,7 @@ Each test copies one into a folder of its own, whose name is the run's name.
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import shutil
@@ -169,8 +170,8 @@ def test_wildcards_and_a_diamond(appliance):
     assert code == 0, output
     run = appliance.run("rnaseq")  # the workflow directory's name
     assert (run["status"], run["error_message"]) == ("completed", None)
-    assert (run["user_name"], run["group_name"], run["source"]) == (os.environ.get("USER") or run["user_name"],
-                                                                     "lab", "snakemake")
+    # The user Snakemake reports (its getpass.getuser()), as no --logger-appliance-user is given.
+    assert (run["user_name"], run["group_name"], run["source"]) == (getpass.getuser(), "lab", "snakemake")
     assert run["params"]["tags"] == ["ci", "plugin"]
     assert run["params"]["snakefile"].endswith("rnaseq/Snakefile")
     tasks = appliance.tasks(run)
@@ -243,9 +244,11 @@ def test_a_checkpoint(appliance):
 
 def test_a_dry_run_records_nothing(appliance):
     code, output = appliance.snakemake(appliance.workflow("diamond"), "-c1", "-n")
-    assert code == 0, output
-    time.sleep(1)
-    assert appliance.runs() == [] and not appliance.spooled()
+    assert code == 0 and "This was a dry-run" in output, output
+    # A real run after it, once in the views, shows the events of both would have arrived.
+    assert appliance.snakemake(appliance.workflow("retry", "marker"), "-c1")[0] == 0
+    appliance.run("marker")
+    assert [run["workflow_name"] for run in appliance.runs()] == ["marker"] and not appliance.spooled()
 
 
 def test_nothing_to_be_done_is_a_completed_run_without_tasks(appliance):
@@ -319,6 +322,15 @@ def test_a_wrong_token_or_url_is_reported_once_and_snakemake_carries_on(applianc
     assert output.count(expected) == 1, output
     assert TOKEN not in output and "bad-token-xyz" not in output  # no secret in messages
     assert appliance.runs() == [] and appliance.spooled()  # kept for later
+
+
+def test_a_malformed_url_is_reported_once_as_a_setting_to_fix(appliance):
+    url = "bob:s3cret@" + appliance.url.removeprefix("http://")  # no scheme, and a password
+    code, output = appliance.snakemake(appliance.workflow("diamond"), "-c2", url=url)
+    assert code == 0, output
+    assert output.count("--logger-appliance-url '***@127.0.0.1:") == 1 and "cannot be used" in output, output
+    assert "s3cret" not in output.replace(url, "")  # only Snakemake's own banner shows the command line
+    assert appliance.runs() == [] and not appliance.spooled()  # nothing spooled forever
 
 
 def test_sigint_cancels_the_run(appliance):

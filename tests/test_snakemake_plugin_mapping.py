@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,10 @@ def replay(case: str, metadata: Metadata | None = None) -> list[dict]:
     events += mapper.finish()
     parse_batch({"events": events})  # valid, every one
     return events
+
+
+def utc(created: float) -> str:
+    return datetime.fromtimestamp(created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def kinds(events: list[dict]) -> Counter:
@@ -53,7 +58,12 @@ def test_a_diamond_with_wildcards_maps_jobs_to_tasks_with_their_details():
     assert events[-1]["type"] == "run_finished"
     assert "8 of 8 steps (100%) done" in [e.get("message") for e in events]
     # Each event at the time of its record, in UTC.
-    assert events[0]["time"].endswith("Z") and events[0]["time"] <= events[-2]["time"]
+    records = [json.loads(line) for line in (FIXTURES / "diamond.jsonl").read_text().splitlines()]
+    start = next(r for r in records if r.get("event") == "workflow_started")
+    assert run["time"] == utc(start["created"]) and run["time"].endswith("Z")
+    finished = {r["job_id"]: utc(r["created"]) for r in records if r.get("event") == "job_finished"}
+    created = {e["task_id"]: e["params"]["jobid"] for e in events if e["type"] == "task_created"}
+    assert {created[e["task_id"]]: e["time"] for e in events if e["type"] == "task_finished"} == finished
 
 
 def test_a_retried_job_is_one_task_failed_then_started_again_and_the_run_completes():

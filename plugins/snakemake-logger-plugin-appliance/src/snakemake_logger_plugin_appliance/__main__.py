@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from snakemake_logger_plugin_appliance import spool
-from snakemake_logger_plugin_appliance.sender import BATCH_SIZE, Refused, Unreachable, send_batch
+from snakemake_logger_plugin_appliance.sender import (BATCH_SIZE, Refused, Unreachable, masked, send_batch,
+                                                      url_problem)
 
 
 def main(argv=None) -> int:
@@ -29,11 +30,13 @@ def main(argv=None) -> int:
     token = os.environ.get("SNAKEMAKE_LOGGER_APPLIANCE_TOKEN")
     if not token:
         parser.error("set SNAKEMAKE_LOGGER_APPLIANCE_TOKEN to the appliance's ingest token")
+    if args.url and url_problem(args.url):
+        parser.error(f"--url {masked(args.url)!r} cannot be used: {url_problem(args.url)}")
     sent, failed = 0, 0
     for url, folder, lock in spool.left_behind(args.spool_dir, args.url):
         def rejected(events, why, base=folder.parent, url=url):
             path = spool.set_aside(base, [json.loads(event) for event in events])
-            print(f"{url} rejected {len(events)} events, kept in {path}: {why}", file=sys.stderr)
+            print(f"{masked(url)} rejected {len(events)} events, kept in {path}: {why}", file=sys.stderr)
 
         def send(batch, url=url, rejected=rejected):
             send_batch(url, token, [json.dumps(event) for event in batch], args.timeout, rejected)
@@ -41,7 +44,7 @@ def main(argv=None) -> int:
             sent += spool.drain_folder(folder, send, BATCH_SIZE)
         except (Unreachable, Refused) as error:
             failed += 1
-            print(f"{url}: {error}; {folder} kept for later", file=sys.stderr)
+            print(f"{masked(url)}: {error}; {folder} kept for later", file=sys.stderr)
         finally:
             lock.close()
     print(f"sent {sent} events" + (f"; {failed} run(s) could not be sent" if failed else ""))

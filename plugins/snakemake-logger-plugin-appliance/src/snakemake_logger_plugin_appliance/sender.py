@@ -13,10 +13,12 @@ from __future__ import annotations
 import http.client
 import json
 import queue
+import re
 import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
@@ -48,6 +50,35 @@ class TooLarge(Exception):
     """HTTP 413: more events or bytes than the appliance takes in one request."""
 
 
+def url_problem(url: str | None) -> str | None:
+    """What makes `url` unusable as the appliance's address, or None. Checked once at
+    start: a malformed address would otherwise look like an appliance that is down."""
+    try:
+        parts = urllib.parse.urlsplit(url or "")
+        parts.port  # raises ValueError for a port that is not a number
+    except ValueError:
+        return "its port is not a number"
+    if parts.scheme not in ("http", "https"):
+        return "it does not start with http:// or https://"
+    if not parts.hostname:
+        return "it names no host"
+    if parts.username is not None or "@" in parts.netloc:
+        return "it holds a user name or password (the appliance takes its token, not these)"
+    return None
+
+
+def masked(url: str) -> str:
+    """`url` with its user name and password (if any) hidden: fit for messages.
+    Also for an address without a scheme (bob:pw@host:8000), which urlsplit misreads."""
+    scheme, slashes, rest = url.partition("//")
+    if not slashes:
+        scheme, rest = "", url
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if "@" not in authority:
+        return url
+    return scheme + slashes + "***@" + authority.rpartition("@")[2] + rest[len(authority):]
+
+
 def endpoint(url: str) -> str:
     url = url.rstrip("/")
     return url if url.endswith("/api/v1/events") else url + "/api/v1/events"
@@ -72,7 +103,7 @@ def post(url: str, token: str, events: list[dict] | list[str], timeout: float) -
             raise Refused(f"the appliance refused the token (HTTP {error.code}); check "
                           "--logger-appliance-token or SNAKEMAKE_LOGGER_APPLIANCE_TOKEN") from None
         if error.code in (404, 405):
-            raise Refused(f"{endpoint(url)} answered HTTP {error.code}: is --logger-appliance-url "
+            raise Refused(f"{masked(endpoint(url))} answered HTTP {error.code}: is --logger-appliance-url "
                           "the appliance's address (such as http://host:8000)?") from None
         raise Unreachable(f"HTTP {error.code}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as error:
@@ -121,15 +152,23 @@ class Sender:
         self._last_activity = time.monotonic()
         self._idle_wait = min(1.0, heartbeat / 4)  # how often an idle thread looks at the clock
         self._reported: set[str] = set()
+        self._left_behind = True  # earlier runs' spools may wait: tried at start, and again until sent
+        self.problem = url_problem(url)  # a malformed URL: nothing can be sent, nothing is kept
         self._thread = threading.Thread(target=self._run, name="appliance-sender", daemon=True)
 
     def start(self) -> "Sender":
-        self._thread.start()
+        if self.problem:
+            self.report(f"--logger-appliance-url {masked(self.url)!r} cannot be used: {self.problem}. Give the "
+                        "appliance's address, such as http://appliance.example.org:8000; this run is not recorded")
+        else:
+            self._thread.start()
         return self
 
     def put(self, events: list[dict]) -> None:
         """Queue events; never blocks. If the queue is full, they (and what is
         queued) go to the spool at once, in order."""
+        if self.problem:
+            return
         with self._lock:
             items = []
             for event in events:
@@ -148,6 +187,8 @@ class Sender:
 
     def close(self) -> None:
         """Send what is left, waiting `exit_wait` seconds at most; spool the rest."""
+        if self.problem:
+            return
         try:
             self._queue.put_nowait(None)  # the thread stops when it gets there
         except queue.Full:
@@ -174,6 +215,8 @@ class Sender:
                 elif self.heartbeat_run and time.monotonic() - self._last_activity >= self.heartbeat:
                     self.put([{"id": str(uuid.uuid4()), "type": "heartbeat", "run_id": self.heartbeat_run,
                                "time": _utc_now()}])
+                if time.monotonic() >= self._retry_at:
+                    self._send_left_behind()  # until a pass gets through: the appliance may have been down
                 if self.spool.count and time.monotonic() >= self._retry_at:
                     self._drain_own()
                 if stop:
@@ -239,7 +282,7 @@ class Sender:
             send_batch(self.url, self.token, batch, self.timeout, self._rejected)
             self.sent += len(batch)
         if "unreachable" in self._reported and "back" not in self._reported:
-            self._once("back", f"the appliance at {self.url} answers again")
+            self._once("back", f"the appliance at {masked(self.url)} answers again")
         self._backoff = RETRY_MIN
 
     def _rejected(self, events: list[str], why: str) -> None:
@@ -253,7 +296,7 @@ class Sender:
             self._once("refused", f"{error}. Events are kept in {self.spool.folder} (send them later with: "
                                   "python -m snakemake_logger_plugin_appliance flush)")
         else:
-            self._once("unreachable", f"cannot reach the appliance at {self.url} ({error}); events are "
+            self._once("unreachable", f"cannot reach the appliance at {masked(self.url)} ({error}); events are "
                                       f"kept in {self.spool.folder} and sent when it answers again")
         self._retry_at = time.monotonic() + self._backoff
         self._backoff = min(self._backoff * 2, RETRY_MAX)
@@ -269,14 +312,22 @@ class Sender:
             except (Unreachable, Refused) as error:
                 self._unreachable(error)
                 return
+            if self._closed:
+                return
 
-    def _sent_from_spool(self, segment: Path, count: int, remaining: list[dict]) -> None:
-        with self._lock:
-            if not self._closed:
-                self.spool.sent(segment, count, remaining)
+    def _sent_from_spool(self, count: int) -> bool:
+        """Counts what was sent; False once close() has taken stock: the files then stay."""
+        with self._lock:  # only the count under the lock put() takes; the files are drain_segment's
+            if self._closed:
+                return False
+            self.spool.sent(count)
+            return True
 
     def _send_left_behind(self) -> None:
-        """Events spooled by Snakemake runs gone before they could send them."""
+        """Events spooled by Snakemake runs gone before they could send them; tried
+        again (at the retry times) until one pass gets them all through."""
+        if not self._left_behind or self._refused:
+            return
         try:
             for _, folder, lock in spooling.left_behind(self.spool_root, self.url, own=self.spool.folder):
                 try:
@@ -285,6 +336,8 @@ class Sender:
                     lock.close()
         except (Unreachable, Refused) as error:
             self._unreachable(error)
+        else:
+            self._left_behind = False
 
     def _once(self, key: str, message: str) -> None:
         if key not in self._reported:

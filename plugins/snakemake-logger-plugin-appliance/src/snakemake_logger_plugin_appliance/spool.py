@@ -11,6 +11,12 @@ consecutive events, and anything written to a folder later holds later events
 than every segment still there, except a batch that failed in flight, which
 gets the lower name it needs. So sending segments in name order sends the
 events in the order they happened. Sending twice is harmless (event ids).
+
+Size: a segment holds SEGMENT_EVENTS events at most, one batch, so a segment
+sent is a file removed, never rewritten. A larger segment (written by an
+earlier version) is sent batch by batch, its progress kept in a `<name>.sent`
+file beside it (the number of its events sent), so it is read once and never
+rewritten either.
 """
 
 from __future__ import annotations
@@ -23,9 +29,10 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 Item = tuple[int, dict]  # (sequence number, event)
+SEGMENT_EVENTS = 1000  # the sender's batch: one segment, one request
 
 
 def default_root() -> Path:
@@ -47,6 +54,7 @@ class Spool:
         self._lock_file = None
         self._tail: Path | None = None  # the segment appended to, and its last sequence number
         self._tail_last = -1
+        self._tail_count = 0
         self._url = url
 
     def append(self, items: list[Item]) -> None:
@@ -59,26 +67,24 @@ class Spool:
 
     def _write(self, items: list[Item]) -> None:
         self._open()
-        first = items[0][0]
-        if self._tail is None or first != self._tail_last + 1:
-            self._tail = self.folder / f"{first:012d}.jsonl"
-        with open(self._tail, "a", encoding="utf-8") as segment:
-            segment.writelines(json.dumps(event, separators=(",", ":")) + "\n" for _, event in items)
-        self._tail_last = items[-1][0]
-        self.count += len(items)
+        while items:
+            if self._tail is None or items[0][0] != self._tail_last + 1 or self._tail_count >= SEGMENT_EVENTS:
+                self._tail, self._tail_count = self.folder / f"{items[0][0]:012d}.jsonl", 0
+            part, items = items[:SEGMENT_EVENTS - self._tail_count], items[SEGMENT_EVENTS - self._tail_count:]
+            with open(self._tail, "a", encoding="utf-8") as segment:
+                segment.writelines(json.dumps(event, separators=(",", ":")) + "\n" for _, event in part)
+            self._tail_last = part[-1][0]
+            self._tail_count += len(part)
+            self.count += len(part)
 
     def segments(self) -> list[Path]:
         """This process's segments, in sending order; no more is appended to them."""
         self._tail = None
         return sorted(self.folder.glob("*.jsonl")) if self.folder.exists() else []
 
-    def sent(self, segment: Path, events: int, remaining: list[dict]) -> None:
-        """Forget what was sent of a segment; keep the rest under the same name."""
+    def sent(self, events: int) -> None:
+        """Forget events sent from a segment (drain_segment removes the files)."""
         self.count -= events
-        if remaining:
-            _rewrite(segment, remaining)
-        else:
-            segment.unlink()
 
     def set_aside(self, events: list[dict]) -> Path:
         self._open()
@@ -108,8 +114,12 @@ def set_aside(base: Path, events: list[dict]) -> Path:
 
 
 def read_segment(segment: Path) -> list[dict]:
+    try:
+        text = segment.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []  # sent and removed meanwhile, by the process that wrote it
     events = []
-    for line in segment.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         try:
             events.append(json.loads(line))
         except ValueError:
@@ -118,17 +128,23 @@ def read_segment(segment: Path) -> list[dict]:
 
 
 def drain_segment(segment: Path, send: Callable[[list[dict]], None], batch_size: int,
-                  on_sent: Callable[[Path, int, list[dict]], None]) -> int:
-    """Send a segment's events in batches; on_sent after each. Errors of `send` propagate."""
+                  on_sent: Callable[[int], bool] = lambda count: True) -> int:
+    """Send a segment's events not sent yet, in batches, then remove it. After each
+    batch, `on_sent(count)`; if it says False, stop there and leave the files
+    (they are sent again later: harmless). Errors of `send` propagate."""
+    progress = segment.with_suffix(".sent")
     events = read_segment(segment)
-    total = 0
-    for start in range(0, max(len(events), 1), batch_size):
+    done = _sent_count(progress)
+    for start in range(done, len(events), batch_size):
         batch = events[start:start + batch_size]
-        if batch:
-            send(batch)
-        total += len(batch)
-        on_sent(segment, len(batch), events[start + batch_size:])
-    return total
+        send(batch)
+        if not on_sent(len(batch)):
+            return start + len(batch) - done
+        if start + batch_size < len(events):
+            progress.write_text(str(start + len(batch)), encoding="utf-8")  # a few bytes, not the rest
+    segment.unlink(missing_ok=True)
+    progress.unlink(missing_ok=True)
+    return max(len(events) - done, 0)
 
 
 def left_behind(root: Path, url: str | None = None, own: Path | None = None) -> Iterator[tuple[str, Path, object]]:
@@ -151,25 +167,14 @@ def left_behind(root: Path, url: str | None = None, own: Path | None = None) -> 
 def drain_folder(folder: Path, send: Callable[[list[dict]], None], batch_size: int) -> int:
     """Send a left-behind folder's segments in order, removing what was sent."""
     total = 0
-
-    def on_sent(segment: Path, count: int, remaining: list[dict]) -> None:
-        if remaining:
-            _rewrite(segment, remaining)
-        else:
-            segment.unlink()
-
     for segment in sorted(folder.glob("*.jsonl")):
-        total += drain_segment(segment, send, batch_size, on_sent)
+        total += drain_segment(segment, send, batch_size)
     shutil.rmtree(folder, ignore_errors=True)
     return total
 
 
-def count_events(folders: Iterable[Path]) -> int:
-    return sum(len(read_segment(segment)) for folder in folders for segment in folder.glob("*.jsonl"))
-
-
-def _rewrite(segment: Path, events: list[dict]) -> None:
-    temporary = segment.with_suffix(".tmp")
-    temporary.write_text("".join(json.dumps(event, separators=(",", ":")) + "\n" for event in events),
-                         encoding="utf-8")
-    os.replace(temporary, segment)
+def _sent_count(progress: Path) -> int:
+    try:
+        return int(progress.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return 0
