@@ -127,10 +127,15 @@ def begin_runs(tracker, runs: int, tasks: int) -> list[tuple]:
 
 
 def finish_runs(tracker, started: list[tuple]) -> None:
-    """Progress, retries after failures, results, and an end for every run."""
+    """Progress, retries after failures, results, and an end for every run.
+
+    Every other run reports its own progress (steps) as well.
+    """
     for r, run, task_ids in started:
         for t, task in enumerate(task_ids):
             tracker.update_task_progress(task, t * 10)
+            if r % 2 == 0:
+                tracker.update_workflow_progress(run, t, len(task_ids) + 1)
             if t % 3 == 1:
                 tracker.fail_task(task, "TimeoutError: took too long")
                 tracker.start_task(task)
@@ -235,6 +240,44 @@ def test_run_counts_progress_and_current_task(tracker, database_url):
     assert one(database_url, "SELECT error_type FROM job_executions WHERE id = %s", (str(first),)) == {"error_type": None}
     assert one(database_url, "SELECT status, attempts FROM job_executions WHERE id = %s", (str(third),)) == {
         "status": "created", "attempts": 0}  # never started: the one counted in tasks_created
+
+
+def progress(url: str, run) -> tuple:
+    row = one(url, "SELECT steps_done, steps_total, progress_percent, tasks_completed FROM workflow_runs "
+                   "WHERE id = %s", (str(run),))
+    return row["steps_done"], row["steps_total"], pytest.approx(row["progress_percent"]), row["tasks_completed"]
+
+
+def test_a_run_s_own_progress_report_takes_precedence_over_its_task_count(tracker, database_url):
+    run = tracker.initiate_workflow("reports", "", None, None)
+    tasks = [tracker.add_task_to_workflow(run, f"t{n}", None, None, None) for n in range(3)]
+    tracker.complete_task(tasks[0], None)
+    projector = Projector(tracker, batch_size=2)
+    projector.catch_up()
+    assert progress(database_url, run) == (None, None, 100 / 3, 1)  # no report yet: finished tasks
+
+    tracker.update_workflow_progress(run, 1, 8)
+    projector.catch_up()
+    assert progress(database_url, run) == (1, 8, 12.5, 1)
+
+    tracker.complete_task(tasks[1], None)  # task events recompute the percentage: the report stays
+    tracker.fail_task(tasks[2], "no")
+    tracker.add_task_to_workflow(run, "t3", None, None, None)
+    projector.catch_up()
+    assert progress(database_url, run) == (1, 8, 12.5, 2)
+
+    tracker.update_workflow_progress(run, 8, 8)
+    projector.catch_up()
+    assert progress(database_url, run) == (8, 8, 100.0, 2)
+
+
+def test_a_progress_report_of_no_steps_leaves_the_task_count_in_charge(tracker, database_url):
+    run = tracker.initiate_workflow("nothing to do yet", "", None, None)
+    task = tracker.add_task_to_workflow(run, "t", None, None, None)
+    tracker.update_workflow_progress(run, 0, 0)
+    tracker.complete_task(task, None)
+    Projector(tracker).catch_up()
+    assert progress(database_url, run) == (0, 0, 100.0, 1)
 
 
 def test_a_task_restarted_after_failing_runs_again_with_one_more_attempt(tracker, database_url):
@@ -480,6 +523,7 @@ def test_reprojection_equals_live_projection_row_by_row(tracker, database_url):
         finish_runs(tracker, begin_runs(tracker, 5, 4))
         wait_for(caught_up(projector, database_url), message="live projection")
     live = snapshot(database_url)
+    assert {row["steps_total"] for row in live["workflow_runs"]} == {None, 5}, "runs with and without a report"
 
     result = reproject(tracker, batch_size=50)
 

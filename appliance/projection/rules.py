@@ -140,7 +140,8 @@ def _run_initiated(rows: Rows, event: WorkflowRun.Initiated) -> None:
         "user_name": event.user, "group_name": event.group, "source": event.source,
         "params": event.params, "status": "created",
         "tasks_total": 0, "tasks_created": 0, "tasks_running": 0, "tasks_completed": 0, "tasks_failed": 0,
-        "progress_percent": 0.0, "current_task": None, "error_message": None,
+        "progress_percent": 0.0, "steps_done": None, "steps_total": None,
+        "current_task": None, "error_message": None,
         "created_at": event.timestamp, "started_at": None, "finished_at": None,
         "last_event_at": event.timestamp,
     }
@@ -173,6 +174,11 @@ def _run_failed(run: dict, event: Any) -> None:
     run.update(status="failed", finished_at=event.timestamp, error_message=event.error_message)
 
 
+def _progress_reported(run: dict, event: Any) -> None:
+    run.update(steps_done=event.done, steps_total=event.total)
+    _progress(run)
+
+
 def _run_cancelled(run: dict, event: Any) -> None:
     # The reason, if given, is what a reader of the run wants to see beside "cancelled".
     run.update(status="cancelled", finished_at=event.timestamp)
@@ -186,6 +192,7 @@ RUN_HANDLERS: dict[type, Callable[[dict, Any], None]] = {
     WorkflowRun.Completed: _run_completed,
     WorkflowRun.Failed: _run_failed,
     WorkflowRun.Cancelled: _run_cancelled,
+    WorkflowRun.ProgressReported: _progress_reported,
     WorkflowRun.HeartbeatReceived: lambda run, event: None,  # moves last_event_at only
 }
 
@@ -221,6 +228,17 @@ def _move(rows: Rows, run: dict, task: dict, status: str) -> None:
 
 
 def _progress(run: dict) -> None:
+    """The run's own report of its steps when it gave a total, else its finished tasks.
+
+    Every task event comes through here too, so a reported progress is never
+    overwritten by the count of tasks (a source may create a task only when
+    its job starts, so that count says little next to the source's total).
+    """
+    if run["steps_total"]:
+        # The tracker checks done <= total; min() keeps events stored before
+        # it did within the view's CHECK (0..100) instead of failing the batch.
+        run["progress_percent"] = min(100.0, 100.0 * run["steps_done"] / run["steps_total"])
+        return
     total = run["tasks_total"]
     done = run["tasks_completed"] + run["tasks_failed"]
     run["progress_percent"] = 100.0 * done / total if total else 0.0

@@ -91,7 +91,7 @@ DELETE FROM projection_rebuild WHERE application_name = %(application)s;
 -- The workflow_runs rows of some runs.
 SELECT id::text, workflow_name, description, user_name, group_name, source, params, status,
        tasks_total, tasks_created, tasks_running, tasks_completed, tasks_failed, progress_percent,
-       current_task, error_message, created_at, started_at, finished_at, last_event_at
+       steps_done, steps_total, current_task, error_message, created_at, started_at, finished_at, last_event_at
 FROM workflow_runs WHERE id = ANY(%(ids)s::uuid[]);
 
 -- name: load_tasks
@@ -114,10 +114,10 @@ FROM job_accounting WHERE task_id = ANY(%(task_ids)s::uuid[]);
 INSERT INTO workflow_runs (
     id, workflow_name, description, user_name, group_name, source, params, status,
     tasks_total, tasks_created, tasks_running, tasks_completed, tasks_failed, progress_percent,
-    current_task, error_message, created_at, started_at, finished_at, last_event_at)
+    steps_done, steps_total, current_task, error_message, created_at, started_at, finished_at, last_event_at)
 SELECT id, workflow_name, description, user_name, group_name, source, params, status,
        tasks_total, tasks_created, tasks_running, tasks_completed, tasks_failed, progress_percent,
-       current_task, error_message, created_at, started_at, finished_at, last_event_at
+       steps_done, steps_total, current_task, error_message, created_at, started_at, finished_at, last_event_at
 FROM json_populate_recordset(NULL::workflow_runs, %(rows)s::json)
 ON CONFLICT (id) DO UPDATE SET
     workflow_name = EXCLUDED.workflow_name, description = EXCLUDED.description,
@@ -125,7 +125,8 @@ ON CONFLICT (id) DO UPDATE SET
     params = EXCLUDED.params, status = EXCLUDED.status, tasks_total = EXCLUDED.tasks_total,
     tasks_created = EXCLUDED.tasks_created, tasks_running = EXCLUDED.tasks_running,
     tasks_completed = EXCLUDED.tasks_completed, tasks_failed = EXCLUDED.tasks_failed,
-    progress_percent = EXCLUDED.progress_percent, current_task = EXCLUDED.current_task,
+    progress_percent = EXCLUDED.progress_percent, steps_done = EXCLUDED.steps_done,
+    steps_total = EXCLUDED.steps_total, current_task = EXCLUDED.current_task,
     error_message = EXCLUDED.error_message, created_at = EXCLUDED.created_at,
     started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,
     last_event_at = EXCLUDED.last_event_at;
