@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
@@ -76,10 +75,7 @@ def appliance_web(database_url, tmp_path, workers):
     process = subprocess.Popen([sys.executable, "-m", "appliance.cli", "web"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while _get(port, "/healthz")[0] != 200:
-            assert time.monotonic() < deadline, "appliance web never answered"
-            time.sleep(0.1)
+        wait_for(lambda: _get(port, "/healthz")[0] == 200, 30, interval=0.1, message="appliance web to answer")
         yield port
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0

@@ -9,6 +9,7 @@ from uuid import uuid4
 import pytest
 
 from appliance.projection import Projector
+from tests.waiting import wait_for
 from tests.web_support import XSS, client, make_app, seeded  # noqa: F401 (fixtures)
 
 
@@ -284,7 +285,6 @@ def test_an_unmigrated_database_gets_503_saying_what_to_do_and_the_system_page_s
 def test_the_system_page_reads_program_states_from_supervisors_socket(tmp_path):
     import subprocess
     import sys
-    import time
 
     from appliance.web.system import supervisor_programs
 
@@ -305,10 +305,8 @@ startsecs=0
     supervisord = subprocess.Popen([sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 15
-        while (supervisor_programs(tmp_path) or [{}])[0].get("state") != "RUNNING":
-            assert time.monotonic() < deadline, "supervisord never reported its program"
-            time.sleep(0.1)
+        wait_for(lambda: (supervisor_programs(tmp_path) or [{}])[0].get("state") == "RUNNING", 15, interval=0.1,
+                 message="supervisord to report its program running")
         [program] = supervisor_programs(tmp_path)
         assert program["name"] == "sleeper" and program["description"].startswith("pid ")
     finally:
