@@ -220,20 +220,31 @@ def parse_batch(payload: Any) -> list[ParsedEvent]:
 
 
 def apply_batch(tracker: WorkflowTracker, events: list[ParsedEvent]) -> IngestResult:
-    """Apply checked events in one transaction, skipping those applied before."""
-    commands = [(event.id, _command(event)) for event in events]
+    """Apply checked events in one transaction, skipping those applied before.
+
+    IngestError names every event the tracker refused (nothing is stored then);
+    an event after a refused one may be refused because of it.
+    """
+
+    def apply_all(batch: Batch) -> None:
+        # One replayable call: a replay after a conflict checks its own problems.
+        problems: list[dict] = []
+        batch.apply_once([(event.id, _command(event, problems)) for event in events])
+        if problems:
+            raise IngestError(problems)  # the batch is not saved
+
     with tracker.batch() as batch:
-        batch.apply_once(commands)
+        batch.run(apply_all)
     return IngestResult(applied=len(batch.receipts), duplicates=len(events) - len(batch.receipts))
 
 
-def _command(event: ParsedEvent) -> Callable[[Batch], None]:
+def _command(event: ParsedEvent, problems: list[dict]) -> Callable[[Batch], None]:
     def command(batch: Batch) -> None:
         try:
             EVENT_TYPES[event.type].apply(batch, event.fields, event.time)
         except TrackerError as error:
-            raise IngestError([{"index": event.index, "id": str(event.id), "type": event.type,
-                                "error": str(error)}]) from None
+            # Go on to name the batch's other bad events too; the batch is refused in the end.
+            problems.append({"index": event.index, "id": str(event.id), "type": event.type, "error": str(error)})
 
     return command
 

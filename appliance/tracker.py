@@ -256,6 +256,11 @@ class Batch:
                 self._receipts.append(event_id)
         return received
 
+    @_replayable
+    def run(self, function: Callable[["Batch"], T]) -> T:
+        """`function(batch)`, replayed whole after a conflict (the commands it issues, and its checks)."""
+        return function(self)
+
     @property
     def receipts(self) -> tuple[UUID, ...]:
         """The client event ids applied by this batch (once it is saved: those its saved version applied)."""

@@ -100,6 +100,29 @@ def test_a_task_of_an_unknown_run_fails_the_whole_batch(tracker):
     assert tracker.recorder.max_notification_id() is None
 
 
+def test_every_event_the_tracker_refuses_is_named(tracker):
+    run_id, other_run, other_task = str(uuid4()), str(uuid4()), str(uuid4())
+    ingest(tracker, [event("run_created", run_id=other_run, name="other"),
+                     event("task_created", run_id=other_run, task_id=other_task, name="theirs")])
+    before = tracker.recorder.max_notification_id()
+    orphan, lost_task = str(uuid4()), str(uuid4())
+    events = [
+        event("run_created", run_id=run_id, name="fine"),
+        event("task_created", run_id=orphan, task_id=lost_task, name="orphan"),
+        event("log", run_id=run_id, task_id=other_task, message="wrong run"),
+        event("run_started", run_id=run_id),
+        event("task_started", task_id=lost_task),  # refused because its task was
+    ]
+    with pytest.raises(IngestError) as caught:
+        ingest(tracker, events)
+    assert [(p["index"], p["id"], p["type"]) for p in caught.value.problems] == [
+        (1, events[1]["id"], "task_created"), (2, events[2]["id"], "log"), (4, events[4]["id"], "task_started")]
+    errors = [p["error"] for p in caught.value.problems]
+    assert orphan in errors[0] and "belongs to run" in errors[1] and lost_task in errors[2]
+    assert tracker.recorder.max_notification_id() == before
+    assert tracker.recorder.select_receipts([e["id"] for e in events]) == set()
+
+
 def test_duplicate_ids_inside_one_batch_are_refused(tracker):
     first = event("run_created", run_id=str(uuid4()), name="a")
     again = {**first, "run_id": str(uuid4())}
