@@ -127,10 +127,14 @@ def test_the_run_page_lists_failed_tasks_in_one_box_and_says_when_tasks_are_cut(
 
 
 def test_workflow_controlled_text_is_escaped(client, seeded):
-    for path in ("/", f"/runs/{seeded['running']}"):
-        html = client.get(path).get_data(as_text=True)
-        assert XSS not in html
-        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
+    dashboard = client.get("/").get_data(as_text=True)
+    assert XSS not in dashboard and f">{escaped}</a>" in dashboard  # the run's name, as its link text
+    page = client.get(f"/runs/{seeded['running']}").get_data(as_text=True)
+    assert XSS not in page
+    assert re.search(rf"<h1>{re.escape(escaped)} <span", page)  # the name
+    log = re.search(r'<pre class="log">(.*?)</pre>', page, re.S).group(1)
+    assert re.search(rf'<span class="INFO">[0-9:]+ INFO +{re.escape(escaped)}</span>', log)  # the log line
 
 
 def test_every_response_has_a_content_security_policy(client, seeded):
@@ -149,15 +153,35 @@ def test_changes_feed_and_its_filter(client, seeded):
     recent = client.get("/api/v1/changes?table=workflow_runs").json["changes"]
     assert recent and {c["table_name"] for c in recent} == {"workflow_runs"}
     after = client.get("/api/v1/changes?after=0&limit=5").json["changes"]
-    assert [c["id"] for c in after] == sorted(c["id"] for c in after)
-    assert client.get("/changes").status_code == 200
+    assert len(after) == 5 and [c["id"] for c in after] == sorted(c["id"] for c in after)
+    later = client.get(f"/api/v1/changes?after={after[-1]['id']}&limit=5").json["changes"]
+    assert later and later[0]["id"] > after[-1]["id"]
+    page = client.get("/changes?table=workflow_runs")
+    html_text = page.get_data(as_text=True)
+    assert page.status_code == 200 and '<option value="workflow_runs" selected>' in html_text
+    rows = re.findall(r"<tr>\s*<td>(\d+)</td><td>.*?</td><td>(\w+)</td>\s*<td>(\w+)</td>", html_text, re.S)
+    assert [int(row[0]) for row in rows] == [c["id"] for c in recent]
+    assert {row[1] for row in rows} == {"workflow_runs"} and {row[2] for row in rows} <= {"INSERT", "UPDATE"}
 
 
-def test_system_page(client, seeded):
+def test_system_page(client, seeded, tracker):
+    from appliance.migrator import head_revision
+
+    head = head_revision(client.application.config["SETTINGS"].migrations_dir)
     state = client.get("/api/v1/system").json
-    assert state["schema"]["at_head"] and state["triggers"]["complete"]
-    assert state["projector"]["lag_events"] == 0
-    assert "revision" in client.get("/system").get_data(as_text=True)
+    assert state["database"] == "reachable"
+    assert state["schema"] == {"revision": head, "head": head, "at_head": True}
+    assert state["triggers"] == {"complete": True, "installed": [
+        "job_accounting_notify_change", "job_executions_notify_change", "log_entries_notify_change",
+        "workflow_runs_notify_change"]}
+    newest = tracker.recorder.max_notification_id()
+    assert state["projector"] == {"position": newest, "newest_event": newest, "lag_events": 0}
+    assert state["change_backlog"] > 0 and state["monitors"] == [] and state["programs"] is None
+    page = client.get("/system").get_data(as_text=True)
+    assert f"at head</span> revision {head}" in page
+    assert "installed</span>" in page and "workflow_runs_notify_change" in page
+    assert "lag 0 events</span>" in page and f"position {newest}, newest event {newest}" in page
+    assert f"{state['change_backlog']} unhandled" in page and "none seen" in page
 
 
 def forged_cursor(created_at, run_id="00000000-0000-0000-0000-000000000000"):
