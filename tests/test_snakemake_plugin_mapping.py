@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from appliance.ingest import apply_batch, parse_batch
+from appliance.projection import Projector
 from snakemake_logger_plugin_appliance.mapping import Metadata, RunMapper, workflow_name
+from tests.sql import query
 
 FIXTURES = Path(__file__).resolve().parent.parent / "plugins/snakemake-logger-plugin-appliance/tests/fixtures"
 
@@ -30,6 +32,10 @@ def replay(case: str, metadata: Metadata | None = None) -> list[dict]:
 
 def utc(created: float) -> str:
     return datetime.fromtimestamp(created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def progress(events: list[dict]) -> list[tuple[int, int]]:
+    return [(e["done"], e["total"]) for e in events if e["type"] == "run_progress"]
 
 
 def kinds(events: list[dict]) -> Counter:
@@ -56,7 +62,8 @@ def test_a_diamond_with_wildcards_maps_jobs_to_tasks_with_their_details():
     assert make["params"]["shellcmd"] == "echo a > raw/a.txt; echo done > logs/make_a.log"
     assert kinds(events)["task_started"] == kinds(events)["task_finished"] == 8
     assert events[-1]["type"] == "run_finished"
-    assert "8 of 8 steps (100%) done" in [e.get("message") for e in events]
+    assert progress(events)[-1] == (8, 8)
+    assert not [e for e in events if " steps (" in e.get("message", "")]  # no log line says it again
     # Each event at the time of its record, in UTC.
     records = [json.loads(line) for line in (FIXTURES / "diamond.jsonl").read_text().splitlines()]
     start = next(r for r in records if r.get("event") == "workflow_started")
@@ -94,8 +101,25 @@ def test_a_failing_job_fails_its_task_and_the_run(case, created):
 def test_a_checkpoint_adds_the_jobs_it_reveals():
     events = replay("checkpoint")
     assert tasks_by_rule(events) == {"split": 1, "double": 3, "all_done": 1}
-    assert "5 of 5 steps (100%) done" in [e.get("message") for e in events]
+    assert progress(events) == [(1, 2), (2, 5), (3, 5), (4, 5), (5, 5)]  # the total grew after the checkpoint
     assert events[-1]["type"] == "run_finished"
+
+
+def test_the_run_progress_mid_run_is_the_steps_snakemake_counts_not_the_tasks_so_far(tracker, database_url):
+    # After the checkpoint's job: 1 task exists and has finished, but Snakemake counts 1 of 2 steps.
+    events = replay("checkpoint")
+    first = next(i for i, e in enumerate(events) if e["type"] == "run_progress")
+    apply_batch(tracker, parse_batch({"events": events[:first + 1]}))
+    run_id = events[0]["run_id"]
+    run = tracker.get_workflow(run_id)
+    assert (run.steps_done, run.steps_total) == (1, 2)
+    Projector(tracker).catch_up()
+    assert query(database_url, "SELECT steps_done, steps_total, progress_percent FROM workflow_runs WHERE id = %s",
+                 run_id) == [(1, 2, 50)]
+    apply_batch(tracker, parse_batch({"events": events[first + 1:]}))
+    Projector(tracker).catch_up()
+    assert query(database_url, "SELECT steps_done, steps_total, progress_percent, status FROM workflow_runs "
+                 "WHERE id = %s", run_id) == [(5, 5, 100, "completed")]
 
 
 def test_a_job_without_its_output_fails_its_task_and_the_run_with_that_error():

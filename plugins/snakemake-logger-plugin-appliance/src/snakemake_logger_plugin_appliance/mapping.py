@@ -20,7 +20,8 @@ which differ from the interface's README and test mocks:
   complete successfully" as a failed run.
 - A job restarted by `retries:` gets `job_error`, then `job_info` again: one
   task, failed, then started again (the appliance counts the attempts).
-- The `total` of `progress` grows after a checkpoint.
+- The `total` of `progress` grows after a checkpoint; `progress` records
+  become `run_progress` events (the run's steps done of its total).
 """
 
 from __future__ import annotations
@@ -211,9 +212,15 @@ class RunMapper:
         return None
 
     def _on_progress(self, record: Any) -> list[dict]:
-        done, total = getattr(record, "done", 0), getattr(record, "total", 0)
-        percent = f"{100 * done / total:.0f}%" if total else "?"
-        return [self._log(record, f"{done} of {total} steps ({percent}) done")]
+        # The run's own count of steps (its total known before most tasks exist, and
+        # growing after a checkpoint). A log line would say no more ("N of M steps done").
+        try:
+            done, total = int(getattr(record, "done")), int(getattr(record, "total"))
+        except (AttributeError, TypeError, ValueError):
+            return self._on_message(record)  # not the record we know: keep what it says
+        if not 0 <= done <= total:
+            return self._on_message(record)
+        return [self._event("run_progress", record, run_id=self.run_id, done=done, total=total)]
 
     def _on_job_started(self, record: Any) -> list[dict]:
         return []  # "Execute 2 jobs...": each job's task_started says it (from its job_info)
