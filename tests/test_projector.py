@@ -624,6 +624,25 @@ def test_a_projector_finishing_an_interrupted_rebuild_stays_quiet_up_to_its_star
     assert snapshot(database_url) == rebuild_uninterrupted(tracker, database_url)
 
 
+def test_events_recorded_while_a_reprojection_runs_reach_the_feed(tracker, database_url, monkeypatch):
+    finish_runs(tracker, begin_runs(tracker, 2, 2))
+    Projector(tracker).catch_up()
+    before = last_change(database_url)
+    late = []
+
+    def reset_then_someone_records(connection):
+        reset(connection)  # the marker is the newest event now; this run comes after it
+        late.append(tracker.initiate_workflow("recorded during the rebuild", "", None, None))
+
+    reset = store.reset
+    monkeypatch.setattr(store, "reset", reset_then_someone_records)
+    reproject(tracker, batch_size=3)
+
+    assert changes_after(database_url, before) == [("workflow_runs", str(late[0]))]
+    monkeypatch.undo()
+    assert snapshot(database_url) == rebuild_uninterrupted(tracker, database_url)
+
+
 def test_reprojection_refuses_to_run_beside_a_live_projector(tracker, database_url):
     tracker.initiate_workflow("wf", "", None, None)
     projector = Projector(tracker, poll_interval=60)

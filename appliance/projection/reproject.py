@@ -4,11 +4,12 @@ It takes the projector lock, so no live projector interleaves with it (a
 running one must be stopped first, or `wait=True` waits for it). It empties
 the view tables (not change_notifications) and rewinds the position in one
 transaction, then replays the whole log in big batches, each its own
-transaction with the change triggers silenced. Interrupted, it leaves views
-that are behind, never wrong: the next projector goes on from the position,
-as quietly as the rebuild up to the newest event at its start (the marker in
-projection_rebuild, see store.reset), so finishing the replay does not flood
-change_notifications or fire webhooks for old runs again.
+transaction. Up to the newest event at its start (the marker in
+projection_rebuild, see store.reset) the change triggers are silenced, so
+the replay does not flood change_notifications or fire webhooks for old runs
+again; events recorded while it runs come after the marker and reach the
+feed as usual. Interrupted, it leaves views that are behind, never wrong: the
+next projector goes on from the position, as quietly up to the marker.
 """
 
 from __future__ import annotations
@@ -72,7 +73,9 @@ def reproject(tracker: WorkflowTracker, *, batch_size: int = DEFAULT_BATCH_SIZE,
                   file=progress, disable=progress is None, desc="reproject") as bar:
             position = 0
             while True:
-                batch = store.project_batch(connection, tracker.mapper, batch_size, quiet=True,
+                # Quiet up to the marker store.reset left (the old history); events
+                # recorded while the rebuild runs come after it and reach the feed.
+                batch = store.project_batch(connection, tracker.mapper, batch_size,
                                             at_end=partial(_at_end, stale_after=stale_after))
                 events += batch.applied
                 if batch.position is not None:

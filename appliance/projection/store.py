@@ -147,12 +147,12 @@ class Batch:
     more: bool  # more events may follow at once: a full batch, or one that stopped at a rebuild's marker
 
 
-def project_batch(connection: Any, mapper: Mapper, limit: int, *, quiet: bool = False,
+def project_batch(connection: Any, mapper: Mapper, limit: int, *,
                   at_end: Callable[[Any], None] | None = None) -> Batch:
     """Project the next `limit` events at most, in one transaction.
 
-    `quiet` silences the change triggers (for reprojection); batches that
-    replay what an unfinished rebuild left are quiet in any case.
+    Batches that replay what a rebuild found (up to its marker, whoever
+    projects them) silence the change triggers: no flood of old changes.
     `at_end(cursor)` runs in the same transaction when this batch reaches the
     end of the log, so its work commits with the last events (reproject's
     stale check).
@@ -163,7 +163,7 @@ def project_batch(connection: Any, mapper: Mapper, limit: int, *, quiet: bool = 
         # select_batch stops such a replay at the rebuild's marker and says so
         # in its last column; SET LOCAL before any row is written.
         replaying = bool(notifications) and notifications[0][-1]
-        if quiet or replaying:
+        if replaying:
             cursor.execute(QUERIES["suppress_change_notifications"])
         last = _apply(cursor, mapper, notifications) if notifications else None
         more = len(notifications) == limit or replaying
