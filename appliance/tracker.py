@@ -27,11 +27,14 @@ from typing import Any, Callable, Iterator, NoReturn, TypeVar
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
+import psycopg2
+import sqlalchemy.exc
+from eventsourcing import persistence
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import Environment
 from sqlalchemy import Engine
 
-from appliance.config import Settings, parse_database_url
+from appliance.config import Settings, mask_url, parse_database_url
 from appliance.db import make_engine
 from appliance.domain import LogLine, Task, TrackedAggregate, WorkflowRun
 from appliance.eventstore import EventStoreFactory
@@ -45,6 +48,11 @@ REPLAY_PAUSE_MAX = 0.1
 # up to 23:59, so times are stored in UTC; and a year outside these is a client's bug.
 EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)
 LATEST_TIME = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
+
+# What a failed first connection raises, depending on the layer it fails in.
+CONNECTION_ERRORS = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
+                     psycopg2.OperationalError, psycopg2.InterfaceError,
+                     persistence.OperationalError, persistence.InterfaceError)
 
 T = TypeVar("T")
 A = TypeVar("A", bound=TrackedAggregate)
@@ -64,6 +72,14 @@ class InvalidArgumentError(TrackerError, ValueError):
 
 class DuplicateIdError(TrackerError):
     """A new run, task or log line was given an id that is already taken."""
+
+
+class DatabaseUnavailableError(TrackerError, persistence.OperationalError, psycopg2.OperationalError):
+    """The database could not be reached (or refused the login); the message holds no password.
+
+    Also one of the library's and psycopg2's OperationalErrors, so code that
+    waits and retries on those (the projector, the web's 503) treats it so.
+    """
 
 
 class ConcurrencyError(TrackerError):
@@ -364,7 +380,14 @@ class WorkflowTracker(Application):
         env = {"AGGREGATE_CACHE_FASTFORWARD": "n"}
         if settings.tracker_cache_size > 0:
             env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.tracker_cache_size)
-        super().__init__(env=env)
+        try:
+            super().__init__(env=env)  # creates the event store's tables if missing: the first connection
+        except CONNECTION_ERRORS as error:
+            if self._owns_engine:
+                self._engine.dispose()
+            raise DatabaseUnavailableError(
+                f"cannot use the database at {mask_url(settings.database_url)}: {_first_line(error)}"
+            ) from None  # the driver's error says no more, and its chain would show SQLAlchemy's internals
 
     def construct_env(self, name: str, env: dict | None = None) -> Environment:
         # The library would merge os.environ in; configuration comes from Settings only.
@@ -484,6 +507,13 @@ class WorkflowTracker(Application):
         for aggregate_id in created_ids:
             if self.recorder.select_events(aggregate_id, limit=1):
                 raise DuplicateIdError(f"the id {aggregate_id} is already taken; nothing of this batch was recorded")
+
+
+def _first_line(error: BaseException) -> str:
+    """The driver's own words (libpq never repeats a password), without SQLAlchemy's wrapping."""
+    cause = getattr(error, "orig", None) or error
+    lines = str(cause).strip().splitlines()
+    return lines[0] if lines else type(cause).__name__
 
 
 def _pause_before_replay(attempt: int) -> None:

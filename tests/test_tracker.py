@@ -1,6 +1,8 @@
 """The write side against a real PostgreSQL."""
 
+import socket
 import threading
+import traceback
 from datetime import datetime, timedelta, timezone
 from uuid import UUID, uuid4
 
@@ -13,10 +15,14 @@ from appliance.domain import RunStatus, TaskStatus, WorkflowRun
 from appliance.tracker import (
     Batch,
     ConcurrencyError,
+    DatabaseUnavailableError,
     DuplicateIdError,
     InvalidArgumentError,
+    TrackerError,
     UnknownIdError,
 )
+from sqlalchemy.engine import make_url
+
 from tests.sql import query
 
 
@@ -568,3 +574,33 @@ def test_a_resend_of_a_new_run_racing_its_original_is_a_duplicate_not_an_error(d
     assert resend.conflicts_retried == 1
     assert resend.get_workflow(run_id).name == "raced"
     assert len(query(database_url, "SELECT 1 FROM workflowtracker_events WHERE topic LIKE '%%Initiated%%'")) == 1
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # nothing listens once the probe is closed
+
+
+def refusal(url: str) -> DatabaseUnavailableError:
+    with pytest.raises(DatabaseUnavailableError) as caught:
+        WorkflowTracker(database_url=url)
+    return caught.value
+
+
+def test_an_unreachable_database_is_a_tracker_error_that_shows_no_password():
+    port, password = closed_port(), "pw-not-to-be-shown-7f3a"
+    error = refusal(f"postgresql://alice:{password}@127.0.0.1:{port}/tracker")
+    assert isinstance(error, TrackerError)
+    assert str(error) == (f"cannot use the database at postgresql+psycopg2://alice:***@127.0.0.1:{port}/tracker: "
+                          f'connection to server at "127.0.0.1", port {port} failed: Connection refused')
+    assert password not in "".join(traceback.format_exception(error))
+    assert isinstance(error, psycopg2.OperationalError)  # what the projector and the web wait and retry on
+
+
+def test_a_wrong_password_is_a_tracker_error_that_shows_neither_password(database_url):
+    wrong = "wrong-pw-not-to-be-shown-9c1d"
+    error = refusal(make_url(database_url).set(password=wrong).render_as_string(hide_password=False))
+    assert "password authentication failed" in str(error)
+    shown = "".join(traceback.format_exception(error))
+    assert wrong not in shown and make_url(database_url).password not in shown
