@@ -960,3 +960,9 @@ def test_a_failure_between_the_rows_and_the_position_keeps_nothing_and_a_retry_i
     projector.catch_up()
     assert projector.position() == max_position(database_url)
     assert snapshot(database_url) == rebuild_uninterrupted(tracker, database_url)
+
+
+def test_view_rows_get_times_in_utc_whatever_offset_an_event_carries():
+    # Python allows offsets up to ±23:59; PostgreSQL refuses beyond ±15:59.
+    far_east = datetime(2024, 1, 1, 12, 0, tzinfo=timezone(timedelta(hours=20)))
+    assert store._json_value(far_east) == "2023-12-31T16:00:00+00:00"

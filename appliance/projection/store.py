@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Callable
 from uuid import UUID
@@ -252,7 +252,9 @@ def _finite(value: Any) -> Any:
 def _json_value(value: Any) -> Any:
     """Values JSON has no type for: times, and what payloads decode to (UUID, Decimal)."""
     if isinstance(value, datetime):
-        return value.isoformat()
+        # In UTC: PostgreSQL refuses offsets beyond ±15:59, which Python allows
+        # (an event stored before ingest normalised its times would stop projection).
+        return (value.astimezone(timezone.utc) if value.tzinfo else value).isoformat()
     if isinstance(value, (UUID, Decimal)):
         return str(value)
     raise TypeError(f"cannot store a {type(value).__name__} in a view row")
