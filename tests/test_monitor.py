@@ -52,8 +52,10 @@ def running():
     """Start monitors in threads; stop and join them at the end."""
     started = []
 
-    def start(database_url, handlers, ping_every=5.0, ping_timeout=10.0, **settings):
-        monitor = Monitor(parse_database_url(database_url), MonitorSettings(**{"poll_interval": 1, **settings}),
+    def start(database_url, handlers, ping_every=5.0, ping_timeout=10.0, monitor_settings=None, **settings):
+        """`handlers` None: those of the settings (webhooks, MONITOR_HANDLERS), as `appliance monitor` has."""
+        monitor_settings = monitor_settings or MonitorSettings(**{"poll_interval": 1, **settings})
+        monitor = Monitor(parse_database_url(database_url), monitor_settings,
                           handlers=handlers, ping_every=ping_every, ping_timeout=ping_timeout)
         thread = threading.Thread(target=monitor.run, daemon=True)
         thread.start()
@@ -85,19 +87,42 @@ def test_a_new_change_is_handled_as_it_arrives(database_url, running):
     wait_for(lambda: len(recorder.ids) == 1, timeout=5, message="the notified change")
 
 
+def heartbeats(database_url):
+    return execute(database_url, "SELECT count(*) FROM monitor_heartbeats")[0][0]
+
+
 def test_two_monitors_handle_2000_changes_each_exactly_once(database_url, running):
-    recorder = Recorder()
-    running(database_url, [recorder])
-    running(database_url, [recorder])
+    first, second = Recorder(), Recorder()
+    running(database_url, [first])
+    running(database_url, [second])
+    wait_for(lambda: heartbeats(database_url) == 2, message="both monitors listening")
     execute(database_url, "INSERT INTO workflow_runs (workflow_name) SELECT 'run ' || n FROM generate_series(1, 1000) n")
     execute(database_url, "UPDATE workflow_runs SET status = 'running'")
     wait_for(lambda: unprocessed(database_url) == 0, timeout=60, message="2000 changes handled")
-    counts = Counter(recorder.ids)
+    counts = Counter(first.ids + second.ids)
     assert len(counts) == 2000 and max(counts.values()) == 1
+    assert len(first.ids) > 0 and len(second.ids) > 0, (len(first.ids), len(second.ids))
+
+
+def monitor_settings_from_env(database_url, **env):
+    """The monitor's settings as `appliance monitor` reads them, polling every second."""
+    settings = Settings.from_env({"DATABASE_URL": database_url, "MONITOR_POLL_INTERVAL": "1", **env}).monitor
+    assert settings.poll_interval == 1
+    return settings
+
+
+def test_the_monitor_settings_of_an_empty_environment_are_the_documented_defaults():
+    settings = Settings.from_env({"DATABASE_URL": "postgresql://u:p@db/appliance"})
+    assert settings.enable_db_monitoring is True
+    monitor = settings.monitor
+    assert (monitor.poll_interval, monitor.retention_days) == (10, 7)
+    assert (monitor.webhook_urls, monitor.webhook_tables, monitor.webhook_statuses) == (
+        (), ("workflow_runs",), ("completed", "failed", "cancelled"))
+    assert (monitor.webhook_timeout, monitor.webhook_retries, monitor.max_attempts, monitor.handlers) == (5, 3, 5, ())
 
 
 class FlakyReceiver(BaseHTTPRequestHandler):
-    """Fails the first two requests, then accepts; remembers the accepted bodies."""
+    """Fails the first two requests, then accepts; remembers the accepted bodies and keys."""
 
     requests, accepted = 0, []
 
@@ -107,7 +132,7 @@ class FlakyReceiver(BaseHTTPRequestHandler):
         if type(self).requests <= 2:
             self.send_response(500)
         else:
-            type(self).accepted.append(body)
+            type(self).accepted.append((self.headers["Idempotency-Key"], body))
             self.send_response(200)
         self.end_headers()
 
@@ -116,19 +141,26 @@ class FlakyReceiver(BaseHTTPRequestHandler):
 
 
 def test_a_webhook_that_fails_twice_then_succeeds_gets_each_event_once(database_url, running):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FlakyReceiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve(FlakyReceiver)
     try:
-        settings = MonitorSettings(webhook_urls=(f"http://127.0.0.1:{server.server_port}/hook",))
-        running(database_url, [Webhook(settings.webhook_urls[0], settings, wait=lambda seconds: False)])
-        execute(database_url, "INSERT INTO workflow_runs (workflow_name, status) VALUES ('w', 'running')")
-        execute(database_url, "UPDATE workflow_runs SET status = 'completed'")
-        wait_for(lambda: unprocessed(database_url) == 0, message="both changes handled")
-        assert FlakyReceiver.requests == 3  # only the change to "completed" passes the filter
-        [delivered] = FlakyReceiver.accepted
-        assert (delivered["operation"], delivered["new_values"]) == ("UPDATE", {"status": "completed"})
+        settings = monitor_settings_from_env(database_url,
+                                             MONITOR_WEBHOOK_URLS=f"http://127.0.0.1:{server.server_port}/hook")
+        running(database_url, None, monitor_settings=settings)
+        execute(database_url, "INSERT INTO workflow_runs (workflow_name, status) "
+                              "SELECT 'w' || n, 'running' FROM generate_series(1, 6) n")
+        execute(database_url, "UPDATE workflow_runs SET status = CASE WHEN workflow_name IN ('w1', 'w2') "
+                              "THEN 'failed' ELSE 'completed' END")
+        wait_for(lambda: unprocessed(database_url) == 0, message="the twelve changes handled")
     finally:
         server.shutdown()
+    # Only the six changes to "completed" or "failed" pass the filter; the first took three tries.
+    sent = [id_ for (id_,) in execute(database_url, "SELECT id FROM change_notifications "
+                                                    "WHERE operation = 'UPDATE' ORDER BY id")]
+    assert FlakyReceiver.requests == 6 + 2
+    assert sorted(body["id"] for _, body in FlakyReceiver.accepted) == sent
+    assert sorted(key for key, _ in FlakyReceiver.accepted) == sorted(f"change-{id_}" for id_ in sent)
+    assert Counter(body["new_values"]["status"] for _, body in FlakyReceiver.accepted) == {"completed": 4, "failed": 2}
+    assert execute(database_url, "SELECT count(*) FROM change_notifications WHERE last_error IS NOT NULL") == [(0,)]
 
 
 def test_a_failing_handler_is_recorded_and_never_blocks_the_rows_behind_it(database_url, running):
@@ -150,21 +182,71 @@ def test_a_failing_handler_is_recorded_and_never_blocks_the_rows_behind_it(datab
     assert tries[1] - tries[0] >= 0.9 and tries[2] - tries[1] >= 1.9
 
 
+class Writer:
+    """Inserts one run per transaction until stopped, through a database restart: a failed
+    connection or commit is retried on a new connection."""
+
+    def __init__(self, url):
+        self.url, self.committed, self.failures = url, 0, 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._write, daemon=True)
+        self.thread.start()
+
+    def _write(self):
+        connection = None
+        while not self.stopping.is_set():
+            try:
+                if connection is None or connection.closed:
+                    connection = psycopg2.connect(self.url, connect_timeout=2)
+                with connection, connection.cursor() as cursor:
+                    cursor.execute("INSERT INTO workflow_runs (workflow_name) VALUES ('streamed')")
+                self.committed += 1
+            except psycopg2.Error:
+                self.failures += 1
+                if connection is not None:
+                    connection.close()
+                self.stopping.wait(0.05)  # the server is restarting: a short pause, not a busy loop
+            self.stopping.wait(0.005)
+        if connection is not None:
+            connection.close()
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join(timeout=10)
+
+
 def test_a_database_restart_in_the_middle_of_a_stream_loses_nothing(running):
-    server = LocalPostgres.temporary().start()
+    from tests import fault_handler
+
+    # Durable: the fast settings acknowledge commits that a crash (stop -m immediate) then loses.
+    server = LocalPostgres.temporary(durable=True).start()
+    writer = None
     try:
         url = server.url()
         prepare_schema(url)
-        recorder = Recorder()
-        running(url, [recorder])
-        execute(url, "INSERT INTO workflow_runs (workflow_name) SELECT 'before' FROM generate_series(1, 50)")
-        wait_for(lambda: len(recorder.ids) == 50, message="the first 50")
+        execute(url, fault_handler.TABLE)
+        # The handler counts in the monitor's transaction: a change handled twice shows as times > 1.
+        running(url, [fault_handler.record])
+        writer = Writer(url)
+        wait_for(lambda: writer.committed >= 50, message="50 writes before the restart")
         server.stop(mode="immediate")
+        before = writer.committed
         server.start()
-        execute(url, "INSERT INTO workflow_runs (workflow_name) SELECT 'after' FROM generate_series(1, 50)")
-        wait_for(lambda: unprocessed(url) == 0 and len(set(recorder.ids)) == 100, timeout=30,
-                 message="the 50 written after the restart")
+        wait_for(lambda: writer.committed >= before + 50, timeout=30, message="50 writes after the restart")
+        writer.stop()
+        assert writer.failures > 0  # the writer really wrote across the restart
+        wait_for(lambda: unprocessed(url) == 0, timeout=30, message="every change handled")
+        [(changes, handled, twice)] = execute(
+            url, "SELECT (SELECT count(*) FROM change_notifications), count(*), count(*) FILTER (WHERE times > 1) "
+                 "FROM fault_handled")
+        # Every committed write made one change; a commit lost with the server may or may not be there.
+        assert writer.committed <= changes <= writer.committed + writer.failures
+        assert (handled, twice) == (changes, 0)
+        assert execute(url, "SELECT count(*) FROM fault_handled f LEFT JOIN change_notifications c "
+                            "ON c.id = f.change_id WHERE c.id IS NULL") == [(0,)]
     finally:
+        if writer is not None:
+            writer.stop()
         server.destroy()
 
 
@@ -338,6 +420,22 @@ def silent_receiver():
     yield f"http://127.0.0.1:{server.server_port}/hook"
     SilentReceiver.release.set()
     server.shutdown()
+
+
+def test_a_webhook_that_does_not_answer_in_time_is_recorded_and_the_rest_go_on(database_url, running, silent_receiver):
+    settings = monitor_settings_from_env(database_url, MONITOR_WEBHOOK_URLS=silent_receiver, MONITOR_WEBHOOK_TIMEOUT="1",
+                                         MONITOR_WEBHOOK_RETRIES="2", MONITOR_MAX_ATTEMPTS="1")
+    recorder = Recorder()
+    monitor = running(database_url, None, monitor_settings=settings)
+    monitor.handlers.append(recorder)
+    execute(database_url, "INSERT INTO workflow_runs (workflow_name, status) VALUES ('slow', 'completed')")
+    execute(database_url, "INSERT INTO workflow_runs (workflow_name) VALUES ('behind')")
+    started = time.monotonic()
+    wait_for(lambda: unprocessed(database_url) == 0, message="both changes handled")
+    assert time.monotonic() - started >= 2.0  # two tries of 1 s each
+    assert SilentReceiver.requests == 2 and recorder.ids == [1, 2]
+    assert execute(database_url, "SELECT id, processed, last_error FROM change_notifications ORDER BY id") == [
+        (1, True, f"Webhook: {silent_receiver}: timed out (after 2 tries)"), (2, True, None)]
 
 
 def test_sigterm_during_a_webhook_request_without_answer_exits_0_in_time_and_keeps_the_change(

@@ -33,17 +33,30 @@ def run_cli(database_url, *args, **env):
     )
 
 
+def literally(database_url, sql):
+    """Run one statement exactly as written (no parameters, so % is just %): its rows as dicts."""
+    with connect(database_url) as connection, connection.cursor() as cursor:
+        cursor.execute(sql)
+        if cursor.description is None:
+            return None
+        names = [column.name for column in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
 def test_the_seeds_examples_work_as_written(database_url):
-    rows(database_url, "INSERT INTO workflow_runs (workflow_name, status) VALUES ('test_workflow', 'running');")
-    latest = rows(database_url, "SELECT table_name, operation FROM change_notifications ORDER BY timestamp DESC LIMIT 5;")
-    assert latest == [("workflow_runs", "INSERT")]
-    recent = rows(database_url, "SELECT table_name FROM get_recent_changes('2024-01-01'::timestamp);")
-    assert recent == [("workflow_runs",)]
-    triggers = rows(database_url, "SELECT tgname FROM pg_trigger WHERE tgname LIKE '%%notify%%';")
-    assert {name for (name,) in triggers} == {
-        "workflow_runs_notify_change", "job_executions_notify_change",
-        "log_entries_notify_change", "job_accounting_notify_change",
-    }
+    literally(database_url, "INSERT INTO workflow_runs (workflow_name, status) VALUES ('test_workflow', 'running');")
+    latest = literally(database_url, "SELECT * FROM change_notifications ORDER BY timestamp DESC LIMIT 5;")
+    [change] = latest
+    assert (change["table_name"], change["operation"], change["processed"]) == ("workflow_runs", "INSERT", False)
+    assert change["new_values"]["workflow_name"] == "test_workflow" and change["new_values"]["status"] == "running"
+    assert change["row_key"] == {"id": change["new_values"]["id"]} and change["old_values"] is None
+    assert "workflow_name" in change["changed_fields"] and change["timestamp"] is not None
+    assert literally(database_url, "SELECT * FROM get_recent_changes('2024-01-01'::timestamp);") == latest
+    triggers = literally(database_url, "SELECT tgname FROM pg_trigger WHERE tgname LIKE '%notify%';")
+    assert sorted(row["tgname"] for row in triggers) == [
+        "job_accounting_notify_change", "job_executions_notify_change",
+        "log_entries_notify_change", "workflow_runs_notify_change",
+    ]
 
 
 def test_an_update_records_only_the_changed_fields(database_url):
@@ -90,12 +103,42 @@ def test_a_quiet_transaction_writes_no_changes(database_url):
     assert rows(database_url, "SELECT count(*) FROM change_notifications") == [(0,)]
 
 
+CATALOG = {
+    "functions": "SELECT p.oid, p.proname, pg_get_functiondef(p.oid) FROM pg_proc p "
+                 "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public' AND p.prokind = 'f' "
+                 "ORDER BY p.oid",
+    "triggers": "SELECT t.oid, t.tgname, t.tgenabled, pg_get_triggerdef(t.oid) FROM pg_trigger t "
+                "WHERE NOT t.tgisinternal ORDER BY t.oid",
+    "tables": "SELECT c.oid, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+              "WHERE n.nspname = 'public' ORDER BY c.oid",
+}
+
+
+def catalog(database_url):
+    return {name: rows(database_url, sql) for name, sql in CATALOG.items()}
+
+
 def test_installing_twice_changes_nothing_and_succeeds(database_url):
+    before = catalog(database_url)  # the test database was made by `init` already
+    assert {name for _, name, *_ in before["triggers"]} >= {"workflow_runs_notify_change", "log_entries_notify_change"}
+    assert {name for _, name, _ in before["functions"]} >= {"notify_change", "get_recent_changes"}
     first = run_cli(database_url, "install-triggers")
+    assert first.returncode == 0, first.stderr
+    assert catalog(database_url) == before
     second = run_cli(database_url, "init")
-    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert second.returncode == 0, second.stderr
     assert "installed 3 script(s)" in second.stdout
-    assert rows(database_url, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%%notify_change'") == [(4,)]
+    assert catalog(database_url) == before
+
+
+def test_init_with_install_triggers_0_migrates_but_installs_no_trigger(empty_database_url):
+    result = run_cli(empty_database_url, "init", APPLIANCE_INSTALL_TRIGGERS="0")
+    assert result.returncode == 0, result.stderr
+    assert "leaving functions and triggers as they are" in result.stdout
+    assert rows(empty_database_url, "SELECT to_regclass('workflow_runs')::text") == [("workflow_runs",)]
+    assert rows(empty_database_url, "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal") == [(0,)]
+    assert rows(empty_database_url, "SELECT count(*) FROM pg_proc WHERE proname IN "
+                                    "('notify_change', 'get_recent_changes')") == [(0,)]
 
 
 def test_installers_running_at_once_all_succeed(database_url):

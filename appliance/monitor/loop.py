@@ -102,8 +102,9 @@ class Monitor:
         self._listener = self._worker = None
 
     def _serve(self) -> None:
-        self._next_beat = 0.0  # at once: the status pages see a monitor that just (re)connected
-        self._beat_if_due()
+        # The first heartbeat comes after the first claim (catch_up beats when due), so a
+        # status page that sees it knows the monitor LISTENs and its claims get answers.
+        self._next_beat = 0.0
         self.catch_up()
         next_poll = time.monotonic() + self.settings.poll_interval
         next_ping = time.monotonic() + self.ping_every
