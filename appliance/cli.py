@@ -152,6 +152,18 @@ def _schema_command(function_name: str) -> Callable[[argparse.Namespace, Setting
 
 
 def _config(args: argparse.Namespace, settings: Settings) -> int:
+    from appliance.monitor.handlers import load_handler
+
+    problems = []
+    for path in settings.monitor.handlers:  # importable and callable, as the monitor will need them
+        try:
+            load_handler(path)
+        except ValueError as error:
+            problems.append(str(error))
+    if problems:
+        print("appliance: invalid configuration:\n" + "\n".join(f"  - {problem}" for problem in problems),
+              file=sys.stderr)
+        return EXIT_CONFIG
     print(f"config: {settings}")
     return 0
 

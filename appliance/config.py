@@ -63,7 +63,7 @@ class MonitorSettings:
             # Handlings of a change that fails before it is marked processed with its error.
             max_attempts=env.integer("MONITOR_MAX_ATTEMPTS", default=5, minimum=1),
             # Comma-separated dotted paths (package.module:function) of custom handlers.
-            handlers=env.words("MONITOR_HANDLERS"),
+            handlers=env.words("MONITOR_HANDLERS", check=_parse_handler_path),
             # Processed changes older than this many days are deleted, in small batches.
             retention_days=env.integer("CHANGE_RETENTION_DAYS", default=7, minimum=1, maximum=36500),
         )
@@ -358,6 +358,14 @@ def _parse_directory(holding: str | None) -> Callable[[str], Path]:
         return path
 
     return parse
+
+
+def _parse_handler_path(text: str) -> str:
+    """`package.module:function` or `package.module.function`: the form only (importing is the monitor's job)."""
+    module, _, attribute = text.replace(":", ".", 1).rpartition(".")
+    if text.count(":") > 1 or not module or not all(part.isidentifier() for part in [*module.split("."), attribute]):
+        raise ValueError(f"has {text!r}, which is not a dotted path like package.module:function")
+    return text
 
 
 def _parse_http_url(text: str) -> str:

@@ -24,6 +24,8 @@ from appliance.config import MonitorSettings, parse_database_url
 from appliance.localpg import LocalPostgres
 from appliance.monitor import Monitor
 from tests.schema import prepare_schema
+from tests.sql import query
+from tests.waiting import wait_for
 
 
 def main() -> None:
@@ -49,7 +51,9 @@ def main() -> None:
         thread = threading.Thread(target=monitor.run, daemon=True)
         with contextlib.redirect_stdout(io.StringIO()):
             thread.start()
-            time.sleep(1.0)  # let it connect and LISTEN before the first change
+            # NOTIFY reaches only sessions already listening: its first heartbeat follows LISTEN.
+            wait_for(lambda: query(url, "SELECT count(*) FROM monitor_heartbeats")[0][0] > 0, timeout=30,
+                     message="the monitor's first heartbeat")
             connection = psycopg2.connect(url)
             with connection.cursor() as cursor:
                 for n in range(args.changes):

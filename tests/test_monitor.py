@@ -470,6 +470,27 @@ def test_a_custom_handler_that_cannot_be_loaded_is_a_clear_error(database_url):
     assert "cannot load 'no.such.module:handler'" in process.stdout.read()
 
 
+def test_appliance_config_names_every_custom_handler_that_cannot_be_loaded(database_url):
+    handlers = "tests.fault_handler:record,no.such.module:handler,tests.fault_handler:missing"
+    result = subprocess.run([sys.executable, "-m", "appliance.cli", "config"], capture_output=True, text=True,
+                            env={**os.environ, "DATABASE_URL": database_url, "MONITOR_HANDLERS": handlers}, timeout=30)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "MONITOR_HANDLERS: cannot load 'no.such.module:handler'" in result.stderr
+    assert "MONITOR_HANDLERS: cannot load 'tests.fault_handler:missing'" in result.stderr
+    assert "tests.fault_handler:record" not in result.stderr  # the good one is not blamed
+
+
+@pytest.mark.parametrize("command", ["config", "monitor"])
+def test_a_handler_path_of_the_wrong_form_is_refused_by_name(database_url, command):
+    result = subprocess.run([sys.executable, "-m", "appliance.cli", command], capture_output=True, text=True,
+                            env={**os.environ, "DATABASE_URL": database_url,
+                                 "MONITOR_HANDLERS": "tests.fault_handler:record, my handler.py"}, timeout=30)
+    assert result.returncode == 2
+    assert "MONITOR_HANDLERS has 'my handler.py', which is not a dotted path like package.module:function" \
+        in result.stderr
+    assert unprocessed(database_url) == 0 and heartbeats(database_url) == 0  # the monitor never started
+
+
 def test_a_handler_taking_a_cursor_writes_in_the_monitors_transaction(database_url, running):
     execute(database_url, "CREATE TABLE handled (change_id bigint PRIMARY KEY)")
 
