@@ -96,8 +96,7 @@ CHECK_SCHEMAS = {
     "_job_id": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
     "_progress": {"oneOf": [{"type": "string"}, {"type": "number"}]},
     "_time": {"type": "string", "format": "date-time"},
-    "_number": {"type": "number"},
-    "_integer": {"type": "integer"},
+    "_count": {"type": "integer", "minimum": 0},
     "_any": {},
 }
 
