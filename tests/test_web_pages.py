@@ -149,6 +149,16 @@ def test_jobs_by_id_and_by_owner(client, seeded):
     assert "align-4711" in client.get("/jobs?job_id=align-4711").get_data(as_text=True)
 
 
+def test_a_job_id_with_a_slash_links_to_its_lookup(client, tracker):
+    run = tracker.initiate_workflow("array", "", None, None)
+    task = tracker.add_task_to_workflow(run, "t", None, {}, {})
+    tracker.add_job_id(task, "4711/3")  # a path segment could not hold it
+    Projector(tracker).catch_up()
+    page = client.get(f"/runs/{run}").get_data(as_text=True)
+    href = html.unescape(re.search(r'<a href="(/jobs[^"]*)">4711/3</a>', page).group(1))
+    assert [job["job_id"] for job in client.get(href.replace("/jobs", "/api/v1/jobs")).json["jobs"]] == ["4711/3"]
+
+
 def test_changes_feed_and_its_filter(client, seeded):
     recent = client.get("/api/v1/changes?table=workflow_runs").json["changes"]
     assert recent and {c["table_name"] for c in recent} == {"workflow_runs"}
