@@ -152,7 +152,9 @@ class Monitor:
     def _handle(self, cursor, change: Change) -> None:
         error = run_handlers(change, self.handlers, cursor)
         attempts = change.attempts + 1
-        if error is None or attempts >= self.settings.max_attempts:
+        # A failure because the monitor is stopping (a webhook left unanswered) never gives a
+        # change up: the next start tries it again.
+        if error is None or (attempts >= self.settings.max_attempts and not self._stopping.is_set()):
             if error is not None:
                 log.error("change %d failed %d times, giving up: %s", change.id, attempts, error)
             cursor.execute(QUERIES["mark_processed"], {"id": change.id, "error": error})
