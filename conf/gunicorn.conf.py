@@ -16,9 +16,9 @@ class WebLogger(Logger):
 logger_class = WebLogger
 worker_class = "gthread"
 threads = 4
-# Stop timeouts must nest (docs/deploy.md): this 3 s < web's stopwaitsecs in
-# conf/supervisord.conf (4 s) < Docker's 10 s, so no worker is killed mid-request.
-graceful_timeout = 3
+# Stop timeouts must nest (docs/deploy.md): this 2 s < web's stopwaitsecs in
+# conf/supervisord.conf (3 s) < Docker's 10 s, so no worker is killed mid-request.
+graceful_timeout = 2
 timeout = 30
 keepalive = 5
 accesslog = "-"
