@@ -216,9 +216,11 @@ def test_a_job_that_leaves_its_output_missing_fails_its_task_with_that_error(app
     assert run["status"] == "failed"
     assert "some output files are missing" in run["error_message"]  # not only the final WorkflowError
     assert "Failed jobs: forgotten" in run["error_message"]
-    (forgotten,) = appliance.tasks(run)  # the first job; without --keep-going the run stops there
-    assert (forgotten["task_name"], forgotten["status"]) == ("forgotten", "failed")
-    assert "completed successfully, but some output files are missing" in forgotten["error_message"]
+    tasks = {t["task_name"]: t for t in appliance.tasks(run)}
+    # Snakemake picks either job first; after forgotten fails, without --keep-going, nothing else starts.
+    assert {name: t["status"] for name, t in tasks.items()} in (
+        {"forgotten": "failed"}, {"made": "completed", "forgotten": "failed"})
+    assert "completed successfully, but some output files are missing" in tasks["forgotten"]["error_message"]
 
 
 def test_keep_going_runs_the_other_jobs_and_still_fails_the_run(appliance):

@@ -8,7 +8,6 @@ Snakemake set (a ResourceList as its items). The mapping is built against
 these, not against the interface's documentation.
 """
 
-import json
 import os
 import shutil
 import signal
