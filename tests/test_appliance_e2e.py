@@ -168,6 +168,23 @@ def test_the_appliance_end_to_end(appliance_env, started, empty_database_url):
     assert appliance.wait(10) == 0, appliance.output[-3000:]
     assert time.monotonic() - stopping < 10
     assert appliance.processes() == set()
+    assert unnamed_lines(appliance.output) == []
+
+
+# Every line of `docker logs` says who wrote it (the issue: "prefixed or structured").
+LINE_SHAPES = {
+    "an appliance command's log line": r"\d{4}-\d\d-\d\d [\d:,]+ (web|monitor|projector|init|migrate) [A-Z]+ ",
+    "web's access line": r"web \S+ \"",
+    "the entrypoint": r"entrypoint: ",
+    "a start-up step": r"(config|wait-for-db|init): ",
+    "supervisord itself": r"\d{4}-\d\d-\d\d [\d:,]+ (INFO|WARN|CRIT|ERRO|DEBG) ",
+    "the monitor's change line": r'\{"program": "monitor", ',
+}
+
+
+def unnamed_lines(output: str) -> list[str]:
+    shapes = re.compile("|".join(f"(?:{shape})" for shape in LINE_SHAPES.values()))
+    return [line for line in output.splitlines() if line and not shapes.match(line)]
 
 
 def test_a_program_that_cannot_start_ends_the_appliance_non_zero(appliance_env, started):

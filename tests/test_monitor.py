@@ -460,10 +460,16 @@ def test_sigterm_during_a_webhook_request_without_answer_exits_0_in_time_and_kee
                     (2, False, 0, None)]
 
 
-def test_disabled_monitoring_exits_0_at_once(database_url):
+def test_a_monitor_started_explicitly_runs_though_monitoring_is_off(database_url):
+    # supervisord leaves it out (autostart); `supervisorctl start monitor` must not crash-loop it.
+    execute(database_url, "INSERT INTO workflow_runs (workflow_name) VALUES ('handled anyway')")
     process = monitor_process(database_url, ENABLE_DB_MONITORING="false")
-    assert process.wait(timeout=10) == 0
-    assert "disabled" in process.stdout.read()
+    try:
+        wait_for(lambda: unprocessed(database_url) == 0, message="the change handled")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    assert "ENABLE_DB_MONITORING=false, but started explicitly" in process.stdout.read()
 
 
 def test_a_custom_handler_that_cannot_be_loaded_is_a_clear_error(database_url):

@@ -59,7 +59,8 @@ class Change:
 def log_line(change: Change, stream=None) -> None:
     """The structured log line of every change: what changed, not the whole row."""
     line = {
-        "event": "change", "id": change.id, "table": change.table_name, "op": change.operation,
+        # Names the program, as every line of docker logs does (they share one stdout).
+        "program": "monitor", "event": "change", "id": change.id, "table": change.table_name, "op": change.operation,
         "key": change.row_key, "changed": change.changed_fields, "status": change.new_status,
         "at": change.timestamp.isoformat(),
     }

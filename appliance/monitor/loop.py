@@ -194,8 +194,10 @@ def run_monitor(settings) -> int:
     import signal
 
     if not settings.enable_db_monitoring:
-        print("monitor: ENABLE_DB_MONITORING=false, so the monitor is disabled; exiting", flush=True)
-        return 0
+        # The switch keeps supervisord from starting the monitor; someone who starts it
+        # anyway (supervisorctl start monitor) means it. Exiting at once instead would
+        # look like a crash to supervisord, and a FATAL monitor stops the appliance.
+        print("monitor: ENABLE_DB_MONITORING=false, but started explicitly: monitoring", flush=True)
     try:
         monitor = Monitor(settings.database_url, settings.monitor)
     except ValueError as error:  # a custom handler that cannot be loaded
