@@ -49,6 +49,25 @@ def test_keyset_pagination_walks_every_run_once(client, tracker):
     assert seen == [f"run {n}" for n in reversed(range(7))]
 
 
+def test_a_runs_progress_is_its_reported_steps_when_its_source_reports_them(client, tracker):
+    reported = tracker.initiate_workflow("snakemake run", "", None, None)
+    tracker.start_workflow(reported)
+    task = tracker.add_task_to_workflow(reported, "align", None, {}, {})
+    tracker.complete_task(task, "ok")  # one task of one: 100% by tasks, 3 of 12 steps by the report
+    tracker.update_workflow_progress(reported, 3, 12)
+    by_tasks = tracker.initiate_workflow("python run", "", None, None)
+    tracker.complete_task(tracker.add_task_to_workflow(by_tasks, "step", None, {}, {}), "ok")
+    tracker.add_task_to_workflow(by_tasks, "next", None, {}, {})
+    Projector(tracker).catch_up()
+
+    runs = {run["name"]: run for run in client.get("/api/v1/runs").json["runs"]}
+
+    assert runs["snakemake run"]["progress"] == {"done": 3, "total": 12, "percent": 25.0}
+    assert runs["python run"]["progress"] == {"done": 1, "total": 2, "percent": 50.0}
+    assert client.get(f"/api/v1/runs/{reported}").json["run"]["progress"]["total"] == 12
+    assert "3/12" in client.get("/").get_data(as_text=True)
+
+
 def test_run_page_shows_tasks_timeline_logs_and_errors(client, seeded):
     html = client.get(f"/runs/{seeded['failed']}").get_data(as_text=True)
     assert "segment failed" in html and "MemoryError" in html

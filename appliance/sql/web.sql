@@ -4,7 +4,8 @@
 -- name: runs_page
 -- Runs newest first, keyset-paginated on (created_at, id); filters are optional.
 SELECT id, workflow_name, description, user_name, group_name, source, status,
-       tasks_total, tasks_completed, tasks_failed, tasks_running, progress_percent, current_task,
+       tasks_total, tasks_completed, tasks_failed, tasks_running, progress_percent, steps_done, steps_total,
+       current_task,
        error_message, created_at, started_at, finished_at, duration_seconds, last_event_at
 FROM workflow_runs
 WHERE (%(status)s::text IS NULL OR status = %(status)s)

@@ -124,16 +124,22 @@ def run_json(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "id": str(row["id"]), "name": row["workflow_name"], "description": row["description"],
         "status": row["status"], "user": row["user_name"], "group": row["group_name"], "source": row["source"],
-        "progress": {
-            "done": row["tasks_completed"] + row["tasks_failed"], "total": row["tasks_total"],
-            "percent": round(row["progress_percent"], 1),
-        },
+        "progress": _progress(row),
         "tasks": {"running": row["tasks_running"], "completed": row["tasks_completed"], "failed": row["tasks_failed"]},
         "current_task": row["current_task"], "error_message": row["error_message"],
         "created_at": _iso(row["created_at"]), "started_at": _iso(row["started_at"]),
         "finished_at": _iso(row["finished_at"]), "duration_seconds": row["duration_seconds"],
         "elapsed_seconds": _elapsed(row), "last_event_at": _iso(row["last_event_at"]),
     }
+
+
+def _progress(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Steps done of all, as the source reported them (Snakemake's "N of M steps"), else tasks finished."""
+    if row["steps_total"]:
+        done, total = row["steps_done"], row["steps_total"]
+    else:
+        done, total = row["tasks_completed"] + row["tasks_failed"], row["tasks_total"]
+    return {"done": done, "total": total, "percent": round(row["progress_percent"], 1)}
 
 
 def _elapsed(row: Mapping[str, Any]) -> float | None:
