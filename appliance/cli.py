@@ -62,19 +62,10 @@ def _reproject(args: argparse.Namespace, settings: Settings) -> int:
     return run_reproject(settings, batch_size=args.batch_size, wait=args.wait)
 
 
-def _batch_size(text: str) -> int:
-    # Checked here, before anything is emptied: 0 would loop forever, < 0 fail after the views were emptied.
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
 def _reproject_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--batch-size", type=_batch_size, default=10_000, help="events per transaction (default 10000)")
+    # Checked here, before anything is emptied: 0 would loop forever, < 0 fail after the views were emptied.
+    parser.add_argument("--batch-size", type=_whole_number(1, 1_000_000), default=10_000,
+                        help="events per transaction (default 10000)")
     parser.add_argument("--wait", action="store_true", help="wait for a running projector to stop instead of failing")
 
 

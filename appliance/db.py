@@ -34,6 +34,14 @@ def libpq_dsn(url: URL) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def error_summary(error: BaseException) -> str:
+    """The first line of the driver's own words (libpq never repeats a password),
+    without SQLAlchemy's wrapping; the error's kind when it says nothing."""
+    cause = getattr(error, "orig", None) or error
+    lines = str(cause).strip().splitlines()
+    return lines[0] if lines else type(cause).__name__
+
+
 def make_engine(url: URL | str, *, pool_size: int = 5, application_name: str = "appliance") -> Engine:
     engine = create_engine(
         url,

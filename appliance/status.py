@@ -16,7 +16,7 @@ import psycopg2
 import psycopg2.extras
 
 from appliance.config import Settings
-from appliance.db import KEEPALIVE_ARGS, libpq_dsn
+from appliance.db import KEEPALIVE_ARGS, error_summary, libpq_dsn
 from appliance.web.system import supervisor_programs, system_state
 
 EXIT_OK, EXIT_ATTENTION, EXIT_UNREACHABLE = 0, 1, 3
@@ -31,7 +31,7 @@ def read_status(settings: Settings) -> dict[str, Any]:
                                       **KEEPALIVE_ARGS)
     except psycopg2.OperationalError as error:
         # libpq's message names host and port, never the password.
-        return {"database": "unreachable", "reason": str(error).strip().splitlines()[0],
+        return {"database": "unreachable", "reason": error_summary(error),
                 "programs": supervisor_programs(settings.web.run_dir)}
     try:
         with connection.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cursor:

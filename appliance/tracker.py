@@ -35,7 +35,7 @@ from eventsourcing.utils import Environment
 from sqlalchemy import Engine
 
 from appliance.config import Settings, mask_url, parse_database_url
-from appliance.db import make_engine
+from appliance.db import error_summary, make_engine
 from appliance.domain import LogLine, Task, TrackedAggregate, WorkflowRun
 from appliance.eventstore import EventStoreFactory
 
@@ -386,7 +386,7 @@ class WorkflowTracker(Application):
             if self._owns_engine:
                 self._engine.dispose()
             raise DatabaseUnavailableError(
-                f"cannot use the database at {mask_url(settings.database_url)}: {_first_line(error)}"
+                f"cannot use the database at {mask_url(settings.database_url)}: {error_summary(error)}"
             ) from None  # the driver's error says no more, and its chain would show SQLAlchemy's internals
 
     def construct_env(self, name: str, env: dict | None = None) -> Environment:
@@ -507,13 +507,6 @@ class WorkflowTracker(Application):
         for aggregate_id in created_ids:
             if self.recorder.select_events(aggregate_id, limit=1):
                 raise DuplicateIdError(f"the id {aggregate_id} is already taken; nothing of this batch was recorded")
-
-
-def _first_line(error: BaseException) -> str:
-    """The driver's own words (libpq never repeats a password), without SQLAlchemy's wrapping."""
-    cause = getattr(error, "orig", None) or error
-    lines = str(cause).strip().splitlines()
-    return lines[0] if lines else type(cause).__name__
 
 
 def _pause_before_replay(attempt: int) -> None:

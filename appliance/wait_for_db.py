@@ -16,6 +16,7 @@ import psycopg2
 from sqlalchemy.engine import URL
 
 from appliance.config import mask_url
+from appliance.db import libpq_dsn
 
 EXIT_TIMEOUT = 3
 ATTEMPT_TIMEOUT = 5  # seconds one connection attempt may take (libpq's connect_timeout)
@@ -24,7 +25,7 @@ PAUSE = 0.5  # seconds between attempts
 
 def wait_for_db(url: URL, timeout: float, *, out: TextIO = sys.stderr) -> bool:
     """True as soon as `SELECT 1` succeeds; False when `timeout` seconds pass first."""
-    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    dsn = libpq_dsn(url)
     print(f"wait-for-db: waiting up to {timeout:g} s for the database at {mask_url(url)}", file=out, flush=True)
     started = time.monotonic()
     last_reason = None

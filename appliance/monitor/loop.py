@@ -22,7 +22,7 @@ import psycopg2.extras
 from sqlalchemy.engine import URL
 
 from appliance.config import MonitorSettings
-from appliance.db import KEEPALIVE_ARGS
+from appliance.db import KEEPALIVE_ARGS, error_summary, libpq_dsn
 from appliance.monitor.handlers import Change, Handler, configured_handlers, run_handlers
 from appliance.monitor.listener import Listener
 from appliance.monitor.retention import delete_old_changes
@@ -43,7 +43,7 @@ class Monitor:
     def __init__(self, database_url: URL, settings: MonitorSettings, handlers: list[Handler] | None = None, *,
                  ping_every: float = 5.0, ping_timeout: float = 10.0):
         """`ping_every` + `ping_timeout` bound how long a dead listening connection goes unnoticed."""
-        self.dsn = database_url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.dsn = libpq_dsn(database_url)
         self.settings = settings
         self.ping_every, self.ping_timeout = ping_every, ping_timeout
         self._stopping = threading.Event()
@@ -70,7 +70,7 @@ class Monitor:
                 backoff = 0.5
                 self._serve()
             except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
-                log.warning("database connection lost (%s); reconnecting in %.1f s", _first_line(error), backoff)
+                log.warning("database connection lost (%s); reconnecting in %.1f s", error_summary(error), backoff)
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
             finally:
@@ -183,10 +183,6 @@ class Monitor:
         deleted = delete_old_changes(self._worker, self.settings.retention_days, self._stopping)
         if deleted:
             log.info("deleted %d processed changes older than %d days", deleted, self.settings.retention_days)
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def run_monitor(settings) -> int:

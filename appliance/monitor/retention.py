@@ -14,7 +14,7 @@ from typing import Callable
 
 import psycopg2
 
-from appliance.db import KEEPALIVE_ARGS
+from appliance.db import KEEPALIVE_ARGS, error_summary, libpq_dsn
 from appliance.sql import load_queries
 
 QUERIES = load_queries("monitor.sql")
@@ -55,9 +55,8 @@ def run_prune(settings, *, days: int | None = None, include_unprocessed: bool = 
     days = settings.monitor.retention_days if days is None else days
     which = "changes (processed and unprocessed)" if include_unprocessed else "processed changes"
     print(f"prune: deleting {which} older than {days} days, {batch_size} per transaction", flush=True)
-    dsn = settings.database_url.set(drivername="postgresql").render_as_string(hide_password=False)
     try:
-        connection = psycopg2.connect(dsn, application_name="appliance-prune", **KEEPALIVE_ARGS)
+        connection = psycopg2.connect(libpq_dsn(settings.database_url), application_name="appliance-prune", **KEEPALIVE_ARGS)
         try:
             total = delete_old_changes(connection, days, include_unprocessed=include_unprocessed,
                                        batch_size=batch_size,
@@ -66,12 +65,8 @@ def run_prune(settings, *, days: int | None = None, include_unprocessed: bool = 
             connection.close()
     except psycopg2.Error as error:
         # The driver's message names host and port, never the password; batches already done stay done.
-        print(f"appliance prune: database error on {settings.database_url_masked}: {_first_line(error)}",
+        print(f"appliance prune: database error on {settings.database_url_masked}: {error_summary(error)}",
               file=sys.stderr)
         return 1
     print(f"prune: deleted {total} {which} older than {days} days", flush=True)
     return 0
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
