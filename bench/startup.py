@@ -5,10 +5,14 @@
 On a private PostgreSQL it prints the seconds from starting entrypoint.sh to
 the first 200 from /readyz, on an empty database (the migration and the
 triggers included) and then on the same, now migrated, database; then the
-memory of all the appliance's processes together (entrypoint, supervisord,
-the listener, web with its workers, monitor, projector) after SECONDS idle:
-the sum of their resident sets (RSS) and of their proportional sets (PSS,
-shared pages counted once). The database server is not counted.
+memory of all the appliance's processes together (supervisord, which the
+entrypoint became, the listener, web with its workers, monitor, projector)
+after SECONDS idle: the sum of their resident sets (RSS) and of their
+proportional sets (PSS, shared pages counted once, which is what the
+container's memory holds). It measures twice: freshly started ("cold"), and
+again idle after --warm-events events went through the ingest endpoint
+("warm": the caches filled). The database server is not counted. Sizes in
+MiB (1,048,576 bytes).
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ from pathlib import Path
 
 from appliance.localpg import LocalPostgres, _create_database, free_port
 from tests.appliance_process import Appliance, base_environment
+from tests.loadgen import LoadGenerator
 from tests.waiting import wait_for
+
+TOKEN = "bench-startup-token"
 
 
 def ready(port: int) -> bool:
@@ -70,13 +77,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--idle", type=float, default=15, help="seconds idle before measuring memory (default 15)")
     parser.add_argument("--rounds", type=int, default=3, help="start-ups on a migrated database (default 3)")
+    parser.add_argument("--warm-events", type=int, default=20_000,
+                        help="events sent through ingest before the warm measure (default 20000)")
     args = parser.parse_args()
     server = LocalPostgres.temporary(durable=True).start()
     work = Path(tempfile.mkdtemp(prefix="bench-startup-"))
     try:
         _create_database(server.url("postgres"), "bench")
         port = free_port()
-        env = base_environment(DATABASE_URL=server.url("bench"), BACKEND_PORT=str(port))
+        env = base_environment(DATABASE_URL=server.url("bench"), BACKEND_PORT=str(port), APPLIANCE_INGEST_TOKEN=TOKEN)
         appliance, empty = start_and_time(env, work / "empty.log", port)
         appliance.stop()
         migrated = []
@@ -86,17 +95,22 @@ def main() -> None:
             if round_number < args.rounds - 1:
                 appliance.stop()
         time.sleep(args.idle)
-        rows = memory(appliance.processes())
+        cold = memory(appliance.processes())
+        with LoadGenerator([port], TOKEN) as load:
+            load.wait_for_acks(args.warm_events, timeout=600)
+        time.sleep(args.idle)
+        warm = memory(appliance.processes())
         appliance.stop()
     finally:
         server.destroy()
     print(f"entrypoint start -> /readyz 200, empty database:    {empty:.2f} s")
     print(f"entrypoint start -> /readyz 200, migrated database: {statistics.median(migrated):.2f} s "
           f"(median of {len(migrated)}: {', '.join(f'{s:.2f}' for s in migrated)})")
-    print(f"memory after {args.idle:g} s idle, {len(rows)} processes:")
-    for pid, command, rss, pss in rows:
-        print(f"  {rss / 1024:7.1f} MB RSS {pss / 1024:7.1f} MB PSS  {command[:90]}")
-    print(f"  total: {sum(r[2] for r in rows) / 1024:.1f} MB RSS, {sum(r[3] for r in rows) / 1024:.1f} MB PSS")
+    for name, rows in (("cold", cold), (f"warm, after {len(load.ledger.acked):,} events", warm)):
+        print(f"memory after {args.idle:g} s idle ({name}), {len(rows)} processes:")
+        for pid, command, rss, pss in rows:
+            print(f"  {rss / 1024:7.1f} MiB RSS {pss / 1024:7.1f} MiB PSS  {command[:90]}")
+        print(f"  total: {sum(r[2] for r in rows) / 1024:.1f} MiB RSS, {sum(r[3] for r in rows) / 1024:.1f} MiB PSS")
 
 
 if __name__ == "__main__":
