@@ -254,7 +254,10 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, datetime):
         # In UTC: PostgreSQL refuses offsets beyond ±15:59, which Python allows
         # (an event stored before ingest normalised its times would stop projection).
-        return (value.astimezone(timezone.utc) if value.tzinfo else value).isoformat()
+        # (The library's own times are UTC already: skipping the conversion shows in reprojection.)
+        if value.tzinfo is not None and value.tzinfo is not timezone.utc:
+            value = value.astimezone(timezone.utc)
+        return value.isoformat()
     if isinstance(value, (UUID, Decimal)):
         return str(value)
     raise TypeError(f"cannot store a {type(value).__name__} in a view row")
