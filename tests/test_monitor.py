@@ -121,7 +121,20 @@ def test_the_monitor_settings_of_an_empty_environment_are_the_documented_default
     assert (monitor.webhook_timeout, monitor.webhook_retries, monitor.max_attempts, monitor.handlers) == (5, 3, 5, ())
 
 
-class FlakyReceiver(BaseHTTPRequestHandler):
+class Receiver(BaseHTTPRequestHandler):
+    """A webhook receiver on localhost that keeps the test's output clean."""
+
+    def log_message(self, *args):
+        pass
+
+
+def serve(handler_class):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+class FlakyReceiver(Receiver):
     """Fails the first two requests, then accepts; remembers the accepted bodies and keys."""
 
     requests, accepted = 0, []
@@ -135,9 +148,6 @@ class FlakyReceiver(BaseHTTPRequestHandler):
             type(self).accepted.append((self.headers["Idempotency-Key"], body))
             self.send_response(200)
         self.end_headers()
-
-    def log_message(self, *args):
-        pass
 
 
 def test_a_webhook_that_fails_twice_then_succeeds_gets_each_event_once(database_url, running):
@@ -345,7 +355,7 @@ def test_sigterm_stops_the_monitor_with_exit_0_and_it_logs_each_change(database_
     assert [(line["table"], line["op"]) for line in lines] == [("workflow_runs", "INSERT")]
 
 
-class RefusingReceiver(BaseHTTPRequestHandler):
+class RefusingReceiver(Receiver):
     requests = 0
 
     def do_POST(self):
@@ -353,13 +363,9 @@ class RefusingReceiver(BaseHTTPRequestHandler):
         self.send_response(503)
         self.end_headers()
 
-    def log_message(self, *args):
-        pass
-
 
 def test_sigterm_during_webhook_retries_stops_within_2_s_and_keeps_the_change(database_url):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), RefusingReceiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve(RefusingReceiver)
     url = f"http://127.0.0.1:{server.server_port}/hook?token=s3cret"
     execute(database_url, "INSERT INTO workflow_runs (workflow_name, status) VALUES ('w', 'completed')")
     process = monitor_process(database_url, MONITOR_WEBHOOK_URLS=url, MONITOR_WEBHOOK_RETRIES="10")
@@ -397,7 +403,7 @@ def test_sigterm_during_a_slow_handler_finishes_that_change_and_exits_0_in_time(
         (1, True, None), (2, False, None), (3, False, None), (4, False, None), (5, False, None)]
 
 
-class SilentReceiver(BaseHTTPRequestHandler):
+class SilentReceiver(Receiver):
     """Reads the request, then answers only when `release` is set (or after 30 s)."""
 
     requests, release = 0, threading.Event()
@@ -408,9 +414,6 @@ class SilentReceiver(BaseHTTPRequestHandler):
         type(self).release.wait(30)
         self.send_response(200)
         self.end_headers()
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture
@@ -530,7 +533,7 @@ def test_bad_monitor_settings_are_all_named_and_webhook_urls_never_shown():
     assert settings.monitor.webhook_urls == (secret_url,) and "s3cret" not in repr(settings)
 
 
-class BasicAuthReceiver(BaseHTTPRequestHandler):
+class BasicAuthReceiver(Receiver):
     """Accepts a POST only with the expected `Authorization: Basic` header; remembers what came."""
 
     expected, authorizations, accepted = None, [], []
@@ -544,15 +547,6 @@ class BasicAuthReceiver(BaseHTTPRequestHandler):
             type(self).accepted.append(body)
             self.send_response(200)
         self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-def serve(handler_class):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
 
 
 def test_a_webhook_url_with_user_and_password_sends_them_as_basic_auth(database_url, running):
