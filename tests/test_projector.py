@@ -814,6 +814,16 @@ def run_row(url: str, run) -> list[dict]:
     return query(url, "SELECT status FROM workflow_runs WHERE id = %s", (str(run),))
 
 
+def record_a_run_and_wait_for_its_row(url: str, name: str) -> None:
+    """A run recorded by a tracker of its own, then projected by the projector under test."""
+    tracker = WorkflowTracker(database_url=url)
+    try:
+        run = tracker.initiate_workflow(name, "", None, None)
+        wait_for(lambda: run_row(url, run), timeout=30, message=f"the run {name!r} projected")
+    finally:
+        tracker.close()
+
+
 def test_a_projector_started_while_the_database_is_down_backs_off_then_projects(own_server):
     url = own_server.url()
     prepare_schema(url)
@@ -822,12 +832,7 @@ def test_a_projector_started_while_the_database_is_down_backs_off_then_projects(
         wait_for(lambda: len(projector.waits("database unavailable")) >= 3, timeout=30,
                  message="three retries while the database is down")
         own_server.start()
-        tracker = WorkflowTracker(database_url=url)
-        try:
-            run = tracker.initiate_workflow("after the outage", "", None, None)
-            wait_for(lambda: run_row(url, run), timeout=30, message="projection once the database is up")
-        finally:
-            tracker.close()
+        record_a_run_and_wait_for_its_row(url, "after the outage")
         assert projector.stop() == 0
     waits = projector.waits("database unavailable")
     assert waits[:3] == [0.5, 1.0, 2.0], projector.lines
@@ -840,12 +845,7 @@ def test_a_projector_on_a_database_not_yet_migrated_says_so_once_per_backoff_ste
         wait_for(lambda: len(projector.waits("run `appliance migrate` first")) >= 3, timeout=30,
                  message="three retries on a database without the views")
         prepare_schema(empty_database_url)  # `appliance init`, as the entrypoint would
-        tracker = WorkflowTracker(database_url=empty_database_url)
-        try:
-            run = tracker.initiate_workflow("after the migration", "", None, None)
-            wait_for(lambda: run_row(empty_database_url, run), timeout=30, message="projection once migrated")
-        finally:
-            tracker.close()
+        record_a_run_and_wait_for_its_row(empty_database_url, "after the migration")
         assert projector.stop() == 0
     waits = projector.waits("the view tables are missing")
     assert waits[:3] == [0.5, 1.0, 2.0], projector.lines
