@@ -13,17 +13,9 @@ from types import SimpleNamespace
 import pytest
 
 from snakemake_logger_plugin_appliance import LogHandler, LogHandlerSettings
-from tests.test_snakemake_plugin_sender import FakeAppliance
+from tests.test_snakemake_plugin_sender import fake  # noqa: F401 (the fixture: a fake appliance)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "plugins/snakemake-logger-plugin-appliance/tests/fixtures"
-
-
-@pytest.fixture
-def fake():
-    appliance = FakeAppliance()
-    yield appliance
-    appliance.server.shutdown()
-    appliance.server.server_close()
 
 
 def handler(fake, tmp_path, *, dryrun: bool = False, **settings) -> LogHandler:
