@@ -356,6 +356,32 @@ def test_the_accounting_rows_of_a_task_are_found_through_an_index(database_url):
     assert "ix_job_accounting_task_id" in plan and "Seq Scan" not in plan, plan
 
 
+def scanned_rows(plan: dict) -> int:
+    """The most rows any node of an EXPLAIN ANALYZE plan (JSON) produced."""
+    return max([plan["Actual Rows"], *(scanned_rows(child) for child in plan.get("Plans", []))])
+
+
+@pytest.mark.parametrize("upto", [None, 150])
+def test_a_batch_reads_no_more_events_than_it_takes_even_without_statistics(tracker, database_url, upto):
+    # 20,000 events appended at once, never analyzed: a planner guessing from
+    # the bounds read all of them and sorted them on disk, for every batch.
+    tracker.initiate_workflow("wf", "", "ann", "a")
+    query(database_url, """
+        INSERT INTO workflowtracker_events (originator_id, originator_version, topic, state)
+        SELECT gen_random_uuid(), 1, 'bench', '\\x7b7d'::bytea FROM generate_series(1, 20000)
+    """)
+    connection = psycopg2.connect(database_url)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + store.QUERIES["select_events"],
+                           {"after": 100, "upto": upto or 2**63 - 1, "limit": 100})
+            plan = cursor.fetchone()[0][0]["Plan"]
+    finally:
+        connection.close()
+    assert plan["Actual Rows"] == (50 if upto else 100)
+    assert scanned_rows(plan) <= 100, plan
+
+
 def test_a_recycled_job_id_gets_a_row_per_task(tracker, database_url):
     old_run = tracker.initiate_workflow("old", "", "ann", "a")
     old = tracker.add_task_to_workflow(old_run, "t", None, None, None)

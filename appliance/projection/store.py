@@ -125,7 +125,7 @@ def reset(connection: Any) -> None:
     """Empty the view tables (not change_notifications), rewind the position to 0.
 
     Also marks the newest event now: until the position passes it, batches
-    are quiet, whoever projects them (see select_batch), so a projector that
+    are quiet, whoever projects them (see lock_position), so a projector that
     finishes an interrupted rebuild fires no change triggers for old runs.
     """
     with connection, connection.cursor() as cursor:
@@ -158,11 +158,12 @@ def project_batch(connection: Any, mapper: Mapper, limit: int, *,
     stale check).
     """
     with connection, connection.cursor() as cursor:
-        cursor.execute(QUERIES["select_batch"], {"application": UPSTREAM, "limit": limit})
+        cursor.execute(QUERIES["lock_position"], {"application": UPSTREAM})
+        after, replaying, upto = cursor.fetchone()
+        cursor.execute(QUERIES["select_events"], {"after": after, "upto": upto, "limit": limit})
         notifications = cursor.fetchall()
-        # select_batch stops such a replay at the rebuild's marker and says so
-        # in its last column; SET LOCAL before any row is written.
-        replaying = bool(notifications) and notifications[0][-1]
+        # Such a replay stops at the rebuild's marker; SET LOCAL before any row is written.
+        replaying = replaying and bool(notifications)
         if replaying:
             cursor.execute(QUERIES["suppress_change_notifications"])
         last = _apply(cursor, mapper, notifications) if notifications else None
@@ -179,7 +180,7 @@ def _apply(cursor: Any, mapper: Mapper, notifications: list[tuple]) -> int:
             id=row_id, originator_id=UUID(str(originator_id)), originator_version=version,
             topic=topic, state=bytes(state),
         )))
-        for row_id, originator_id, version, topic, state, _ in notifications
+        for row_id, originator_id, version, topic, state in notifications
     ]
     rows = _load(cursor, [event for _, event in events])
     for row_id, event in events:
