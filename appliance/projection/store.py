@@ -182,7 +182,7 @@ def _project_batch(connection: Any, mapper: Mapper, limit: int, at_end: Callable
 
 @contextmanager
 def _cycle_collector_paused() -> Iterator[None]:
-    """Python's cycle collector off for one batch, back on (and due) after it.
+    """Python's cycle collector off for one batch, then as the caller had it.
 
     A batch holds its ~10,000 decoded events and their rows until it ends,
     so the collector, counting allocations, promotes them and runs full
