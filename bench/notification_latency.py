@@ -23,9 +23,9 @@ import psycopg2
 from appliance.config import MonitorSettings, parse_database_url
 from appliance.localpg import LocalPostgres
 from appliance.monitor import Monitor
-from tests.schema import prepare_schema
-from tests.sql import query
-from tests.waiting import wait_for
+from tests.support.schema import prepare_schema
+from tests.support.sql import query
+from tests.support.waiting import wait_for
 
 
 def main() -> None:

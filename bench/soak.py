@@ -4,7 +4,7 @@
 
 On a private PostgreSQL (durable: fsync on), REPLICAS appliances start at the
 same moment through entrypoint.sh on one empty database, and
-tests/loadgen.py sends runs to all of them. Then, until MINUTES pass:
+tests/support/loadgen.py sends runs to all of them. Then, until MINUTES pass:
 
 - every KILL_EVERY seconds a `kill -9` of the next program (web, monitor,
   projector) of the next appliance, round robin;
@@ -31,12 +31,12 @@ from pathlib import Path
 
 from appliance.localpg import LocalPostgres, free_port
 from bench.startup import memory
-from tests.appliance_process import Appliance
-from tests.fault_kit import (PROGRAMS, TOKEN, appliance_environment, create_database, descendants, error_lines,
+from tests.support.appliance_process import Appliance
+from tests.support.fault_kit import (PROGRAMS, TOKEN, appliance_environment, create_database, descendants, error_lines,
                              frozen, handled_by, kill_and_wait, plugin_run, plugin_run_stored,
                              settle_exactly_once, wait_until_serving)
-from tests.loadgen import LoadGenerator
-from tests.waiting import wait_for
+from tests.support.loadgen import LoadGenerator
+from tests.support.waiting import wait_for
 
 STOP_SECONDS = 20
 FREEZE_SECONDS = 15

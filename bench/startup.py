@@ -26,9 +26,9 @@ import urllib.request
 from pathlib import Path
 
 from appliance.localpg import LocalPostgres, _create_database, free_port
-from tests.appliance_process import Appliance, base_environment
-from tests.loadgen import LoadGenerator
-from tests.waiting import wait_for
+from tests.support.appliance_process import Appliance, base_environment
+from tests.support.loadgen import LoadGenerator
+from tests.support.waiting import wait_for
 
 TOKEN = "bench-startup-token"
 

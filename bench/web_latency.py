@@ -27,7 +27,7 @@ import psycopg2
 
 from appliance.localpg import LocalPostgres, free_port
 from appliance.web.data import encode_cursor
-from tests.schema import prepare_schema
+from tests.support.schema import prepare_schema
 
 TOKEN = "bench-token"
 GENERATE = [

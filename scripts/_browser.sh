@@ -7,7 +7,7 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
     else
-        echo "warning: tests/test_web_browser.py needs chromium and chromedriver;" \
+        echo "warning: tests/acceptance/test_web_browser.py needs chromium and chromedriver;" \
              "install them with: sudo apt-get install chromium chromium-driver" >&2
     fi
 fi

@@ -10,7 +10,7 @@ The throwaway cluster asks a random password over TCP, so every URL a test
 gets carries a real one. That password (or the one in
 APPLIANCE_TEST_DATABASE_URL) must never show in a test's captured output,
 log or failure text: a run where it does fails, naming the tests
-(tests/secret_scan.py).
+(tests/support/secret_scan.py).
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from appliance.localpg import LocalPostgres
-from tests import secret_scan
-from tests.schema import prepare_schema
+from tests.support import secret_scan
+from tests.support.schema import prepare_schema
 
-pytest_plugins = ["pytester"]  # tests/test_secret_scan.py runs failing tests of its own
+pytest_plugins = ["pytester"]  # tests/acceptance/test_secret_scan.py runs failing tests of its own
 
 _database_numbers = itertools.count()
 _EXTERNAL_URL = os.environ.get("APPLIANCE_TEST_DATABASE_URL")
@@ -118,3 +118,41 @@ def tracker(database_url):
     tracker = WorkflowTracker(database_url=database_url)
     yield tracker
     tracker.close()
+
+
+@pytest.fixture
+def client(database_url):
+    from tests.support.web_support import make_app
+
+    return make_app(database_url).test_client()
+
+
+@pytest.fixture
+def seeded(tracker):
+    """Three runs: one completed with two tasks, one failed, one running (named XSS); projected."""
+    from appliance.projection import Projector
+    from tests.support.web_support import XSS
+
+    done = tracker.initiate_workflow("rnaseq", "nightly", "alice", "genomics", source="snakemake")
+    tracker.start_workflow(done)
+    tasks = []
+    for name in ("align", "count"):
+        task = tracker.add_task_to_workflow(done, name, "1.0", {}, {})
+        tracker.start_task(task)
+        tracker.add_job_id(task, f"{name}-4711")
+        tracker.complete_task(task, "ok")
+        tasks.append(task)
+    tracker.record_log(done, "all aligned", task_id=tasks[0])
+    tracker.record_log(done, "disk nearly full", level="WARNING")
+    tracker.complete_workflow(done)
+    failed = tracker.initiate_workflow("cellpose", "", "bob", "imaging", source="biomero")
+    tracker.start_workflow(failed)
+    broken = tracker.add_task_to_workflow(failed, "segment", None, {}, {})
+    tracker.start_task(broken)
+    tracker.fail_task(broken, "MemoryError: out of memory")
+    tracker.fail_workflow(failed, "segment failed")
+    running = tracker.initiate_workflow(XSS, "", "carol", "imaging")
+    tracker.start_workflow(running)
+    tracker.record_log(running, XSS)
+    Projector(tracker).catch_up()
+    return {"done": str(done), "failed": str(failed), "running": str(running), "tasks": tasks}

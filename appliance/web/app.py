@@ -81,7 +81,7 @@ def tracker():
     from appliance.tracker import WorkflowTracker
 
     # Under a lock: two threads of a fresh worker making trackers at once collide in
-    # eventsourcing-sqlalchemy's class-level table registry (found by tests/test_faults.py).
+    # eventsourcing-sqlalchemy's class-level table registry (found by tests/acceptance/test_faults.py).
     with _tracker_lock:
         if "appliance.tracker" not in current_app.extensions:
             current_app.extensions["appliance.tracker"] = WorkflowTracker(

@@ -1,0 +1,205 @@
+"""The whole appliance, end to end: entrypoint.sh run natively against a test database.
+
+Nothing is stubbed: the entrypoint migrates an empty database and installs the
+triggers, supervisord runs the real web, monitor and projector, events go in
+through the ingest endpoint, and the test reads the views, the change feed and
+the API. tests/acceptance/test_appliance_supervisor.py covers the supervision itself
+with stand-in programs, faster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+
+from appliance.localpg import free_port
+from tests.support.appliance_process import ENTRYPOINT, REPO, Appliance, base_environment
+from tests.support.sql import query
+from tests.support.waiting import wait_for
+
+PROGRAMS = ("web", "monitor", "projector")
+TOKEN = "e2e-ingest-token"
+TASKS = 3
+LOGS = 4
+
+
+class Client:
+    def __init__(self, port: int):
+        self.base = f"http://127.0.0.1:{port}"
+
+    def status(self, path: str) -> int:
+        try:
+            with urllib.request.urlopen(self.base + path, timeout=5) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+        except OSError:
+            return 0
+
+    def get_json(self, path: str):
+        with urllib.request.urlopen(self.base + path, timeout=10) as response:
+            return json.load(response)
+
+    def send(self, events: list[dict]) -> dict:
+        request = urllib.request.Request(
+            self.base + "/api/v1/events", data=json.dumps({"events": events}).encode(), method="POST",
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status in (200, 201, 202)
+            return json.load(response)
+
+
+def a_run(name: str) -> tuple[str, list[dict]]:
+    """The events of one finished run: TASKS tasks, LOGS log lines."""
+    run_id = str(uuid.uuid4())
+
+    def event(type_: str, **fields) -> dict:
+        return {"id": str(uuid.uuid4()), "type": type_, **fields}
+
+    events = [event("run_started", run_id=run_id, name=name, user="alice", group="imaging", source="e2e")]
+    for number in range(TASKS):
+        task_id = str(uuid.uuid4())
+        events += [
+            event("task_created", task_id=task_id, run_id=run_id, name=f"rule_{number}"),
+            event("task_started", task_id=task_id),
+            event("job_id", task_id=task_id, job_id=str(1000 + number)),
+            event("task_finished", task_id=task_id),
+        ]
+    events += [event("log", run_id=run_id, message=f"line {n}") for n in range(LOGS)]
+    events.append(event("run_finished", run_id=run_id))
+    return run_id, events
+
+
+def run_is_projected(url: str, run_id: str) -> bool:
+    rows = query(url, "SELECT status, tasks_total, tasks_completed, "
+                      "(SELECT count(*) FROM log_entries WHERE run_id = r.id) FROM workflow_runs r WHERE id = %s",
+                 run_id)
+    if not rows or rows[0][0] != "completed":
+        return False
+    assert rows[0][1:] == (TASKS, TASKS, LOGS), f"applied twice or lost: {rows[0]}"
+    return True
+
+
+def changes_all_processed(url: str) -> int:
+    """The number of change notifications, once the monitor has processed them all (else 0)."""
+    total, unprocessed = query(url, "SELECT count(*), count(*) FILTER (WHERE NOT processed) FROM change_notifications")[0]
+    return total if unprocessed == 0 else 0
+
+
+@pytest.fixture
+def appliance_env(empty_database_url):
+    port = free_port()
+    env = base_environment(
+        DATABASE_URL=empty_database_url, BACKEND_PORT=str(port), APPLIANCE_INGEST_TOKEN=TOKEN,
+        MONITOR_POLL_INTERVAL="1", PROJECTOR_POLL_INTERVAL="1",
+    )
+    return env, port
+
+
+@pytest.fixture
+def started(tmp_path):
+    appliances = []
+
+    def start(env, name="appliance"):
+        appliance = Appliance(env, tmp_path / f"{name}.log").start()
+        appliances.append(appliance)
+        return appliance
+
+    yield start
+    for appliance in appliances:
+        appliance.stop()
+
+
+def test_the_appliance_end_to_end(appliance_env, started, empty_database_url):
+    env, port = appliance_env
+    url, client = empty_database_url, Client(port)
+    appliance = started(env)
+    wait_for(lambda: client.status("/readyz") == 200 or appliance.process.poll() is not None, 60,
+             message="/readyz 200")
+    assert appliance.process.poll() is None, appliance.output
+    appliance.wait_until_running(PROGRAMS)
+    status = subprocess.run([str(ENTRYPOINT), "status"], env=appliance.env, capture_output=True, text=True,
+                            timeout=60)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert all(f"program {program}: RUNNING" in status.stdout for program in PROGRAMS), status.stdout
+    # supervisorctl as in the README, from a shell that knows nothing of APPLIANCE_RUN_DIR.
+    plain_shell = {key: value for key, value in appliance.env.items() if key != "APPLIANCE_RUN_DIR"}
+    supervisorctl = subprocess.run(["supervisorctl", "-c", "conf/supervisord.conf", "status"], cwd=REPO,
+                                   env=plain_shell, capture_output=True, text=True, timeout=30)
+    assert all(re.search(rf"^{program} +RUNNING", supervisorctl.stdout, re.MULTILINE) for program in PROGRAMS), \
+        supervisorctl.stdout + supervisorctl.stderr
+
+    # Events in through the ingest endpoint, out in the views and the API; the monitor handles their changes.
+    first_run, events = a_run("first")
+    client.send(events)
+    wait_for(lambda: run_is_projected(url, first_run), 20, message="the first run in the views")
+    runs = {run["id"]: run for run in client.get_json("/api/v1/runs")["runs"]}
+    assert runs[first_run]["status"] == "completed"
+    wait_for(lambda: changes_all_processed(url), 20, message="the monitor to process the changes")
+
+    # kill -9 the projector and the monitor; events sent meanwhile are not lost, none is applied twice.
+    killed = {program: appliance.pid_of(program) for program in ("projector", "monitor")}
+    for pid in killed.values():
+        os.kill(pid, signal.SIGKILL)
+    second_run, events = a_run("second")
+    client.send(events)
+    wait_for(lambda: all(appliance.states().get(p) == "RUNNING" and appliance.pid_of(p) != pid
+                         for p, pid in killed.items()), 30, interval=0.3, message="projector and monitor restarted")
+    wait_for(lambda: run_is_projected(url, second_run), 20, message="the second run in the views")
+    assert run_is_projected(url, first_run)
+    wait_for(lambda: changes_all_processed(url), 20, message="the changes made while the monitor was down")
+    assert query(url, "SELECT count(*) FROM workflow_runs")[0][0] == 2
+
+    # SIGTERM to the entrypoint (docker stop): everything is gone within 10 s, exit 0.
+    assert len(appliance.processes()) >= 5
+    stopping = time.monotonic()
+    appliance.process.send_signal(signal.SIGTERM)
+    assert appliance.wait(10) == 0, appliance.output[-3000:]
+    assert time.monotonic() - stopping < 10
+    assert appliance.processes() == set()
+    assert unnamed_lines(appliance.output) == []
+
+
+# Every line of `docker logs` says who wrote it (the issue: "prefixed or structured").
+LINE_SHAPES = {
+    "an appliance command's log line": r"\d{4}-\d\d-\d\d [\d:,]+ (web|monitor|projector|init|migrate) [A-Z]+ ",
+    "web's access line": r"web \S+ \"",
+    "the entrypoint": r"entrypoint: ",
+    "a start-up step": r"(config|wait-for-db|init): ",
+    "supervisord itself": r"\d{4}-\d\d-\d\d [\d:,]+ (INFO|WARN|CRIT|ERRO|DEBG) ",
+    "the monitor's change line": r'\{"program": "monitor", ',
+}
+
+
+def unnamed_lines(output: str) -> list[str]:
+    shapes = re.compile("|".join(f"(?:{shape})" for shape in LINE_SHAPES.values()))
+    return [line for line in output.splitlines() if line and not shapes.match(line)]
+
+
+def test_a_program_that_cannot_start_ends_the_appliance_non_zero(appliance_env, started):
+    env, port = appliance_env
+    with socket.socket() as squatter:  # the web's port is taken: gunicorn cannot bind it
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        appliance = started(env)
+        # startretries=3 x startsecs=7 plus backoff: ~40 s idle, more on a loaded machine.
+        assert appliance.wait(180) == 1, appliance.output[-3000:]
+    assert "web entered FATAL state" in appliance.output
+    assert appliance.processes() == set()
+
+
+def test_missing_database_url_exits_2_with_the_message(started, tmp_path):
+    appliance = started(base_environment(), name="unconfigured")
+    assert appliance.wait(20) == 2
+    assert "DATABASE_URL is not set" in appliance.output

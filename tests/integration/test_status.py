@@ -1,0 +1,67 @@
+"""`appliance status`: every part's state on the command line, with an exit code.
+
+Under supervisor (the programs' states) it is checked by the end-to-end test.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+from appliance.localpg import free_port
+from tests.support.sql import query
+
+
+def appliance_status(database_url, *args):
+    return subprocess.run([sys.executable, "-m", "appliance.cli", "status", *args],
+                          env={**os.environ, "DATABASE_URL": database_url, "APPLIANCE_RUN_DIR": "/nonexistent"},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_an_initialised_database_is_reported_healthy(database_url, tracker):
+    run = tracker.initiate_workflow("status", "", "alice", "lab")
+    tracker.start_workflow(run)
+
+    result = appliance_status(database_url)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "database: reachable" in result.stdout
+    assert "triggers: 4 installed" in result.stdout
+    assert "projector: not started" in result.stdout
+    assert "programs: not under supervisor" in result.stdout
+    assert result.stdout.rstrip().endswith("all parts are as they should be")
+
+
+def test_the_json_twin_matches_the_system_api_shape(database_url):
+    result = appliance_status(database_url, "--json")
+
+    state = json.loads(result.stdout)
+    assert result.returncode == 0
+    assert state["schema"]["at_head"] is True
+    assert len(state["triggers"]["installed"]) == 4
+    assert state["problems"] == []
+
+
+def test_missing_triggers_need_attention(database_url):
+    query(database_url, "DROP TRIGGER log_entries_notify_change ON log_entries")
+
+    result = appliance_status(database_url)
+
+    assert result.returncode == 1
+    assert "problem: the change triggers are not all installed: run `appliance init`" in result.stdout
+
+
+def test_an_empty_database_needs_init(empty_database_url):
+    result = appliance_status(empty_database_url)
+
+    assert result.returncode == 1
+    assert "schema: not installed" in result.stdout
+    assert "not at head" in result.stdout and "run `appliance init`" in result.stdout
+
+
+def test_an_unreachable_database_exits_3_without_the_password():
+    result = appliance_status(f"postgresql://someone:pw-status-secret@127.0.0.1:{free_port()}/nothing")
+
+    assert result.returncode == 3
+    assert "database: unreachable" in result.stdout
+    assert "pw-status-secret" not in result.stdout + result.stderr
