@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(ingest.blueprint)
     app.register_blueprint(health.blueprint)
+    app.before_request(_refuse_nul_in_url)
     app.before_request(_require_basic_auth)
     app.after_request(_security_headers)
     for error in DATABASE_ERRORS:
@@ -105,6 +106,15 @@ def _require_basic_auth():
     response = error_response(401, "authentication required")
     response.headers["WWW-Authenticate"] = 'Basic realm="appliance", charset="UTF-8"'
     return response
+
+
+def _refuse_nul_in_url():
+    # PostgreSQL text cannot hold NUL, so no stored id or name has one, and the
+    # driver refuses to send it (a ValueError, which was a 500).
+    if "\x00" in request.path or any("\x00" in key or "\x00" in value
+                                     for key, value in request.args.items(multi=True)):
+        return error_response(400, "the URL holds a NUL character (%00), which no stored value has")
+    return None
 
 
 def _settings() -> Settings:

@@ -101,3 +101,13 @@ def test_a_database_error_in_a_page_is_503_or_a_short_500(database_url, monkeypa
         assert response.status_code == status and response.is_json is as_json, body
         assert "secret_internals" not in body and "Traceback" not in body
         assert ("Retry-After" in response.headers) is (status == 503)
+
+
+@pytest.mark.parametrize("path", ["/jobs/a%00b", "/api/v1/jobs/a%00b", "/api/v1/runs?user=a%00b",
+                                  "/runs?a%00=1", "/api/v1/runs/%00"])
+def test_a_nul_character_in_the_url_is_400_not_500(database_url, path):
+    client = make_app(database_url).test_client()
+    response = client.get(path)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert "NUL" in response.get_data(as_text=True)
+    assert response.is_json is path.startswith("/api/")
