@@ -12,6 +12,16 @@ class WebLogger(Logger):
     error_fmt = "%(asctime)s web %(levelname)s gunicorn: %(message)s"
     datefmt = None  # logging's default, as the appliance's other lines
 
+    def atoms(self, resp, req, environ, request_time):
+        """The request line (%(r)s) without its query string, which shows as "?...":
+        a token or password sent there (and refused) must not reach the log."""
+        atoms = super().atoms(resp, req, environ, request_time)
+        path, query_mark, _ = environ.get("RAW_URI", "").partition("?")
+        atoms["r"] = f"{environ['REQUEST_METHOD']} {path}{'?...' if query_mark else ''} {environ['SERVER_PROTOCOL']}"
+        for key in ("q", "{query_string}e", "{raw_uri}e", "{request_uri}e"):
+            atoms.pop(key, None)
+        return atoms
+
 
 logger_class = WebLogger
 worker_class = "gthread"
