@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from appliance.config import ConfigError, Settings
+from appliance.parent import exit_with_parent
 
 EXIT_CONFIG = 2
 
@@ -41,18 +42,21 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
 def _projector(args: argparse.Namespace, settings: Settings) -> int:
     from appliance.projection.projector import run_projector
 
+    exit_with_parent()  # no orphan when supervisord dies (appliance/parent.py)
     return run_projector(settings)
 
 
 def _web(args: argparse.Namespace, settings: Settings) -> int:
     from appliance.web.server import run_web
 
+    exit_with_parent()  # no orphan when supervisord dies (appliance/parent.py)
     return run_web(settings)
 
 
 def _monitor(args: argparse.Namespace, settings: Settings) -> int:
     from appliance.monitor.loop import run_monitor
 
+    exit_with_parent()  # no orphan when supervisord dies (appliance/parent.py)
     return run_monitor(settings)
 
 
