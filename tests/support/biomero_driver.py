@@ -1,0 +1,82 @@
+"""Run by .venv-biomero's Python: the real BIOMERO 2.8.3 recording workflows.
+
+The tracker is wired by BIOMERO's own code: SlurmClient.initialize_analytics_system
+(a System with WorkflowTracker and its four views, JobAccounting, JobProgress,
+WorkflowProgress, WorkflowAnalytics, run by a SingleThreadedRunner with the env
+SlurmClient gives it), executed on a stand-in object that carries only the
+settings SlurmClient would have (a real SlurmClient validates its SSH
+connection to Slurm on construction). The database URL comes from
+SQLALCHEMY_URL, as in a BIOMERO deployment.
+
+    python biomero_driver.py facility-day FIRST_JOB_ID
+        tests/support/biomero_calls.facility_day once; prints the ids and what
+        SLURM_Get_Results.py would read back, as one JSON line
+    python biomero_driver.py record SECONDS FIRST_JOB_ID
+        facility days back to back until SECONDS pass (or stdin closes); prints
+        every id recorded and the number of calls, as one JSON line
+
+It imports nothing of the appliance (another virtualenv).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from biomero.slurm_client import SlurmClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import biomero_calls  # noqa: E402  (beside this file, not a package here)
+
+WIRING = ("initialize_analytics_system", "setup_listeners", "get_listeners", "_get_config_value",
+          "_CONFIG_ENV_VARS", "_find_analytics_start_id", "bring_listener_uptodate")
+
+
+def biomero_tracker():
+    """BIOMERO's WorkflowTracker and views, as SlurmClient(track_workflows=True, ...) sets them up."""
+    wiring = type("SlurmClientAnalytics", (), {name: SlurmClient.__dict__[name] for name in WIRING})()
+    wiring.track_workflows = True
+    wiring.enable_job_accounting = wiring.enable_job_progress = wiring.enable_workflow_analytics = True
+    wiring.sqlalchemy_url = None  # SQLALCHEMY_URL from the environment, as deployments give it
+    wiring.analytics_rebuild_start_time = wiring.analytics_rebuild_days_ago = None
+    wiring.initialize_analytics_system(reset_tables=False)
+    return wiring
+
+
+def facility_day(first_job_id: int) -> dict:
+    wiring = biomero_tracker()
+    tracker = wiring.workflowTracker
+    ids = biomero_calls.facility_day(tracker, first_job_id)
+    read = {kind: biomero_calls.read_back(tracker, wf_id) for kind, (wf_id, _) in ids.items()}
+    return {"ids": ids, "read_back": read, "tracker": type(tracker).__module__ + "." + type(tracker).__qualname__}
+
+
+def record(seconds: float, first_job_id: int) -> dict:
+    tracker = biomero_tracker().workflowTracker
+    deadline = time.monotonic() + seconds
+    days = []
+    job_id = first_job_id
+    while time.monotonic() < deadline:
+        days.append(biomero_calls.facility_day(tracker, job_id))
+        job_id += 10
+    return {"days": days}
+
+
+def main(argv: list[str]) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    mode = argv[0]
+    if mode == "facility-day":
+        out = facility_day(int(argv[1]))
+    elif mode == "record":
+        out = record(float(argv[1]), int(argv[2]))
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    print(json.dumps(out, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
