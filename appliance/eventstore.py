@@ -25,14 +25,14 @@ from eventsourcing.utils import Environment
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import sessionmaker
 
 from appliance.db import SCHEMA_LOCK_KEY
 from appliance.sql import load_queries
 
 QUERIES = load_queries("eventstore.sql")
-EVENTS_TABLE = "workflowtracker_events"
+EVENTS_TABLE = "appliance_events"
 NO_UPPER_BOUND = 2**62
 LOCK_TIMEOUT = "10s"
 
@@ -55,9 +55,13 @@ class EventRecorder(SQLAlchemyApplicationRecorder):
         # CREATE TABLE IF NOT EXISTS can still collide, so serialise them.
         with self.engine.begin() as connection:
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
-            for table in self.tables:
-                table.create(connection, checkfirst=True)
-            connection.exec_driver_sql(QUERIES["create_receipts_table"])
+            self.create_tables(connection)
+
+    def create_tables(self, connection: Connection) -> None:
+        """The tables, on a connection whose session holds the schema lock already (the migrator's)."""
+        for table in self.tables:
+            table.create(connection, checkfirst=True)
+        connection.exec_driver_sql(QUERIES["create_receipts_table"])
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], *, receipts: Sequence[UUID] = (), **kwargs: Any

@@ -128,7 +128,11 @@ def upgrade_to_head(
 
 
 def migrate(settings: Settings, announce: Announce = print) -> bool:
-    """`appliance migrate`: take the lock, upgrade to head, release the lock. True when it changed something."""
+    """`appliance migrate`: take the lock, upgrade to head, move the appliance's events out of
+    BIOMERO's table if any are left there (appliance.eventstore_move), release the lock.
+    True when it changed something."""
+    from appliance.eventstore_move import move_appliance_events
+
     if not settings.run_migrations:
         announce("APPLIANCE_RUN_MIGRATIONS=0: leaving the schema as it is")
         return False
@@ -136,9 +140,10 @@ def migrate(settings: Settings, announce: Announce = print) -> bool:
     try:
         announce(f"migrating {settings.database_url_masked}")
         with schema_lock(engine, announce):
-            return upgrade_to_head(
+            changed = upgrade_to_head(
                 engine, settings.migrations_dir, allow_auto_stamp=settings.allow_auto_stamp, announce=announce,
             )
+            return bool(move_appliance_events(engine, announce)) or changed
     except DBAPIError as error:
         # The driver's own message (refused, authentication failed, permission denied) holds no password.
         raise MigrationError(f"database error on {settings.database_url_masked}: {error.orig}".strip()) from None

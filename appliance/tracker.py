@@ -360,7 +360,9 @@ def _one_command(batch_method: Callable[..., T]) -> Callable[..., T]:
 class WorkflowTracker(Application):
     """Records workflow runs, their tasks and log lines as events."""
 
-    name = "WorkflowTracker"
+    # Not "WorkflowTracker", the name of BIOMERO's tracker: the name picks the events table
+    # (appliance_events), and BIOMERO's followers must never meet our events in theirs.
+    name = "Appliance"
 
     def __init__(
         self, settings: Settings | None = None, *,

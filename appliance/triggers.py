@@ -111,7 +111,8 @@ def install_triggers(settings: Settings, announce: Announce = print) -> None:
 
 
 def init(settings: Settings, announce: Announce = print) -> None:
-    """`appliance init`: the event store's tables, then migrate and install triggers under one lock."""
+    """`appliance init`: the event store's tables, then migrate, move old events and install triggers under one lock."""
+    from appliance.eventstore_move import move_appliance_events
     from appliance.tracker import WorkflowTracker
 
     # Read first: an unreadable script must not be found after the migration already ran.
@@ -127,6 +128,7 @@ def init(settings: Settings, announce: Announce = print) -> None:
                                 allow_auto_stamp=settings.allow_auto_stamp, announce=announce)
             else:
                 announce("APPLIANCE_RUN_MIGRATIONS=0: leaving the schema as it is")
+            move_appliance_events(engine, announce)  # the event store's, not the schema's: always
             if settings.install_triggers:
                 install_scripts(engine, loaded, announce)
             else:

@@ -42,7 +42,7 @@ from appliance.views import VIEW_TABLES
 QUERIES = load_queries("projection.sql")
 TRACKING_TABLE = "projector_tracking"
 # The tracking row is named after the application whose log is followed.
-UPSTREAM = "WorkflowTracker"
+UPSTREAM = "Appliance"
 # The session-level advisory lock that only one projector (or reprojection)
 # holds at a time. Fixed and documented, to be found in pg_locks:
 # SELECT * FROM pg_locks WHERE locktype = 'advisory' AND objid = 1886546794.

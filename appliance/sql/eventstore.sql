@@ -1,6 +1,7 @@
 -- The event store's hot paths, written by hand for one round trip each.
 -- The table belongs to eventsourcing-sqlalchemy (`stored_events` shape,
--- named after the application: WorkflowTracker -> workflowtracker_events).
+-- named after the application: Appliance -> appliance_events; BIOMERO's own
+-- tracker, also called WorkflowTracker, keeps workflowtracker_events).
 -- Parameters use psycopg2's %(name)s style.
 
 -- name: insert_events
@@ -10,10 +11,10 @@
 -- ids of the client events that produced them (often none) are recorded in
 -- the same transaction: a resent client event then conflicts on its receipt.
 SELECT set_config('lock_timeout', %(lock_timeout)s, true);
-LOCK TABLE workflowtracker_events IN EXCLUSIVE MODE;
-NOTIFY workflowtracker_events;
+LOCK TABLE appliance_events IN EXCLUSIVE MODE;
+NOTIFY appliance_events;
 INSERT INTO ingest_receipts (event_id) SELECT unnest(%(receipts)s::uuid[]);
-INSERT INTO workflowtracker_events (originator_id, originator_version, topic, state)
+INSERT INTO appliance_events (originator_id, originator_version, topic, state)
 SELECT * FROM unnest(%(originator_ids)s::uuid[], %(versions)s::bigint[], %(topics)s::text[], %(states)s::bytea[])
 RETURNING id;
 
@@ -21,7 +22,7 @@ RETURNING id;
 -- Begin a writer's exclusive block (the tracker's last attempt after conflicts):
 -- the lock insert_events takes, held until the block commits.
 SELECT set_config('lock_timeout', %(lock_timeout)s, true);
-LOCK TABLE workflowtracker_events IN EXCLUSIVE MODE;
+LOCK TABLE appliance_events IN EXCLUSIVE MODE;
 
 -- name: create_receipts_table
 -- Ids of client events already applied (the ingest endpoint's idempotency).
@@ -38,7 +39,7 @@ SELECT event_id FROM ingest_receipts WHERE event_id = ANY(%(event_ids)s::uuid[])
 -- name: select_events
 -- One aggregate's events, oldest first, optionally after / up to a version.
 SELECT originator_version, topic, state
-FROM workflowtracker_events
+FROM appliance_events
 WHERE originator_id = %(originator_id)s
   AND originator_version > %(gt)s
   AND originator_version <= %(lte)s
@@ -48,7 +49,7 @@ LIMIT %(limit)s;
 -- name: select_events_desc
 -- One aggregate's events, newest first.
 SELECT originator_version, topic, state
-FROM workflowtracker_events
+FROM appliance_events
 WHERE originator_id = %(originator_id)s
   AND originator_version > %(gt)s
   AND originator_version <= %(lte)s
@@ -58,7 +59,7 @@ LIMIT %(limit)s;
 -- name: select_notifications
 -- A page of the notification log from a position, optionally of some topics.
 SELECT id, originator_id, originator_version, topic, state
-FROM workflowtracker_events
+FROM appliance_events
 WHERE id >= %(start)s
   AND id <= %(stop)s
   AND (cardinality(%(topics)s::text[]) = 0 OR topic = ANY(%(topics)s::text[]))
@@ -67,4 +68,4 @@ LIMIT %(limit)s;
 
 -- name: max_notification_id
 -- The position of the newest event, or NULL for an empty store.
-SELECT max(id) FROM workflowtracker_events;
+SELECT max(id) FROM appliance_events;

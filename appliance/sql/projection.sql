@@ -35,7 +35,7 @@ FOR UPDATE OF t;
 SELECT id, originator_id, originator_version, topic, state
 FROM (
     SELECT id, originator_id, originator_version, topic, state
-    FROM workflowtracker_events
+    FROM appliance_events
     WHERE id > %(after)s
     ORDER BY id
     LIMIT %(limit)s
@@ -53,7 +53,7 @@ SELECT notification_id FROM projector_tracking WHERE application_name = %(applic
 
 -- name: max_notification_id
 -- The position of the newest event, or 0 for an empty store.
-SELECT coalesce(max(id), 0) FROM workflowtracker_events;
+SELECT coalesce(max(id), 0) FROM appliance_events;
 
 -- name: missing_tables
 -- Which of the given tables do not exist (a database never migrated).
@@ -88,7 +88,7 @@ SELECT notification_id FROM projector_tracking WHERE application_name = %(applic
 TRUNCATE workflow_runs, job_executions, log_entries, job_accounting;
 UPDATE projector_tracking SET notification_id = 0 WHERE application_name = %(application)s;
 INSERT INTO projection_rebuild (application_name, quiet_until)
-SELECT %(application)s, coalesce(max(id), 0) FROM workflowtracker_events
+SELECT %(application)s, coalesce(max(id), 0) FROM appliance_events
 ON CONFLICT (application_name) DO UPDATE SET quiet_until = EXCLUDED.quiet_until, started_at = now();
 
 -- name: end_rebuild
@@ -179,4 +179,4 @@ ON CONFLICT (id) DO NOTHING;
 
 -- name: listen
 -- Wake up when the tracker appends events (its recorder NOTIFYs this channel).
-LISTEN workflowtracker_events;
+LISTEN appliance_events;

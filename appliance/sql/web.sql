@@ -105,8 +105,8 @@ SELECT tgname FROM pg_trigger WHERE tgname LIKE '%%\_notify\_change' AND NOT tgi
 
 -- name: projector_position
 -- The projector's position and the newest event.
-SELECT (SELECT notification_id FROM projector_tracking WHERE application_name = 'WorkflowTracker') AS position,
-       (SELECT max(id) FROM workflowtracker_events) AS newest;
+SELECT (SELECT notification_id FROM projector_tracking WHERE application_name = 'Appliance') AS position,
+       (SELECT max(id) FROM appliance_events) AS newest;
 
 -- name: monitor_heartbeats
 -- Monitors seen, latest first.

@@ -135,7 +135,7 @@ class Appliance:
 
     def progress_reports(self, run: dict) -> int:
         """The run_progress events the tracker applied to the run (its event store)."""
-        return self.query("SELECT count(*) AS n FROM workflowtracker_events WHERE originator_id = %s "
+        return self.query("SELECT count(*) AS n FROM appliance_events WHERE originator_id = %s "
                           "AND topic LIKE %s", run["id"], "%ProgressReported")[0]["n"]
 
     def spooled(self) -> list[Path]:

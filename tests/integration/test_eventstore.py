@@ -62,7 +62,7 @@ def test_a_reader_never_sees_a_gap_nor_an_id_arriving_late(database_url):
     assert not any(thread.is_alive() for thread in threads), "a writer did not finish"
     assert errors == []
     poll()
-    stored = [row[0] for row in query(database_url, "SELECT id FROM workflowtracker_events ORDER BY id")]
+    stored = [row[0] for row in query(database_url, "SELECT id FROM appliance_events ORDER BY id")]
     assert seen == stored == list(range(1, len(stored) + 1))
     assert len(stored) == WRITERS * (1 + COMMANDS // 2 * 3 + COMMANDS // 2)
     assert polls_that_saw_new_ids > 1  # the reader did read while the writers wrote
@@ -121,16 +121,16 @@ def test_an_exclusive_block_holds_off_every_other_writer_until_it_ends(database_
         writer = threading.Thread(target=append)
         writer.start()
         wait_for(lambda: query(database_url, "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                             "AND query LIKE '%%LOCK TABLE workflowtracker_events%%'"),
+                                             "AND query LIKE '%%LOCK TABLE appliance_events%%'"),
                  timeout=10, message="the other writer to wait for the lock")
         assert not done.is_set()
         tracker.record_log(run_id, "first")
     writer.join(timeout=10)
     assert done.is_set()
-    lines = query(database_url, "SELECT id FROM workflowtracker_events WHERE topic LIKE '%%LogLine%%' ORDER BY id")
+    lines = query(database_url, "SELECT id FROM appliance_events WHERE topic LIKE '%%LogLine%%' ORDER BY id")
     assert lines == [(before + 1,), (before + 2,)]
     [(first_message,)] = query(database_url, "SELECT convert_from(state, 'UTF8')::json->>'message' "
-                                             "FROM workflowtracker_events WHERE id = %s", before + 1)
+                                             "FROM appliance_events WHERE id = %s", before + 1)
     assert first_message == "first"
 
 

@@ -161,8 +161,8 @@ def test_alembic_leaves_the_event_store_alone_and_finds_no_drift(empty_database_
     tracker.initiate_workflow("kept", "", None, None)
     tracker.close()
     assert migrate_and_wait(empty_database_url)[0] == 0
-    assert "workflowtracker_events" in tables(empty_database_url)
-    assert query(empty_database_url, "SELECT count(*) FROM workflowtracker_events") == [(1,)]
+    assert "appliance_events" in tables(empty_database_url)
+    assert query(empty_database_url, "SELECT count(*) FROM appliance_events") == [(1,)]
     check_no_drift(empty_database_url)
 
 
@@ -188,7 +188,7 @@ def test_the_initial_revision_downgrades_and_upgrades_again(empty_database_url):
     finally:
         engine.dispose()
     assert not VIEWS & tables(empty_database_url)
-    assert "workflowtracker_events" in tables(empty_database_url)
+    assert "appliance_events" in tables(empty_database_url)
     assert migrate_and_wait(empty_database_url)[0] == 0
     check_no_drift(empty_database_url)
 

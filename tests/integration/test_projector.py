@@ -72,7 +72,7 @@ def one(url: str, sql: str, params: tuple = ()) -> dict:
 
 
 def max_position(url: str) -> int:
-    return one(url, "SELECT coalesce(max(id), 0) AS n FROM workflowtracker_events")["n"]
+    return one(url, "SELECT coalesce(max(id), 0) AS n FROM appliance_events")["n"]
 
 
 # Projection is fast: poll often, and wait at most 10 s unless a test says otherwise.
@@ -208,7 +208,7 @@ def test_every_event_type_lands_in_the_views(tracker, database_url):
         (run, task, "DEBUG", "bwa started", at(8)),
         (run, None, "INFO", "run note", at(9)),
     ]
-    positions = [row["id"] for row in query(database_url, "SELECT id FROM workflowtracker_events "
+    positions = [row["id"] for row in query(database_url, "SELECT id FROM appliance_events "
                                                           "WHERE topic LIKE '%%LogLine.Recorded' ORDER BY id")]
     assert [row["id"] for row in logs] == positions
 
@@ -368,7 +368,7 @@ def test_a_batch_reads_no_more_events_than_it_takes_even_without_statistics(trac
     # the bounds read all of them and sorted them on disk, for every batch.
     tracker.initiate_workflow("wf", "", "ann", "a")
     query(database_url, """
-        INSERT INTO workflowtracker_events (originator_id, originator_version, topic, state)
+        INSERT INTO appliance_events (originator_id, originator_version, topic, state)
         SELECT gen_random_uuid(), 1, 'bench', '\\x7b7d'::bytea FROM generate_series(1, 20000)
     """)
     connection = psycopg2.connect(database_url)
@@ -988,7 +988,7 @@ def tracked(url: str) -> int:
 
 
 def count_up_to(url: str, position: int) -> int:
-    return one(url, "SELECT count(*) AS n FROM workflowtracker_events WHERE id <= %s", (position,))["n"]
+    return one(url, "SELECT count(*) AS n FROM appliance_events WHERE id <= %s", (position,))["n"]
 
 
 def test_sigterm_in_a_backlog_finishes_the_batch_in_hand_and_a_restart_completes(tracker, database_url):

@@ -33,7 +33,7 @@ def fresh_tracker(database_url, **settings) -> WorkflowTracker:
 def transaction_ids(database_url, *originator_ids):
     rows = query(
         database_url,
-        "SELECT DISTINCT xmin::text FROM workflowtracker_events WHERE originator_id = ANY(%s::uuid[])",
+        "SELECT DISTINCT xmin::text FROM appliance_events WHERE originator_id = ANY(%s::uuid[])",
         [str(i) for i in originator_ids],
     )
     return {row[0] for row in rows}
@@ -128,11 +128,11 @@ def test_adding_a_task_saves_task_and_run_in_one_transaction(tracker, database_u
     task_id = tracker.add_task_to_workflow(run_id, "sort", None, None, None)
     run_events = query(
         database_url,
-        "SELECT xmin::text FROM workflowtracker_events WHERE originator_id = %s AND originator_version = 2",
+        "SELECT xmin::text FROM appliance_events WHERE originator_id = %s AND originator_version = 2",
         str(run_id),
     )
     task_events = query(
-        database_url, "SELECT xmin::text FROM workflowtracker_events WHERE originator_id = %s", str(task_id),
+        database_url, "SELECT xmin::text FROM appliance_events WHERE originator_id = %s", str(task_id),
     )
     assert run_events == task_events
     assert tracker.get_workflow(run_id).task_count == 1
@@ -252,7 +252,7 @@ def test_concurrent_writers_on_one_run_succeed_with_the_default_retries(database
     assert sum(t.conflicts_given_up for t in trackers) == 0
     run = fresh_tracker(database_url).get_workflow(run_id)
     assert (run.task_count, run.version) == (100, 101)
-    stored = query(database_url, "SELECT count(*) FROM workflowtracker_events WHERE topic LIKE '%%Task.Created'")
+    stored = query(database_url, "SELECT count(*) FROM appliance_events WHERE topic LIKE '%%Task.Created'")
     assert stored == [(100,)]
 
 
@@ -304,7 +304,7 @@ def test_upcaster_rehydrates_an_old_version_1_event(tracker, database_url):
     )
     with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO workflowtracker_events (originator_id, originator_version, topic, state) "
+            "INSERT INTO appliance_events (originator_id, originator_version, topic, state) "
             "VALUES (%s, 1, 'appliance.domain:WorkflowRun.Initiated', %s)",
             (str(run_id), old_state.encode()),
         )
@@ -557,7 +557,7 @@ def test_a_resend_racing_the_original_is_applied_once(database_url, run_id):
         with fast.batch() as other:  # ...but the resend commits first
             other.apply_once(log_once)
     assert slow.conflicts_retried == 1
-    assert len(query(database_url, "SELECT 1 FROM workflowtracker_events WHERE topic LIKE '%%LogLine%%'")) == 1
+    assert len(query(database_url, "SELECT 1 FROM appliance_events WHERE topic LIKE '%%LogLine%%'")) == 1
 
 
 def test_a_resend_of_a_new_run_racing_its_original_is_a_duplicate_not_an_error(database_url):
@@ -573,7 +573,7 @@ def test_a_resend_of_a_new_run_racing_its_original_is_a_duplicate_not_an_error(d
     assert batch.receipts == ()  # nothing of it applied by the resend
     assert resend.conflicts_retried == 1
     assert resend.get_workflow(run_id).name == "raced"
-    assert len(query(database_url, "SELECT 1 FROM workflowtracker_events WHERE topic LIKE '%%Initiated%%'")) == 1
+    assert len(query(database_url, "SELECT 1 FROM appliance_events WHERE topic LIKE '%%Initiated%%'")) == 1
 
 
 def closed_port() -> int:
