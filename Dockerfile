@@ -8,18 +8,18 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    APPLIANCE_RUN_DIR=/tmp/appliance
+    APPLIANCE_RUN_DIR=/tmp/appliance \
+    APPLIANCE_BIND=0.0.0.0
 
 WORKDIR /app
 
-# Dependencies first, from pyproject.toml alone: a code change does not reinstall them.
-COPY pyproject.toml ./
+# Dependencies first, from the lock file alone (exact versions and their hashes,
+# made by scripts/lock): the same on every build, and a code change does not reinstall them.
+COPY requirements.lock ./
 RUN groupadd --system --gid 10001 appliance \
     && useradd --system --no-log-init --uid 10001 --gid 10001 --home-dir /app --shell /usr/sbin/nologin appliance \
     && python -m venv /opt/venv \
-    && python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
-    && pip install --no-cache-dir -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+    && pip install --no-cache-dir --require-hashes -r requirements.lock
 
 # Then the code, installed in place (it finds conf/, migrations/ and init-db/ beside it).
 COPY . .
