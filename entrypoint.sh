@@ -23,6 +23,8 @@ fi
 export APPLIANCE_RUN_DIR="${APPLIANCE_RUN_DIR:-/tmp/appliance-$(id -u)}"
 export ENABLE_DB_MONITORING="${ENABLE_DB_MONITORING:-true}"
 export PYTHONUNBUFFERED=1
+# text or json (checked by `appliance config`); supervisord's and the listener's lines follow it too.
+export LOG_FORMAT="${LOG_FORMAT:-text}"
 CONF="$APP_DIR/conf/supervisord.conf"
 FATAL_MARKER="$APPLIANCE_RUN_DIR/fatal"
 
@@ -34,7 +36,19 @@ case "${1:-start}" in
     *) exec appliance "$@" ;;
 esac
 
-say() { echo "entrypoint: $*" >&2; }
+# One line in the appliance's format (appliance/logs.py): `<time> entrypoint INFO ...`, or JSON.
+say() {
+    local now message="$*"
+    now="$(date '+%Y-%m-%d %H:%M:%S,%3N')"
+    if [ "$LOG_FORMAT" = json ]; then
+        message="${message//\\/\\\\}"
+        message="${message//\"/\\\"}"
+        printf '{"time": "%s", "program": "entrypoint", "level": "INFO", "message": "%s"}\n' \
+            "$(date '+%Y-%m-%dT%H:%M:%S.%3N%:z')" "$message" >&2
+    else
+        printf '%s entrypoint INFO %s\n' "$now" "$message" >&2
+    fi
+}
 
 # `supervisorctl -c conf/supervisord.conf` finds the socket through ./run, a
 # link to APPLIANCE_RUN_DIR (the image has it already; a checkout gets it here).
@@ -83,4 +97,4 @@ say "starting supervisord (web, monitor, projector; socket in $APPLIANCE_RUN_DIR
 stop_if_asked
 # supervisord runs in this process from here on (signals reach it directly);
 # the wrapper exits 1 if a program could not be started (see appliance/supervise.py).
-exec python -m appliance.supervise "$FATAL_MARKER" -c "$CONF"
+exec python -m appliance.supervise "$FATAL_MARKER" "$LOG_FORMAT" -c "$CONF"

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
 from dataclasses import dataclass
 from typing import Callable
 
-from appliance.config import ConfigError, Settings
+from appliance import logs
+from appliance.config import ConfigError, Settings, log_format
 from appliance.parent import exit_with_parent
 
 EXIT_CONFIG = 2
@@ -25,6 +27,19 @@ class Command:
     help: str
     run: Callable[[argparse.Namespace, Settings], int | None]
     add_arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
+
+
+def _start(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from appliance.files import app_file
+
+    # As the image's entrypoint would: its programs (appliance, python) are this interpreter's,
+    # also when its virtualenv is not activated.
+    bin_dir = Path(sys.executable).parent
+    os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    entrypoint = app_file("entrypoint.sh")
+    os.execv("/bin/bash", ["bash", str(entrypoint), "start"])
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -104,7 +119,7 @@ def _wait_for_db(args: argparse.Namespace, settings: Settings) -> int:
     from appliance.wait_for_db import EXIT_TIMEOUT, wait_for_db
 
     timeout = settings.db_wait_timeout if args.timeout is None else args.timeout
-    return 0 if wait_for_db(settings.database_url, timeout) else EXIT_TIMEOUT
+    return 0 if wait_for_db(settings.database_url, timeout, out=sys.stdout) else EXIT_TIMEOUT
 
 
 def _wait_for_db_arguments(parser: argparse.ArgumentParser) -> None:
@@ -164,6 +179,8 @@ def _config(args: argparse.Namespace, settings: Settings) -> int:
 
 
 COMMANDS: dict[str, Command] = {
+    "start": Command("run the appliance as the image does: check, wait for the database, init, "
+                     "then supervisord (web, monitor, projector) in the foreground", _start),
     "demo": Command("record a few sample workflow runs through the tracker", _demo, _demo_arguments),
     "config": Command("check the environment and print the settings (password masked)", _config),
     "migrate": Command("bring the view tables to the newest schema, under an advisory lock", _migrate),
@@ -184,6 +201,12 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+# Commands whose output is a report for a person, not a log: printed as it is.
+REPORTS = {"status", "demo", "start", "reproject"}
+# The programs supervisord runs.
+PROGRAMS = {"web", "monitor", "projector"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="appliance", description="Workflow-tracking appliance.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -195,11 +218,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # Every log line names the command that wrote it: under supervisord the
-    # programs share one stdout (docker logs), and this tells them apart.
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.command} %(levelname)s %(name)s: %(message)s")
+    restore_output = None
+    if args.command not in REPORTS:
+        # Every line names the command that wrote it: under supervisord the programs
+        # share one stdout (docker logs), and this tells them apart (appliance/logs.py).
+        restore_output = logs.install(args.command, log_format())
+    else:
+        logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.command} %(levelname)s %(name)s: %(message)s")
     # Alembic logs one INFO line per autogenerate plugin when it is imported: noise in docker logs.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    try:
+        code = _run(args)
+    finally:
+        if restore_output is not None:
+            restore_output()
+    if args.command in PROGRAMS:
+        # Its work is committed and its connections closed: it leaves without the interpreter's
+        # teardown, which on a loaded machine outlasted stopwaitsecs (then supervisord's SIGKILL).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env()
     except ConfigError as error:

@@ -17,10 +17,13 @@ from typing import Callable, Mapping
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-DEFAULT_MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-DEFAULT_INIT_DB_DIR = Path(__file__).resolve().parent.parent / "init-db"
+from appliance.files import app_file
+
+DEFAULT_MIGRATIONS_DIR = app_file("migrations")
+DEFAULT_INIT_DB_DIR = app_file("init-db")
 POSTGRES_PARTS = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD")
 POSTGRES_SCHEMES = {"postgres", "postgresql", "postgresql+psycopg2"}
+LOG_FORMATS = ("text", "json")
 # No setting needs more; it keeps every number within what PostgreSQL's integer, sleeps and time-outs take.
 MAX_INTEGER = 2**31 - 1
 
@@ -71,7 +74,7 @@ class MonitorSettings:
 
 @dataclass(frozen=True)
 class WebSettings:
-    bind: str = "0.0.0.0"
+    bind: str = "127.0.0.1"
     port: int = 8000
     workers: int = 2
     ingest_token: str | None = field(default=None, repr=False)
@@ -90,7 +93,7 @@ class WebSettings:
         run_dir = _run_dir(env)
         return cls(
             # Address and port gunicorn listens on.
-            bind=env.get("APPLIANCE_BIND") or "0.0.0.0",
+            bind=env.get("APPLIANCE_BIND") or "127.0.0.1",
             port=env.integer("BACKEND_PORT", default=8000, minimum=1, maximum=65535),
             # gunicorn worker processes (each with a few threads).
             workers=env.integer("WEB_WORKERS", default=2, minimum=1, maximum=256),
@@ -140,6 +143,7 @@ class Settings:
     migrations_dir: Path = DEFAULT_MIGRATIONS_DIR
     install_triggers: bool = True
     init_db_dir: Path = DEFAULT_INIT_DB_DIR
+    log_format: str = "text"
     monitor: MonitorSettings = MonitorSettings()
     web: WebSettings = WebSettings()
 
@@ -179,6 +183,10 @@ class Settings:
         install_triggers = env.boolean("APPLIANCE_INSTALL_TRIGGERS", default=True)
         # Where the NN-*.sql scripts (functions, triggers) are (default: init-db/ beside the package).
         init_db_dir = env.directory("APPLIANCE_INIT_DB_DIR", default=DEFAULT_INIT_DB_DIR)
+        # text: `<time> <program> <LEVEL> ...` lines; json: one JSON object per line (appliance/logs.py).
+        chosen_log_format = env.get("LOG_FORMAT") or "text"
+        if chosen_log_format not in LOG_FORMATS:
+            env.problems.append(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {chosen_log_format!r}")
         monitor = MonitorSettings.read(env)
         web = WebSettings.read(env)
         env.raise_problems()
@@ -188,7 +196,15 @@ class Settings:
                    db_wait_timeout=db_wait_timeout, enable_db_monitoring=enable_db_monitoring,
                    run_stale_after=run_stale_after, run_migrations=run_migrations,
                    allow_auto_stamp=allow_auto_stamp, migrations_dir=migrations_dir,
-                   install_triggers=install_triggers, init_db_dir=init_db_dir, monitor=monitor, web=web)
+                   install_triggers=install_triggers, init_db_dir=init_db_dir, log_format=chosen_log_format,
+                   monitor=monitor, web=web)
+
+
+def log_format(environ: Mapping[str, str] | None = None) -> str:
+    """LOG_FORMAT alone, read before the other settings: a program logs their problems
+    in it. An unknown value is text here, and one of those problems in Settings.from_env."""
+    value = (os.environ if environ is None else environ).get("LOG_FORMAT", "")
+    return value if value in LOG_FORMATS else "text"
 
 
 def mask_url(url: URL | str) -> str:

@@ -8,6 +8,7 @@ connections over TCP (the URL's) must give it; local socket ones are trusted.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -122,7 +123,9 @@ class LocalPostgres:
         command = [str(self.bindir / program), *args]
         if self._run_as is not None:
             command = ["runuser", "-u", self._run_as.pw_name, "--", *command]
-        result = subprocess.run(command, capture_output=True, text=True, cwd="/")
+        # A session of its own: a Ctrl-C in the terminal that started it reaches the appliance
+        # only, and whoever started the cluster stops it afterwards, in order.
+        result = subprocess.run(command, capture_output=True, text=True, cwd="/", start_new_session=True)
         if result.returncode != 0:
             log_tail = self.log_file.read_text()[-2000:] if self.log_file.exists() else ""
             raise LocalPostgresError(
@@ -157,28 +160,56 @@ def wait_until_accepting(url: str, timeout: float = 30.0) -> None:
             time.sleep(0.1)
 
 
+def cluster_dir(base: Path) -> Path:
+    """Where the private cluster of folder `base` lives: `base`/cluster, or, under root in a folder
+    the postgres user cannot enter (a clone in /root, mode 700), a folder in that user's home
+    named after `base`, so that initdb and the server can reach their data."""
+    recorded = base / "cluster-dir"
+    if recorded.exists():
+        return Path(recorded.read_text().strip())
+    inside = base / "cluster"
+    server_user = _unprivileged_user()
+    if server_user is None or (inside / "data" / "PG_VERSION").exists() or _can_enter(server_user, base):
+        return inside
+    digest = hashlib.sha256(str(base).encode()).hexdigest()[:12]
+    return Path(server_user.pw_dir) / "appliance-clusters" / digest
+
+
+def _can_enter(user: pwd.struct_passwd, folder: Path) -> bool:
+    folder.mkdir(parents=True, exist_ok=True)
+    check = subprocess.run(["runuser", "-u", user.pw_name, "--", "test", "-x", str(folder)], cwd="/")
+    return check.returncode == 0
+
+
 def _main(argv: list[str] | None = None) -> int:
-    """`python -m appliance.localpg start|stop DIR`: a private cluster kept in DIR.
+    """`python -m appliance.localpg start|stop|url DIR`: a private cluster kept for DIR.
 
     `start` prints the URL of its `appliance` database (created on first start);
-    the port is chosen once and remembered in DIR/port.
+    `url` prints it without starting anything; the port is chosen once and
+    remembered in DIR/port. The cluster is in DIR/cluster, or (under root, when
+    the postgres user cannot enter DIR) in that user's home; DIR/cluster-dir says where.
     """
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m appliance.localpg", description=_main.__doc__)
-    parser.add_argument("action", choices=("start", "stop"))
+    parser.add_argument("action", choices=("start", "stop", "url"))
     parser.add_argument("directory", type=Path)
     args = parser.parse_args(argv)
     base = args.directory.resolve()
     port_file = base / "port"
     port = int(port_file.read_text()) if port_file.exists() else None
-    cluster = LocalPostgres(base / "cluster", port=port, durable=True)
+    if args.action != "start" and port is None:
+        return 1  # never started: nothing to stop, no URL
+    cluster = LocalPostgres(cluster_dir(base), port=port, durable=True)
     if args.action == "stop":
         cluster.stop()
         return 0
+    if args.action == "url":
+        print(cluster.url("appliance"))
+        return 0
     base.mkdir(parents=True, exist_ok=True)
-    base.chmod(0o755)
     port_file.write_text(str(cluster.port))
+    (base / "cluster-dir").write_text(f"{cluster.base_dir}\n")
     if not (cluster.data_dir / "postmaster.pid").exists():
         cluster.start()
     _create_database(cluster.url("postgres"), "appliance")

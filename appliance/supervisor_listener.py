@@ -9,7 +9,7 @@ marker file naming the program, then sends SIGTERM to supervisord (its
 parent). supervisord runs inside appliance.supervise, which exits 1 when it
 finds the marker after supervisord has stopped.
 
-Usage, from conf/supervisord.conf: python -m appliance.supervisor_listener MARKER_FILE
+Usage, from conf/supervisord.conf: python -m appliance.supervisor_listener MARKER_FILE [LOG_FORMAT]
 """
 
 from __future__ import annotations
@@ -20,13 +20,17 @@ import sys
 from pathlib import Path
 from typing import BinaryIO
 
+from appliance import logs
+
+STOPPING = "SUPERVISOR_STATE_CHANGE_STOPPING"
+
 
 def tokens(line: bytes) -> dict[str, str]:
     """`a:1 b:2` as {"a": "1", "b": "2"}."""
     return dict(token.split(":", 1) for token in line.decode().split())
 
 
-def handle(event: str, payload: bytes, marker: Path, supervisord_pid: int) -> None:
+def handle(event: str, payload: bytes, marker: Path, supervisord_pid: int, log_format: str = logs.TEXT) -> None:
     if event != "PROCESS_STATE_FATAL":
         return
     program = tokens(payload.split(b"\n", 1)[0]).get("processname", "?")
@@ -34,12 +38,18 @@ def handle(event: str, payload: bytes, marker: Path, supervisord_pid: int) -> No
     temporary = marker.with_name(marker.name + ".tmp")
     temporary.write_text(program + "\n")
     temporary.replace(marker)
-    print(f"supervisor_listener: program {program} could not be started (FATAL); "
-          f"stopping supervisord so the container exits with code 1", file=sys.stderr, flush=True)
+    sys.stderr.write(logs.format_line(
+        log_format, "fatal-exit", "ERROR",
+        f"program {program} could not be started (FATAL); stopping supervisord so the container exits with code 1"))
+    sys.stderr.flush()
     os.kill(supervisord_pid, signal.SIGTERM)
 
 
-def listen(marker: Path, stdin: BinaryIO, stdout: BinaryIO, supervisord_pid: int) -> None:
+def listen(marker: Path, stdin: BinaryIO, stdout: BinaryIO, supervisord_pid: int,
+           log_format: str = logs.TEXT) -> None:
+    """Until supervisord goes away or starts stopping: then this ends by itself, before
+    supervisord would stop it. Its SIGTERM could otherwise end in a SIGKILL: supervisord
+    sometimes notices a listener's exit only after its 1 s poll, as long as stopwaitsecs."""
     while True:
         stdout.write(b"READY\n")
         stdout.flush()
@@ -48,17 +58,19 @@ def listen(marker: Path, stdin: BinaryIO, stdout: BinaryIO, supervisord_pid: int
             return  # supervisord went away
         header = tokens(header_line)
         payload = stdin.read(int(header["len"]))
-        handle(header["eventname"], payload, marker, supervisord_pid)
+        handle(header["eventname"], payload, marker, supervisord_pid, log_format)
         stdout.write(b"RESULT 2\nOK")
         stdout.flush()
+        if header["eventname"] == STOPPING:
+            return
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m appliance.supervisor_listener MARKER_FILE", file=sys.stderr)
+    if len(args) not in (1, 2) or args[1:] not in ([], [logs.TEXT], [logs.JSON]):
+        print("usage: python -m appliance.supervisor_listener MARKER_FILE [text|json]", file=sys.stderr)
         return 2
-    listen(Path(args[0]), sys.stdin.buffer, sys.stdout.buffer, os.getppid())
+    listen(Path(args[0]), sys.stdin.buffer, sys.stdout.buffer, os.getppid(), *args[1:])
     return 0
 
 

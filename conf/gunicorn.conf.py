@@ -4,13 +4,19 @@
 
 from gunicorn.glogging import Logger
 
+from appliance import logs
+
 
 class WebLogger(Logger):
-    """gunicorn's own lines look like every other line of the appliance:
-    `<time> web LEVEL gunicorn: ...`, so docker logs says which program wrote them."""
+    """gunicorn's own lines and its access lines look like every other line of the
+    appliance (appliance/logs.py, LOG_FORMAT): `<time> web INFO access: ...`."""
 
-    error_fmt = "%(asctime)s web %(levelname)s gunicorn: %(message)s"
-    datefmt = None  # logging's default, as the appliance's other lines
+    def setup(self, cfg):
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            logs.use_format(handler, logs.current_format(), "web", "gunicorn")
+        for handler in self.access_log.handlers:
+            logs.use_format(handler, logs.current_format(), "web", "access")
 
     def atoms(self, resp, req, environ, request_time):
         """The request line (%(r)s) without its query string, which shows as "?...":
@@ -33,9 +39,24 @@ timeout = 30
 keepalive = 5
 accesslog = "-"
 errorlog = "-"
-access_log_format = 'web %(h)s "%(r)s" %(s)s %(b)s %(L)ss'
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'
 # Workers import the app after the fork: each opens its own database pool.
 preload_app = False
 # No control socket: supervisorctl manages the web; gunicorn's default path
 # ($HOME/.gunicorn) is not writable in the image and shared by every instance natively.
 control_socket_disable = True
+
+
+def worker_exit(server, worker):
+    """A worker that has finished its requests (gunicorn waited for them) leaves at once:
+    the interpreter's exit would join every thread still parked in a pool (database,
+    request threads), which under load outlasted graceful_timeout, and gunicorn then
+    killed the worker with SIGKILL."""
+    import os
+    import sys
+
+    leaving = sys.exc_info()[1]  # gunicorn calls this while the worker's SystemExit is in flight
+    code = leaving.code if isinstance(leaving, SystemExit) and isinstance(leaving.code, int) else 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # the same code: gunicorn stops on a worker that failed to boot (3)

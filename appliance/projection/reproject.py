@@ -70,7 +70,8 @@ def reproject(tracker: WorkflowTracker, *, batch_size: int = DEFAULT_BATCH_SIZE,
         store.reset(connection)
         events = 0
         with tqdm(total=store.max_notification_id(connection), unit=" events", unit_scale=True,
-                  file=progress, disable=progress is None, desc="reproject") as bar:
+                  # None: tqdm draws no bar unless `progress` is a terminal (a log stays clean)
+                  file=progress, disable=True if progress is None else None, desc="reproject") as bar:
             position = 0
             while True:
                 # Quiet up to the marker store.reset left (the old history); events

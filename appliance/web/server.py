@@ -6,13 +6,13 @@ import os
 import runpy
 import shutil
 import tempfile
-from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
 
 from appliance.config import Settings
+from appliance.files import app_file
 
-CONFIG_FILE = Path(__file__).resolve().parent.parent.parent / "conf" / "gunicorn.conf.py"
+CONFIG_FILE = app_file("conf") / "gunicorn.conf.py"
 
 
 class WebServer(BaseApplication):

@@ -169,22 +169,39 @@ def test_the_appliance_end_to_end(appliance_env, started, empty_database_url):
     assert time.monotonic() - stopping < 10
     assert appliance.processes() == set()
     assert unnamed_lines(appliance.output) == []
+    assert_a_quiet_start_and_stop(appliance.output)
 
 
-# Every line of `docker logs` says who wrote it (the issue: "prefixed or structured").
-LINE_SHAPES = {
-    "an appliance command's log line": r"\d{4}-\d\d-\d\d [\d:,]+ (web|monitor|projector|init|migrate) [A-Z]+ ",
-    "web's access line": r"web \S+ \"",
-    "the entrypoint": r"entrypoint: ",
-    "a start-up step": r"(config|wait-for-db|init): ",
-    "supervisord itself": r"\d{4}-\d\d-\d\d [\d:,]+ (INFO|WARN|CRIT|ERRO|DEBG) ",
-    "the monitor's change line": r'\{"program": "monitor", ',
-}
+def assert_a_quiet_start_and_stop(output: str) -> None:
+    """No CRIT line on a normal start, no SIGKILL needed to stop (supervisord's or gunicorn's), no progress bar."""
+    assert [line for line in output.splitlines()
+            if re.search(r" CRIT|with SIGKILL|was sent SIGKILL|\r", line)] == []
+
+
+# Every line of `docker logs` says who wrote it and when, in one shape (appliance/logs.py):
+# the entrypoint, each start-up step, supervisord itself, each program, gunicorn's access lines.
+WRITERS = ("entrypoint", "config", "wait-for-db", "init", "supervisord", "fatal-exit", *PROGRAMS)
+LINE_SHAPE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (%s) (DEBUG|INFO|WARN|ERROR|CRITICAL) " % "|".join(WRITERS))
 
 
 def unnamed_lines(output: str) -> list[str]:
-    shapes = re.compile("|".join(f"(?:{shape})" for shape in LINE_SHAPES.values()))
-    return [line for line in output.splitlines() if line and not shapes.match(line)]
+    return [line for line in output.splitlines() if line and not LINE_SHAPE.match(line)]
+
+
+def test_log_format_json_gives_one_object_per_line_from_every_program(appliance_env, started):
+    env, port = appliance_env
+    appliance = started({**env, "LOG_FORMAT": "json"})
+    wait_for(lambda: Client(port).status("/readyz") == 200 or appliance.process.poll() is not None, 60,
+             message="/readyz 200")
+    appliance.wait_until_running(PROGRAMS)
+    Client(port).status("/")  # an access line
+    appliance.process.send_signal(signal.SIGTERM)
+    assert appliance.wait(10) == 0, appliance.output[-3000:]
+    records = [json.loads(line) for line in appliance.output.splitlines() if line]  # each line one object
+    assert {record["program"] for record in records} >= {"entrypoint", "config", "init", "supervisord", *PROGRAMS}
+    assert all(set(record) >= {"time", "program", "level", "message"} for record in records)
+    assert any(record.get("logger") == "access" for record in records)
+    assert_a_quiet_start_and_stop("\n".join(record["message"] for record in records))
 
 
 def test_a_program_that_cannot_start_ends_the_appliance_non_zero(appliance_env, started):

@@ -147,7 +147,7 @@ def test_web_settings_from_the_environment_are_validated_and_secrets_stay_out_of
 
     base = {"DATABASE_URL": "postgresql://u:pw@db/appliance"}
     web = Settings.from_env(base).web
-    assert (web.bind, web.port, web.workers, web.ingest_token) == ("0.0.0.0", 8000, 2, None)
+    assert (web.bind, web.port, web.workers, web.ingest_token) == ("127.0.0.1", 8000, 2, None)
     settings = Settings.from_env({**base, "BACKEND_PORT": "9000", "WEB_WORKERS": "3",
                                   "APPLIANCE_INGEST_TOKEN": "tok-secret", "APPLIANCE_UI_USER": "admin",
                                   "APPLIANCE_UI_PASSWORD": "pw-secret", "INGEST_MAX_EVENTS": "500"})
