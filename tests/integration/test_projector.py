@@ -7,6 +7,7 @@ command; "the views" are every row of the four view tables (`snapshot`).
 from __future__ import annotations
 
 import gc
+import io
 import os
 import re
 import signal
@@ -1008,15 +1009,29 @@ def test_sigterm_in_a_backlog_finishes_the_batch_in_hand_and_a_restart_completes
     assert snapshot(database_url) == rebuild_uninterrupted(tracker, database_url)
 
 
-def test_the_reproject_command_shows_its_progress_reaching_100_percent(tracker, database_url, monkeypatch, capsys):
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_reproject_shows_its_progress_reaching_100_percent_on_a_terminal(tracker, database_url):
     finish_runs(tracker, begin_runs(tracker, 2, 3))
     total = max_position(database_url)
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    assert cli.main(["reproject", "--batch-size", "7"]) == 0
-    bars = [bar.strip() for bar in capsys.readouterr().err.split("\r") if bar.strip()]
+    terminal = Terminal()
+    reproject(tracker, batch_size=7, progress=terminal)
+    bars = [bar.strip() for bar in terminal.getvalue().split("\r") if bar.strip()]
     count = rf"{total}(\.0)?"  # tqdm's unit_scale writes 70 as 70.0
     assert re.match(rf"reproject:\s+0%\|.*\| 0(\.00)?/{count} ", bars[0]), bars
     assert re.match(rf"reproject: 100%\|.*\| {count}/{count} \[.* events/s\]$", bars[-1]), bars
+
+
+def test_the_reproject_command_draws_no_progress_bar_into_a_log(tracker, database_url, monkeypatch, capsys):
+    finish_runs(tracker, begin_runs(tracker, 2, 3))
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert cli.main(["reproject", "--batch-size", "7"]) == 0
+    output = capsys.readouterr()
+    assert "\r" not in output.err + output.out and "%|" not in output.err
+    assert re.fullmatch(r"\d+ events in [\d.]+ s: [\d,]+ events/s\n", output.out)
 
 
 def test_a_failure_between_the_rows_and_the_position_keeps_nothing_and_a_retry_is_identical(
