@@ -30,6 +30,7 @@ from werkzeug.serving import make_server
 from appliance.config import Settings, WebSettings, parse_database_url
 from appliance.projection import Projector
 from appliance.web import create_app
+from tests.support.signals import default_sigint
 from tests.support.waiting import wait_for as wait_until
 
 PLUGIN = Path(__file__).resolve().parents[2] / "plugins/snakemake-logger-plugin-appliance"
@@ -99,7 +100,8 @@ class Appliance:
         command = [str(SNAKEMAKE), "--logger", "appliance", "--logger-appliance-url", url or self.url,
                    "--logger-appliance-group", "lab", "--logger-appliance-tags", "ci, plugin", *args]
         process = subprocess.Popen(command, cwd=workdir, env=self.env(**env), stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                                   stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                                   preexec_fn=default_sigint)  # as from a terminal, also when the suite is not
         self.processes.append(process)
         return process
 
