@@ -91,13 +91,16 @@ def test_the_image_gets_what_it_needs_and_not_the_rest():
     rules = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
              if line.strip() and not line.startswith("#")]
     for needed in ("appliance/web/__init__.py", "conf/supervisord.conf", "entrypoint.sh", "pyproject.toml",
+                   "requirements.lock", "setup.py",
                    "README.md", "migrations/env.py", "init-db/10-change-notifications.sql"):
         assert in_build_context(needed, rules), needed
     for unwanted in (".git/HEAD", ".venv/bin/python", ".env", ".appliance-data/PG_VERSION", "tests/conftest.py",
                      "run", ".hypothesis/examples", ".ci-run.log", "appliance/__pycache__/cli.cpython-311.pyc"):
         assert not in_build_context(unwanted, rules), unwanted
     dockerfile = (REPO / "Dockerfile").read_text()
-    assert dockerfile.index("COPY pyproject.toml") < dockerfile.index("COPY . .")  # dependencies in their own layer
+    # The dependencies in a layer of their own, pinned with their hashes (tests/unit/test_lock_files.py).
+    assert dockerfile.index("COPY requirements.lock") < dockerfile.index("COPY . .")
+    assert "--require-hashes -r requirements.lock" in dockerfile
     assert "HEALTHCHECK" in dockerfile and "/readyz" in dockerfile
     assert re.search(r"^USER \d+", dockerfile, flags=re.MULTILINE)
     assert not re.search(r"gcc|build-essential", dockerfile)
@@ -139,11 +142,25 @@ def test_stop_timeouts_nest_inside_dockers():
     assert graceful and graceful[0] < int(programs["web"]["stopwaitsecs"])
 
 
+# Settings compose.yaml does not take from the shell or ./.env: its own database, and
+# what is the image's own (paths inside it, the address a container must listen on).
+NOT_PASSED_BY_COMPOSE = {"SQLALCHEMY_URL", "POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB", "POSTGRES_USER",
+                         "POSTGRES_PASSWORD", "APPLIANCE_RUN_DIR", "APPLIANCE_BIND", "APPLIANCE_MIGRATIONS_DIR",
+                         "APPLIANCE_INIT_DB_DIR"}
+
+
+def test_compose_passes_every_other_setting_on():
+    environment = yaml.safe_load((REPO / "compose.yaml").read_text())["services"]["appliance"]["environment"]
+    assert sorted(variables_in_env_example() - NOT_PASSED_BY_COMPOSE - set(environment)) == []
+
+
 def test_compose_runs_postgres_and_the_appliance():
     compose = yaml.safe_load((REPO / "compose.yaml").read_text())
     db, appliance = compose["services"]["db"], compose["services"]["appliance"]
     assert db["image"].startswith("postgres:15")
-    assert "healthcheck" in db and "healthcheck" in appliance
+    # The appliance's health check is the image's HEALTHCHECK, which follows BACKEND_PORT.
+    assert "healthcheck" in db and "healthcheck" not in appliance
+    assert appliance["ports"] == ["${BACKEND_PORT:-8000}:${BACKEND_PORT:-8000}"]
     assert appliance["build"] == "." or appliance["build"]["context"] == "."
     assert appliance["depends_on"]["db"]["condition"] == "service_healthy"
     assert appliance["restart"] in ("on-failure", "unless-stopped", "always")
