@@ -18,6 +18,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from appliance.files import app_file
+from appliance.vocabulary import TERMINAL_RUN_STATUSES
 
 DEFAULT_MIGRATIONS_DIR = app_file("migrations")
 DEFAULT_INIT_DB_DIR = app_file("init-db")
@@ -42,7 +43,7 @@ class MonitorSettings:
     poll_interval: int = 10
     webhook_urls: tuple[str, ...] = field(default=(), repr=False)  # may hold credentials
     webhook_tables: tuple[str, ...] = ("workflow_runs",)
-    webhook_statuses: tuple[str, ...] = ("completed", "failed", "cancelled")
+    webhook_statuses: tuple[str, ...] = TERMINAL_RUN_STATUSES
     webhook_timeout: float = 5.0
     webhook_retries: int = 3
     max_attempts: int = 5
@@ -59,7 +60,7 @@ class MonitorSettings:
             # The filter: changes of these tables ...
             webhook_tables=env.words("MONITOR_WEBHOOK_TABLES", default=("workflow_runs",)),
             # ... whose new status is one of these ("*": every change of those tables).
-            webhook_statuses=env.words("MONITOR_WEBHOOK_STATUSES", default=("completed", "failed", "cancelled")),
+            webhook_statuses=env.words("MONITOR_WEBHOOK_STATUSES", default=TERMINAL_RUN_STATUSES),
             webhook_timeout=env.integer("MONITOR_WEBHOOK_TIMEOUT", default=5, minimum=1),
             # Tries per change and URL within one handling, with backoff between them.
             webhook_retries=env.integer("MONITOR_WEBHOOK_RETRIES", default=3, minimum=1),

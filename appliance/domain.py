@@ -20,20 +20,9 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from appliance.vocabulary import RunStatus, TaskStatus
 
-class RunStatus:
-    CREATED = "created"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-class TaskStatus:
-    CREATED = "created"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
+__all__ = ["LogLine", "RunStatus", "Task", "TaskStatus", "TrackedAggregate", "WorkflowRun"]
 
 
 class TrackedAggregate(Aggregate):

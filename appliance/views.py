@@ -31,8 +31,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-RUN_STATUSES = ("created", "running", "completed", "failed", "cancelled", "stale")
-TASK_STATUSES = ("created", "running", "completed", "failed")
+from appliance.vocabulary import RUN_STATUSES, TASK_STATUSES, RunStatus, TaskStatus
+
 OPERATIONS = ("INSERT", "UPDATE", "DELETE")
 
 NAMING_CONVENTION = {
@@ -72,7 +72,7 @@ class WorkflowRunView(Base):
     group_name: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str | None] = mapped_column(Text)
     params: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
-    status: Mapped[str] = mapped_column(Text, server_default="created")
+    status: Mapped[str] = mapped_column(Text, server_default=RunStatus.CREATED)
     tasks_total: Mapped[int] = mapped_column(Integer, server_default="0")
     tasks_created: Mapped[int] = mapped_column(Integer, server_default="0")
     tasks_running: Mapped[int] = mapped_column(Integer, server_default="0")
@@ -112,7 +112,7 @@ class JobExecutionView(Base):
     run_id: Mapped[uuid.UUID] = mapped_column(UUID, ForeignKey("workflow_runs.id", ondelete="CASCADE"))
     task_name: Mapped[str] = mapped_column(Text)
     task_version: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(Text, server_default="created")
+    status: Mapped[str] = mapped_column(Text, server_default=TaskStatus.CREATED)
     external_status: Mapped[str | None] = mapped_column(Text)
     progress: Mapped[str | None] = mapped_column(Text)
     input_data: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))

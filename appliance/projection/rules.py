@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
 from appliance.domain import LogLine, Task, WorkflowRun
+from appliance.vocabulary import RunStatus, TaskStatus, is_terminal, run_progress
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def finish(rows: Rows) -> None:
     latest: dict[str, dict] = {}
     for task in rows.tasks.values():
         run_id = task["run_id"]
-        if run_id in rows.recount and task["status"] == "running":
+        if run_id in rows.recount and task["status"] == TaskStatus.RUNNING:
             best = latest.get(run_id)
             if best is None or _start_key(task) > _start_key(best):
                 latest[run_id] = task
@@ -138,7 +139,7 @@ def _run_initiated(rows: Rows, event: WorkflowRun.Initiated) -> None:
     rows.runs[run_id] = {
         "id": run_id, "workflow_name": event.name, "description": event.description,
         "user_name": event.user, "group_name": event.group, "source": event.source,
-        "params": event.params, "status": "created",
+        "params": event.params, "status": RunStatus.CREATED,
         "tasks_total": 0, "tasks_created": 0, "tasks_running": 0, "tasks_completed": 0, "tasks_failed": 0,
         "progress_percent": 0.0, "steps_done": None, "steps_total": None,
         "current_task": None, "error_message": None,
@@ -156,22 +157,22 @@ def _touch_run(rows: Rows, run_id: str, event: Any) -> dict | None:
         return None
     if run["last_event_at"] is None or event.timestamp > run["last_event_at"]:
         run["last_event_at"] = event.timestamp
-    if run["status"] == "stale":
-        run["status"] = "running"  # heard from again (appliance.staleness marked it)
+    if run["status"] == RunStatus.STALE:
+        run["status"] = RunStatus.RUNNING  # heard from again (appliance.staleness marked it)
     rows.changed_runs.add(run_id)
     return run
 
 
 def _run_started(run: dict, event: Any) -> None:
-    run.update(status="running", started_at=event.timestamp, finished_at=None)
+    run.update(status=RunStatus.RUNNING, started_at=event.timestamp, finished_at=None)
 
 
 def _run_completed(run: dict, event: Any) -> None:
-    run.update(status="completed", finished_at=event.timestamp)
+    run.update(status=RunStatus.COMPLETED, finished_at=event.timestamp)
 
 
 def _run_failed(run: dict, event: Any) -> None:
-    run.update(status="failed", finished_at=event.timestamp, error_message=event.error_message)
+    run.update(status=RunStatus.FAILED, finished_at=event.timestamp, error_message=event.error_message)
 
 
 def _progress_reported(run: dict, event: Any) -> None:
@@ -181,7 +182,7 @@ def _progress_reported(run: dict, event: Any) -> None:
 
 def _run_cancelled(run: dict, event: Any) -> None:
     # The reason, if given, is what a reader of the run wants to see beside "cancelled".
-    run.update(status="cancelled", finished_at=event.timestamp)
+    run.update(status=RunStatus.CANCELLED, finished_at=event.timestamp)
     if event.reason:
         run["error_message"] = event.reason
 
@@ -207,7 +208,7 @@ def _task_created(rows: Rows, event: Task.Created) -> None:
         return
     rows.tasks[task_id] = {
         "id": task_id, "run_id": run_id, "task_name": event.task_name, "task_version": event.task_version,
-        "status": "created", "external_status": None, "progress": None,
+        "status": TaskStatus.CREATED, "external_status": None, "progress": None,
         "input_data": event.input_data, "params": event.params, "results": [], "job_ids": [],
         "attempts": 0, "result_message": None, "error_message": None, "error_type": None,
         "created_at": event.timestamp, "started_at": None, "finished_at": None,
@@ -228,37 +229,31 @@ def _move(rows: Rows, run: dict, task: dict, status: str) -> None:
 
 
 def _progress(run: dict) -> None:
-    """The run's own report of its steps when it gave a total, else its finished tasks.
+    """The run's percentage, as appliance.vocabulary.run_progress computes it.
 
     Every task event comes through here too, so a reported progress is never
     overwritten by the count of tasks (a source may create a task only when
     its job starts, so that count says little next to the source's total).
     """
-    if run["steps_total"]:
-        # The tracker checks done <= total; min() keeps events stored before
-        # it did within the view's CHECK (0..100) instead of failing the batch.
-        run["progress_percent"] = min(100.0, 100.0 * run["steps_done"] / run["steps_total"])
-        return
-    total = run["tasks_total"]
-    done = run["tasks_completed"] + run["tasks_failed"]
-    run["progress_percent"] = 100.0 * done / total if total else 0.0
+    run["progress_percent"] = run_progress(run["steps_done"], run["steps_total"], run["tasks_total"],
+                                           run["tasks_completed"], run["tasks_failed"]).percent
 
 
 def _task_started(rows: Rows, run: dict, task: dict, event: Any) -> None:
     # A retried job is one task with several attempts: each start is one, and
     # a task restarted after failing is running again, not finished. Its last
     # error stays (error_message, error_type): why the previous attempt failed.
-    _move(rows, run, task, "running")
+    _move(rows, run, task, TaskStatus.RUNNING)
     task.update(attempts=task["attempts"] + 1, started_at=event.timestamp, finished_at=None)
 
 
 def _task_completed(rows: Rows, run: dict, task: dict, event: Any) -> None:
-    _move(rows, run, task, "completed")
+    _move(rows, run, task, TaskStatus.COMPLETED)
     task.update(result_message=event.message, finished_at=event.timestamp)
 
 
 def _task_failed(rows: Rows, run: dict, task: dict, event: Any) -> None:
-    _move(rows, run, task, "failed")
+    _move(rows, run, task, TaskStatus.FAILED)
     task.update(error_message=event.error_message, error_type=error_type(event.error_message),
                 finished_at=event.timestamp)
 

@@ -15,12 +15,12 @@ from typing import Any, Mapping
 from uuid import UUID
 
 from appliance.sql import load_queries
-from appliance.views import RUN_STATUSES, VIEW_TABLES
+from appliance.views import VIEW_TABLES
+from appliance.vocabulary import LOG_LEVELS, RUN_STATUSES, TaskStatus, row_progress
 
 QUERIES = load_queries("web.sql")
 PAGE_SIZE = 50
 LOG_PAGE = 200
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MAX_TASKS = 5000
 FAILED_TASKS_LISTED = 10
 
@@ -124,22 +124,13 @@ def run_json(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "id": str(row["id"]), "name": row["workflow_name"], "description": row["description"],
         "status": row["status"], "user": row["user_name"], "group": row["group_name"], "source": row["source"],
-        "progress": _progress(row),
+        "progress": row_progress(row).as_json(),
         "tasks": {"running": row["tasks_running"], "completed": row["tasks_completed"], "failed": row["tasks_failed"]},
         "current_task": row["current_task"], "error_message": row["error_message"],
         "created_at": _iso(row["created_at"]), "started_at": _iso(row["started_at"]),
         "finished_at": _iso(row["finished_at"]), "duration_seconds": row["duration_seconds"],
         "elapsed_seconds": _elapsed(row), "last_event_at": _iso(row["last_event_at"]),
     }
-
-
-def _progress(row: Mapping[str, Any]) -> dict[str, Any]:
-    """Steps done of all, as the source reported them (Snakemake's "N of M steps"), else tasks finished."""
-    if row["steps_total"]:
-        done, total = row["steps_done"], row["steps_total"]
-    else:
-        done, total = row["tasks_completed"] + row["tasks_failed"], row["tasks_total"]
-    return {"done": done, "total": total, "percent": round(row["progress_percent"], 1)}
 
 
 def _elapsed(row: Mapping[str, Any]) -> float | None:
@@ -225,7 +216,7 @@ def run_page(cursor, run_id: str, args: Mapping[str, str]) -> dict[str, Any]:
     tasks = [task_json(task) for task in cursor.fetchall()]
     tasks_cut = len(tasks) > MAX_TASKS
     tasks = tasks[:MAX_TASKS]
-    failed = [task for task in tasks if task["status"] == "failed"]
+    failed = [task for task in tasks if task["status"] == TaskStatus.FAILED]
     cursor.execute(QUERIES["run_latest_logs"], {"run_id": run_id, "before": None, "level": level,
                                                 "limit": LOG_PAGE + 1})
     lines = cursor.fetchall()

@@ -6,11 +6,15 @@ from typing import Any, Callable
 
 from flask import Blueprint, jsonify, render_template, request
 
+from appliance import vocabulary
 from appliance.web import data, db_cursor, error_response
 from appliance.web.system import system_state
 
 blueprint = Blueprint("pages", __name__)
 blueprint.add_app_template_filter(data.human_duration, "duration")
+# The templates' statuses and levels are the vocabulary's, not copies of it.
+blueprint.add_app_template_global(vocabulary.RUN_STATUSES, "RUN_STATUSES")
+blueprint.add_app_template_global(vocabulary.LOG_LEVELS, "LOG_LEVELS")
 
 
 def _twin(page_rule: str, api_rule: str, template: str, endpoint: str):

@@ -1,6 +1,7 @@
 """The Alembic environment and the startup migrator, as `appliance migrate` runs them."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -316,3 +317,18 @@ def test_bad_migration_settings_are_named(tmp_path):
         "APPLIANCE_ALLOW_AUTO_STAMP must be true or false, not '2'",
         f"APPLIANCE_MIGRATIONS_DIR must name a directory holding env.py, not '{tmp_path}'",
     ]
+
+
+def test_the_status_constraints_in_the_database_are_the_vocabulary(database_url):
+    """The migrations wrote the statuses out; they must allow exactly appliance.vocabulary's."""
+    from appliance.vocabulary import RUN_STATUSES, TASK_STATUSES
+    from tests.support.sql import query
+
+    definitions = dict(query(database_url, "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                                           "WHERE conname IN ('ck_workflow_runs_status', 'ck_job_executions_status')"))
+
+    def allowed(name: str) -> set[str]:
+        return set(re.findall(r"'([^']*)'::text", definitions[name]))
+
+    assert allowed("ck_workflow_runs_status") == set(RUN_STATUSES)
+    assert allowed("ck_job_executions_status") == set(TASK_STATUSES)

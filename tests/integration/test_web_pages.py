@@ -23,7 +23,7 @@ def test_dashboard_lists_runs_newest_first_with_counts(client, seeded):
     assert api["counts"] == {"completed": 1, "failed": 1, "running": 1}
     first = api["runs"][2]
     assert {"id", "name", "status", "progress", "user", "group", "started_at", "finished_at"} <= set(first)
-    assert first["progress"] == {"done": 2, "total": 2, "percent": 100.0}
+    assert first["progress"] == {"done": 2, "total": 2, "percent": 100.0, "of": "tasks"}
     assert api["next"] is None
 
 
@@ -62,10 +62,13 @@ def test_a_runs_progress_is_its_reported_steps_when_its_source_reports_them(clie
 
     runs = {run["name"]: run for run in client.get("/api/v1/runs").json["runs"]}
 
-    assert runs["snakemake run"]["progress"] == {"done": 3, "total": 12, "percent": 25.0}
-    assert runs["python run"]["progress"] == {"done": 1, "total": 2, "percent": 50.0}
+    assert runs["snakemake run"]["progress"] == {"done": 3, "total": 12, "percent": 25.0, "of": "steps"}
+    assert runs["python run"]["progress"] == {"done": 1, "total": 2, "percent": 50.0, "of": "tasks"}
     assert client.get(f"/api/v1/runs/{reported}").json["run"]["progress"]["total"] == 12
-    assert "3/12" in client.get("/").get_data(as_text=True)
+    html = client.get("/").get_data(as_text=True)
+    assert "3/12" in html
+    # The bar is the JSON's percent, not a count of tasks (1 of 1 completed would fill it).
+    assert 'class="fill w25"' in html and 'class="fill w50"' in html and 'class="fill w100"' not in html
 
 
 def test_run_page_shows_tasks_timeline_logs_and_errors(client, seeded):
