@@ -1,7 +1,8 @@
 """A workflow-tracking appliance: runs, tasks and log lines of Snakemake and
 BIOMERO-style workflows, recorded as events in PostgreSQL."""
 
-__all__ = ["WorkflowTracker"]
+__all__ = ["ConcurrencyError", "DatabaseUnavailableError", "DuplicateIdError", "InvalidArgumentError",
+           "TrackerError", "UnknownIdError", "WorkflowTracker"]
 
 
 def __getattr__(name: str):
@@ -11,4 +12,8 @@ def __getattr__(name: str):
         from appliance.tracker import WorkflowTracker
 
         return WorkflowTracker
+    if name in __all__:
+        from appliance import errors
+
+        return getattr(errors, name)
     raise AttributeError(f"module 'appliance' has no attribute {name!r}")

@@ -13,7 +13,10 @@ from datetime import datetime
 from typing import Any, Callable
 from uuid import UUID
 
-from appliance.tracker import Batch, TrackerError, WorkflowTracker, as_utc
+from appliance import validation as valid
+from appliance.tracker import Batch, TrackerError, WorkflowTracker
+from appliance.validation import Domain
+from appliance.vocabulary import DEFAULT_LOG_LEVEL
 
 COMMON_FIELDS = ("id", "type", "time")
 
@@ -28,7 +31,7 @@ class IngestError(ValueError):
 
 @dataclass(frozen=True)
 class Field:
-    check: Callable[[Any], Any]
+    domain: Domain  # appliance.validation's: the check and its JSON schema
     required: bool = True
 
 
@@ -45,78 +48,23 @@ class IngestResult:
     duplicates: int
 
 
-def _uuid(value: Any) -> UUID:
-    if isinstance(value, str):
-        try:
-            return UUID(value)
-        except ValueError:
-            pass
-    raise ValueError("must be a UUID string")
-
-
-def _string(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("must be a string")
-    return value
-
-
-def _object(value: Any) -> dict:
-    if not isinstance(value, dict):
-        raise ValueError("must be a JSON object")
-    return value
-
-
-def _job_id(value: Any) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return _string(value)
-
-
-def _progress(value: Any) -> str | int | float:
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise ValueError("must be a string or a number")
-    return value
-
-
-def _count(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError("must be a whole number")
-    if value < 0:
-        raise ValueError("must not be negative")
-    return value
-
-
 def _done_of_total(fields: dict) -> None:
     if fields["done"] > fields["total"]:
         raise ValueError(f"done: must not exceed total ({fields['done']} > {fields['total']})")
 
 
-def _any(value: Any) -> Any:
-    return value
+def _required(domain: Domain) -> Field:
+    return Field(domain)
 
 
-def _time(value: Any) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(_string(value).replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError("must be an ISO 8601 time such as 2024-05-01T12:00:00Z") from None
-    if parsed.tzinfo is None:
-        raise ValueError("must name its time zone (end it with Z or +00:00)")
-    return as_utc(parsed)  # ValueError outside the years the store takes
-
-
-def _required(check):
-    return Field(check)
-
-
-def _optional(check):
-    return Field(check, required=False)
+def _optional(domain: Domain) -> Field:
+    return Field(domain, required=False)
 
 
 RUN_FIELDS = {
-    "run_id": _required(_uuid), "name": _required(_string), "description": _optional(_string),
-    "user": _optional(_string), "group": _optional(_string), "source": _optional(_string),
-    "params": _optional(_object),
+    "run_id": _required(valid.UUID_DOMAIN), "name": _required(valid.NAME), "description": _optional(valid.ANY_TEXT),
+    "user": _optional(valid.NAME), "group": _optional(valid.NAME), "source": _optional(valid.NAME),
+    "params": _optional(valid.OBJECT),
 }
 
 
@@ -135,55 +83,55 @@ def _start_run(batch: Batch, e: dict, at: datetime | None) -> None:
 
 EVENT_TYPES: dict[str, EventType] = {
     "run_created": EventType(RUN_FIELDS, _create_run),
-    "run_started": EventType({**RUN_FIELDS, "name": _optional(_string)}, _start_run),
+    "run_started": EventType({**RUN_FIELDS, "name": _optional(valid.NAME)}, _start_run),
     "run_finished": EventType(
-        {"run_id": _required(_uuid)},
+        {"run_id": _required(valid.UUID_DOMAIN)},
         lambda b, e, at: b.complete_workflow(e["run_id"], at=at)),
     "run_failed": EventType(
-        {"run_id": _required(_uuid), "error": _required(_string)},
+        {"run_id": _required(valid.UUID_DOMAIN), "error": _required(valid.TEXT)},
         lambda b, e, at: b.fail_workflow(e["run_id"], e["error"], at=at)),
     "run_cancelled": EventType(
-        {"run_id": _required(_uuid), "reason": _optional(_string)},
+        {"run_id": _required(valid.UUID_DOMAIN), "reason": _optional(valid.ANY_TEXT)},
         lambda b, e, at: b.cancel_workflow(e["run_id"], e.get("reason"), at=at)),
     "run_progress": EventType(
-        {"run_id": _required(_uuid), "done": _required(_count), "total": _required(_count)},
+        {"run_id": _required(valid.UUID_DOMAIN), "done": _required(valid.COUNT), "total": _required(valid.COUNT)},
         lambda b, e, at: b.update_workflow_progress(e["run_id"], e["done"], e["total"], at=at),
         check=_done_of_total),
     "heartbeat": EventType(
-        {"run_id": _required(_uuid)},
+        {"run_id": _required(valid.UUID_DOMAIN)},
         lambda b, e, at: b.record_heartbeat(e["run_id"], at=at)),
     "task_created": EventType(
-        {"task_id": _required(_uuid), "run_id": _required(_uuid), "name": _required(_string),
-         "version": _optional(_string), "input": _optional(_object), "params": _optional(_object)},
+        {"task_id": _required(valid.UUID_DOMAIN), "run_id": _required(valid.UUID_DOMAIN), "name": _required(valid.NAME),
+         "version": _optional(valid.NAME), "input": _optional(valid.OBJECT), "params": _optional(valid.OBJECT)},
         lambda b, e, at: b.add_task_to_workflow(
             e["run_id"], e["name"], e.get("version"), e.get("input"), e.get("params"),
             task_id=e["task_id"], at=at)),
     "task_started": EventType(
-        {"task_id": _required(_uuid)},
+        {"task_id": _required(valid.UUID_DOMAIN)},
         lambda b, e, at: b.start_task(e["task_id"], at=at)),
     "job_id": EventType(
-        {"task_id": _required(_uuid), "job_id": _required(_job_id)},
+        {"task_id": _required(valid.UUID_DOMAIN), "job_id": _required(valid.JOB_ID)},
         lambda b, e, at: b.add_job_id(e["task_id"], e["job_id"], at=at)),
     "task_status": EventType(
-        {"task_id": _required(_uuid), "status": _required(_string)},
+        {"task_id": _required(valid.UUID_DOMAIN), "status": _required(valid.NAME)},
         lambda b, e, at: b.update_task_status(e["task_id"], e["status"], at=at)),
     "task_progress": EventType(
-        {"task_id": _required(_uuid), "progress": _required(_progress)},
+        {"task_id": _required(valid.UUID_DOMAIN), "progress": _required(valid.PROGRESS)},
         lambda b, e, at: b.update_task_progress(e["task_id"], e["progress"], at=at)),
     "task_result": EventType(
-        {"task_id": _required(_uuid), "result": _required(_any)},
+        {"task_id": _required(valid.UUID_DOMAIN), "result": _required(valid.ANY_JSON)},
         lambda b, e, at: b.add_result(e["task_id"], e["result"], at=at)),
     "task_finished": EventType(
-        {"task_id": _required(_uuid), "message": _optional(_string)},
+        {"task_id": _required(valid.UUID_DOMAIN), "message": _optional(valid.ANY_TEXT)},
         lambda b, e, at: b.complete_task(e["task_id"], e.get("message"), at=at)),
     "task_failed": EventType(
-        {"task_id": _required(_uuid), "error": _required(_string)},
+        {"task_id": _required(valid.UUID_DOMAIN), "error": _required(valid.TEXT)},
         lambda b, e, at: b.fail_task(e["task_id"], e["error"], at=at)),
     "log": EventType(
-        {"run_id": _required(_uuid), "message": _required(_string), "level": _optional(_string),
-         "task_id": _optional(_uuid)},
+        {"run_id": _required(valid.UUID_DOMAIN), "message": _required(valid.TEXT), "level": _optional(valid.LEVEL),
+         "task_id": _optional(valid.UUID_DOMAIN)},
         lambda b, e, at: b.record_log(
-            e["run_id"], e["message"], level=e.get("level") or "INFO", task_id=e.get("task_id"),
+            e["run_id"], e["message"], level=e.get("level") or DEFAULT_LOG_LEVEL, task_id=e.get("task_id"),
             log_id=e["id"], at=at)),
 }
 
@@ -253,18 +201,18 @@ def _parse_event(index: int, raw: Any) -> ParsedEvent:
     if not isinstance(raw, dict):
         raise ValueError("an event must be a JSON object")
     event_type = raw.get("type")
-    if event_type not in EVENT_TYPES:
+    if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
         known = ", ".join(sorted(EVENT_TYPES))
         raise ValueError(f"type: must be one of {known}")
     spec = EVENT_TYPES[event_type]
     unknown = sorted(set(raw) - set(spec.fields) - set(COMMON_FIELDS))
     if unknown:
         raise ValueError(f"unknown field(s) for {event_type}: {', '.join(unknown)}")
-    fields = {"id": _checked(raw, "id", _required(_uuid))}
+    fields = {"id": _checked(raw, "id", _required(valid.UUID_DOMAIN))}
     for name, field in spec.fields.items():
         if raw.get(name) is not None or field.required:
             fields[name] = _checked(raw, name, field)
-    at = _checked(raw, "time", _optional(_time)) if raw.get("time") is not None else None
+    at = _checked(raw, "time", _optional(valid.TIME)) if raw.get("time") is not None else None
     if spec.check is not None:
         spec.check(fields)
     return ParsedEvent(index=index, id=fields["id"], type=event_type, time=at, fields=fields)
@@ -273,10 +221,7 @@ def _parse_event(index: int, raw: Any) -> ParsedEvent:
 def _checked(raw: dict, name: str, field: Field) -> Any:
     if raw.get(name) is None:
         raise ValueError(f"{name}: is required")
-    try:
-        return field.check(raw[name])
-    except ValueError as error:
-        raise ValueError(f"{name}: {error}") from None
+    return field.domain.check(raw[name], name)  # InvalidArgumentError (a ValueError) naming the field
 
 
 def _problem(index: int, raw: Any, error: str) -> dict:

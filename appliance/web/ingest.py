@@ -8,7 +8,8 @@ import json
 from flask import Blueprint, current_app, jsonify, request
 
 from appliance.ingest import IngestError, apply_batch, parse_batch
-from appliance.tracker import ConcurrencyError, DuplicateIdError
+from appliance.errors import ConcurrencyError, DuplicateIdError
+from appliance.validation import MAX_JSON_DEPTH
 from appliance.web import error_response, tracker
 from appliance.web.metrics import INGEST_ERRORS, INGESTED_EVENTS
 
@@ -35,6 +36,8 @@ def ingest_events():
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return _refuse(400, 'the body is not JSON; send {"events": [...]}')
+    except RecursionError:  # Python's parser gives up near 1,000 levels; the limit is far lower anyway
+        return _refuse(400, f"the body is JSON nested too deeply; values may nest {MAX_JSON_DEPTH} deep")
     events = payload.get("events") if isinstance(payload, dict) else None
     if isinstance(events, list) and len(events) > web.ingest_max_events:
         return _refuse(413, f"{len(events)} events in one batch; the limit is {web.ingest_max_events}")

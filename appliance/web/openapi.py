@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from appliance.ingest import EVENT_TYPES
-from appliance.views import RUN_STATUSES, VIEW_TABLES
-from appliance.web.data import LOG_LEVELS
+from appliance.validation import TIME as TIME_DOMAIN
+from appliance.views import VIEW_TABLES
+from appliance.vocabulary import LOG_LEVELS, RUN_STATUSES, TASK_STATUSES
 
 
 def _nullable(schema_type: str, **extra) -> dict:
@@ -31,7 +32,10 @@ RUN = _object({
     "id": {"type": "string", "format": "uuid"}, "name": {"type": "string"},
     "description": _nullable("string"), "status": {"type": "string", "enum": list(RUN_STATUSES)},
     "user": _nullable("string"), "group": _nullable("string"), "source": _nullable("string"),
-    "progress": _object({"done": {"type": "integer"}, "total": {"type": "integer"}, "percent": {"type": "number"}}),
+    "progress": _object({"done": {"type": "integer"}, "total": {"type": "integer"},
+                         "percent": {"type": "number", "minimum": 0, "maximum": 100},
+                         "of": {"type": "string", "enum": ["steps", "tasks"],
+                                "description": "steps the source reported, else finished tasks"}}),
     "tasks": _object({"running": {"type": "integer"}, "completed": {"type": "integer"},
                       "failed": {"type": "integer"}}),
     "current_task": _nullable("string"), "error_message": _nullable("string"),
@@ -41,19 +45,21 @@ RUN = _object({
 })
 TASK = _object({
     "id": {"type": "string", "format": "uuid"}, "name": {"type": "string"}, "version": _nullable("string"),
-    "status": {"type": "string"}, "external_status": _nullable("string"), "progress": _nullable("string"),
-    "job_ids": {"type": "array", "items": {"type": "string"}}, "attempts": {"type": "integer"},
+    "status": {"type": "string", "enum": list(TASK_STATUSES)}, "external_status": _nullable("string"),
+    "progress": _nullable("string"), "job_ids": {"type": "array", "items": {"type": "string"}}, "attempts": {"type": "integer"},
     "result_message": _nullable("string"), "error_message": _nullable("string"), "error_type": _nullable("string"),
     "input": {"type": "object"}, "params": {"type": "object"}, "created_at": TIME, "started_at": TIME,
     "finished_at": TIME, "duration_seconds": _nullable("number"),
 })
-LOG = _object({"id": {"type": "integer"}, "task_id": _nullable("string"), "level": {"type": "string"},
+LOG = _object({"id": {"type": "integer"}, "task_id": _nullable("string"),
+               "level": {"type": "string", "enum": list(LOG_LEVELS)},
                "message": {"type": "string"}, "logged_at": TIME})
 JOB = _object({
     "job_id": {"type": "string"}, "task_id": {"type": "string", "format": "uuid"},
     "run_id": {"type": "string", "format": "uuid"}, "user_name": _nullable("string"),
     "group_name": _nullable("string"), "status": _nullable("string"), "progress": _nullable("string"),
-    "created_at": TIME, "updated_at": TIME, "task_name": {"type": "string"}, "task_status": {"type": "string"},
+    "created_at": TIME, "updated_at": TIME, "task_name": {"type": "string"},
+    "task_status": {"type": "string", "enum": list(TASK_STATUSES)},
     "workflow_name": {"type": "string"},
 })
 CHANGE = _object({
@@ -87,22 +93,8 @@ ERROR_MEANING = {400: "bad parameters, each named", 401: "the UI password is set
                  404: "no such run", 503: "the database is unavailable or not migrated; try again"}
 
 
-# The JSON schema of each field check of appliance/ingest.py, by the check's name; a
-# check not named here (a new one) is described as any value, not left out.
-CHECK_SCHEMAS = {
-    "_uuid": {"type": "string", "format": "uuid"},
-    "_string": {"type": "string"},
-    "_object": {"type": "object"},
-    "_job_id": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
-    "_progress": {"oneOf": [{"type": "string"}, {"type": "number"}]},
-    "_time": {"type": "string", "format": "date-time"},
-    "_count": {"type": "integer", "minimum": 0},
-    "_any": {},
-}
-
-
 def _field_schema(field) -> dict:
-    return CHECK_SCHEMAS.get(getattr(field.check, "__name__", ""), {"description": "see docs/ingest.md"})
+    return field.domain.schema  # appliance.validation's, beside the check it describes
 
 
 def _event_name(event_type: str) -> str:
@@ -116,8 +108,9 @@ def event_schemas() -> dict:
     for event_type, spec in sorted(EVENT_TYPES.items()):
         properties = {"id": {"type": "string", "format": "uuid", "description": "made by the client; resend freely"},
                       "type": {"type": "string", "enum": [event_type]},
-                      "time": {"type": "string", "format": "date-time",
-                               "description": "when it happened, with its offset; the server's time if left out"},
+                      "time": {**TIME_DOMAIN.schema,
+                               "description": "when it happened; the server's time if left out; "
+                                              + TIME_DOMAIN.schema["description"]},
                       **{name: _field_schema(field) for name, field in spec.fields.items()}}
         required = ["id", "type", *(name for name, field in spec.fields.items() if field.required)]
         schemas[_event_name(event_type)] = {"type": "object", "properties": properties, "required": required,
