@@ -20,7 +20,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from appliance.vocabulary import RunStatus, TaskStatus
+from appliance.vocabulary import RunStatus, TaskStatus, is_terminal
 
 __all__ = ["LogLine", "RunStatus", "Task", "TaskStatus", "TrackedAggregate", "WorkflowRun"]
 
@@ -86,26 +86,35 @@ class WorkflowRun(TrackedAggregate):
         def apply(self, run: "WorkflowRun") -> None:
             run.task_count += 1
 
+    # A run's life: created -> running -> completed, failed or cancelled, and there
+    # it ends. The commands record nothing on an ended run; the events' apply()
+    # ignore one too, for histories stored before the commands checked (a
+    # completed run then failed stays completed). The projection rules agree.
+
     class Started(Aggregate.Event):
         def apply(self, run: "WorkflowRun") -> None:
-            run.status = RunStatus.RUNNING
+            if not run.has_ended:
+                run.status = RunStatus.RUNNING
 
     class Completed(Aggregate.Event):
         def apply(self, run: "WorkflowRun") -> None:
-            run.status = RunStatus.COMPLETED
+            if not run.has_ended:
+                run.status = RunStatus.COMPLETED
 
     class Failed(Aggregate.Event):
         error_message: str
 
         def apply(self, run: "WorkflowRun") -> None:
-            run.status = RunStatus.FAILED
-            run.error_message = self.error_message
+            if not run.has_ended:
+                run.status = RunStatus.FAILED
+                run.error_message = self.error_message
 
     class Cancelled(Aggregate.Event):
         reason: str | None
 
         def apply(self, run: "WorkflowRun") -> None:
-            run.status = RunStatus.CANCELLED
+            if not run.has_ended:
+                run.status = RunStatus.CANCELLED
 
     class ProgressReported(Aggregate.Event):
         """The source's count of the run's steps: `done` of `total`.
@@ -130,17 +139,26 @@ class WorkflowRun(TrackedAggregate):
     def add_task(self, task_id: UUID, at: datetime | None = None) -> None:
         self._trigger(self.TaskAdded, at, task_id=task_id)
 
+    @property
+    def has_ended(self) -> bool:
+        """Completed, failed or cancelled: no later event changes its status, end or error."""
+        return is_terminal(self.status)
+
     def start(self, at: datetime | None = None) -> None:
-        self._trigger(self.Started, at)
+        if not self.has_ended:  # a late start (a resent or delayed event) does not reopen it
+            self._trigger(self.Started, at)
 
     def complete(self, at: datetime | None = None) -> None:
-        self._trigger(self.Completed, at)
+        if not self.has_ended:
+            self._trigger(self.Completed, at)
 
     def fail(self, error_message: str, at: datetime | None = None) -> None:
-        self._trigger(self.Failed, at, error_message=error_message)
+        if not self.has_ended:
+            self._trigger(self.Failed, at, error_message=error_message)
 
     def cancel(self, reason: str | None = None, at: datetime | None = None) -> None:
-        self._trigger(self.Cancelled, at, reason=reason)
+        if not self.has_ended:
+            self._trigger(self.Cancelled, at, reason=reason)
 
     def report_progress(self, done: int, total: int, at: datetime | None = None) -> None:
         self._trigger(self.ProgressReported, at, done=done, total=total)

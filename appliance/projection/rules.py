@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 ERROR_TYPE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception))\s*:", re.MULTILINE)
 
 TASK_STATUS_EVENTS = (Task.Started, Task.Completed, Task.Failed)
+# What moves a run along its life; on an ended run (completed, failed, cancelled)
+# they change nothing, not even its last event time, as in the domain.
+RUN_LIFE_EVENTS = (WorkflowRun.Started, WorkflowRun.Completed, WorkflowRun.Failed, WorkflowRun.Cancelled)
 JOB_EVENTS = (Task.JobIdAdded, Task.StatusUpdated, Task.ProgressUpdated)
 _EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
 
@@ -94,6 +97,8 @@ def apply(rows: Rows, position: int, event: Any) -> None:
         _task_created(rows, event)
     elif kind is LogLine.Recorded:
         _log_recorded(rows, position, event)
+    elif kind in RUN_LIFE_EVENTS and _has_ended(rows, str(event.originator_id)):
+        return  # stored before the tracker refused it: an ended run stays as it ended
     elif kind in RUN_HANDLERS:
         run = _touch_run(rows, str(event.originator_id), event)
         if run is not None:
@@ -153,6 +158,11 @@ def _run_initiated(rows: Rows, event: WorkflowRun.Initiated) -> None:
         "last_event_at": event.timestamp,
     }
     rows.changed_runs.add(run_id)
+
+
+def _has_ended(rows: Rows, run_id: str) -> bool:
+    run = rows.runs.get(run_id)
+    return run is not None and is_terminal(run["status"])
 
 
 def _touch_run(rows: Rows, run_id: str, event: Any) -> dict | None:
