@@ -16,6 +16,7 @@ import pytest
 
 from appliance import WorkflowTracker
 from appliance.projection import Projector
+from tests.support import biomero_calls
 from tests.support.biomero_venv import biomero_python, run_driver, start_driver
 from tests.support.waiting import wait_for
 from tests.support.web_support import bearer, make_app
@@ -127,3 +128,30 @@ def test_biomero_and_the_appliance_record_in_one_database_and_neither_breaks_the
     assert rows(database_url, "SELECT count(*) FROM workflowtracker_events WHERE topic NOT LIKE 'biomero.%%'") \
         == [(0,)]
     assert rows(database_url, "SELECT count(*) FROM projection_skipped_topics") == [(0,)]
+
+
+COMPARED = ("Name", "Description", "User", "Group")
+COMPARED_TASK = ("Name", "Version", "Status", "Input_Data", "Job_IDs", "Result_Message", "Command", "Params")
+
+
+def comparable(read: dict) -> dict:
+    """What SLURM_Get_Results.py reads back, without ids and times (which differ by nature)."""
+    return {**{key: read[key] for key in COMPARED},
+            "Tasks": [{key: task[key] for key in COMPARED_TASK} for task in read["Tasks"]]}
+
+
+def test_the_same_biomero_call_script_runs_unchanged_against_appliance_workflow_tracker(biomero, database_url):
+    theirs = run_driver(database_url, "facility-day", "4711")["read_back"]
+    tracker = WorkflowTracker(database_url=database_url)
+    try:
+        ids = biomero_calls.facility_day(tracker, 4711)
+        ours = {kind: biomero_calls.read_back(tracker, wf_id) for kind, (wf_id, _) in ids.items()}
+        Projector(tracker).catch_up()
+    finally:
+        tracker.close()
+    assert {kind: comparable(read) for kind, read in ours.items()} == \
+        {kind: comparable(read) for kind, read in theirs.items()}
+    # Both recorded the same: the views show BIOMERO's runs and the appliance's alike.
+    shown = rows(database_url, "SELECT workflow_name, description, user_name, group_name, status, tasks_total "
+                               "FROM workflow_runs ORDER BY workflow_name, source NULLS FIRST")
+    assert shown[0::2] == shown[1::2] and len(shown) == 8

@@ -42,7 +42,7 @@ def test_a_whole_run_arrives_as_one_batch(tracker):
     run, task = tracker.get_workflow(run_id), tracker.get_task(task_id)
     assert (run.name, run.user, run.source, run.status) == ("rnaseq", "alice", "snakemake", "completed")
     assert run.created_on == datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
-    assert (task.task_name, task.job_ids, task.progress, task.status) == ("align", ("4711",), 0.5, "completed")
+    assert (task.task_name, task.job_ids, task.progress, task.lifecycle_status) == ("align", (4711,), 0.5, "completed")
 
 
 def test_resending_a_batch_changes_nothing(tracker):
