@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+# runuser is in /usr/sbin, which a PATH may lack.
+RUNUSER = shutil.which("runuser") or "/usr/sbin/runuser"
 # Durability is pointless for a throwaway cluster and costs seconds per test run.
 FAST_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
 
@@ -122,7 +124,7 @@ class LocalPostgres:
     def _server_command(self, program: str, *args: str) -> None:
         command = [str(self.bindir / program), *args]
         if self._run_as is not None:
-            command = ["runuser", "-u", self._run_as.pw_name, "--", *command]
+            command = [RUNUSER, "-u", self._run_as.pw_name, "--", *command]
         # A session of its own: a Ctrl-C in the terminal that started it reaches the appliance
         # only, and whoever started the cluster stops it afterwards, in order.
         result = subprocess.run(command, capture_output=True, text=True, cwd="/", start_new_session=True)
@@ -177,7 +179,7 @@ def cluster_dir(base: Path) -> Path:
 
 def _can_enter(user: pwd.struct_passwd, folder: Path) -> bool:
     folder.mkdir(parents=True, exist_ok=True)
-    check = subprocess.run(["runuser", "-u", user.pw_name, "--", "test", "-x", str(folder)], cwd="/")
+    check = subprocess.run([RUNUSER, "-u", user.pw_name, "--", "test", "-x", str(folder)], cwd="/")
     return check.returncode == 0
 
 
