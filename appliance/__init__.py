@@ -2,7 +2,7 @@
 BIOMERO-style workflows, recorded as events in PostgreSQL."""
 
 __all__ = ["ConcurrencyError", "DatabaseUnavailableError", "DuplicateIdError", "InvalidArgumentError",
-           "TrackerError", "UnknownIdError", "WorkflowTracker"]
+           "NoOpWorkflowTracker", "TrackerError", "UnknownIdError", "WorkflowTracker"]
 
 
 def __getattr__(name: str):
@@ -12,6 +12,10 @@ def __getattr__(name: str):
         from appliance.tracker import WorkflowTracker
 
         return WorkflowTracker
+    if name == "NoOpWorkflowTracker":
+        from appliance.tracker.noop import NoOpWorkflowTracker
+
+        return NoOpWorkflowTracker
     if name in __all__:
         from appliance import errors
 

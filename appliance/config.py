@@ -158,8 +158,11 @@ class Settings:
         return f"Settings({', '.join(values)})"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
-        env = _Reader(os.environ if environ is None else environ)
+    def from_env(cls, environ: Mapping[str, str] | None = None, *,
+                  extra: Mapping[str, str] | None = None) -> "Settings":
+        """The settings of `environ` (the process's environment by default), `extra` taking precedence
+        (the `env=` an eventsourcing Application is given)."""
+        env = _Reader({**(os.environ if environ is None else environ), **(extra or {})})
         database_url = env.database_url()
         cache_size = env.integer("TRACKER_CACHE_SIZE", default=10_000, minimum=0)
         max_retries = env.integer("TRACKER_MAX_RETRIES", default=5, minimum=0)

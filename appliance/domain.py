@@ -1,10 +1,14 @@
 """The write side's domain model: what happens to workflow runs and their tasks.
 
 Free of infrastructure. A run keeps what its commands check and what
-`get_workflow` shows (not its description or params: those live only in the
-event store and, projected, in the views); a task keeps its inputs, params and
-results too, as BIOMERO's tracker shows them. Log lines are separate one-event
-streams, and the tracker keeps them out of its aggregate cache.
+`get_workflow` shows (not its params: those live only in the event store and,
+projected, in the views); a task keeps its inputs, params and results too.
+Both read back with BIOMERO's attribute names (a run's `description` and
+`tasks`, a task's `workflow_id`, `job_ids`, `status` as the scheduler
+reported it, `result_message`) beside the appliance's own, and keep BIOMERO's
+values as given (OMERO ids and Slurm job ids as ints), so BIOMERO's scripts
+read them unchanged. Log lines are separate one-event streams, and the
+tracker keeps them out of its aggregate cache.
 
 Event class names are part of the stored history (their topics): never rename
 one. To change an event's fields, bump its `class_version` and add an
@@ -20,7 +24,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from appliance.vocabulary import RunStatus, TaskStatus
+from appliance.vocabulary import RunStatus, TaskStatus, is_terminal
 
 __all__ = ["LogLine", "RunStatus", "Task", "TaskStatus", "TrackedAggregate", "WorkflowRun"]
 
@@ -52,9 +56,9 @@ class WorkflowRun(TrackedAggregate):
 
         class_version = 2
         name: str
-        description: str
-        user: str | None
-        group: str | None
+        description: str | int  # BIOMERO once passes -1
+        user: str | int | None  # BIOMERO's OMERO ids are ints
+        group: str | int | None
         source: str | None
         params: dict
 
@@ -71,11 +75,12 @@ class WorkflowRun(TrackedAggregate):
 
     def __init__(self, name, description, user, group, source, params):
         self.name = name
-        self.user = user
+        self.description = description  # BIOMERO's scripts read the version out of it
+        self.user = user  # as given: BIOMERO's OMERO user and group ids are ints
         self.group = group
         self.source = source
         self.status = RunStatus.CREATED
-        self.task_count = 0
+        self.tasks: tuple[UUID, ...] = ()  # BIOMERO's name; a tuple, cheap to copy out of the cache
         self.error_message: str | None = None
         self.steps_done: int | None = None  # as the source last reported them
         self.steps_total: int | None = None
@@ -84,28 +89,37 @@ class WorkflowRun(TrackedAggregate):
         task_id: UUID
 
         def apply(self, run: "WorkflowRun") -> None:
-            run.task_count += 1
+            run.tasks += (self.task_id,)
+
+    # A run's life: created -> running -> completed, failed or cancelled, and there
+    # it ends. The commands record nothing on an ended run; the events' apply()
+    # ignore one too, for histories stored before the commands checked (a
+    # completed run then failed stays completed). The projection rules agree.
 
     class Started(Aggregate.Event):
         def apply(self, run: "WorkflowRun") -> None:
-            run.status = RunStatus.RUNNING
+            if not run.has_ended:
+                run.status = RunStatus.RUNNING
 
     class Completed(Aggregate.Event):
         def apply(self, run: "WorkflowRun") -> None:
-            run.status = RunStatus.COMPLETED
+            if not run.has_ended:
+                run.status = RunStatus.COMPLETED
 
     class Failed(Aggregate.Event):
         error_message: str
 
         def apply(self, run: "WorkflowRun") -> None:
-            run.status = RunStatus.FAILED
-            run.error_message = self.error_message
+            if not run.has_ended:
+                run.status = RunStatus.FAILED
+                run.error_message = self.error_message
 
     class Cancelled(Aggregate.Event):
         reason: str | None
 
         def apply(self, run: "WorkflowRun") -> None:
-            run.status = RunStatus.CANCELLED
+            if not run.has_ended:
+                run.status = RunStatus.CANCELLED
 
     class ProgressReported(Aggregate.Event):
         """The source's count of the run's steps: `done` of `total`.
@@ -127,20 +141,33 @@ class WorkflowRun(TrackedAggregate):
         """The source is alive. Changes no state here: the views keep the run's
         last event time, and a run silent for too long is shown as stale."""
 
+    @property
+    def task_count(self) -> int:
+        return len(self.tasks)
+
     def add_task(self, task_id: UUID, at: datetime | None = None) -> None:
         self._trigger(self.TaskAdded, at, task_id=task_id)
 
+    @property
+    def has_ended(self) -> bool:
+        """Completed, failed or cancelled: no later event changes its status, end or error."""
+        return is_terminal(self.status)
+
     def start(self, at: datetime | None = None) -> None:
-        self._trigger(self.Started, at)
+        if not self.has_ended:  # a late start (a resent or delayed event) does not reopen it
+            self._trigger(self.Started, at)
 
     def complete(self, at: datetime | None = None) -> None:
-        self._trigger(self.Completed, at)
+        if not self.has_ended:
+            self._trigger(self.Completed, at)
 
     def fail(self, error_message: str, at: datetime | None = None) -> None:
-        self._trigger(self.Failed, at, error_message=error_message)
+        if not self.has_ended:
+            self._trigger(self.Failed, at, error_message=error_message)
 
     def cancel(self, reason: str | None = None, at: datetime | None = None) -> None:
-        self._trigger(self.Cancelled, at, reason=reason)
+        if not self.has_ended:
+            self._trigger(self.Cancelled, at, reason=reason)
 
     def report_progress(self, done: int, total: int, at: datetime | None = None) -> None:
         self._trigger(self.ProgressReported, at, done=done, total=total)
@@ -156,12 +183,12 @@ class Task(TrackedAggregate):
         run_id: UUID
         task_name: str
         task_version: str | None
-        input_data: dict
+        input_data: Any  # BIOMERO passes a folder name, a list of image ids, an int or a dict
         params: dict
 
     @classmethod
     def create(cls, id: UUID, run_id: UUID, task_name: str, task_version: str | None,
-               input_data: dict, params: dict, at: datetime | None = None):
+               input_data: Any, params: dict, at: datetime | None = None):
         return cls._start_stream(cls.Created, id, at, run_id=run_id, task_name=task_name,
                                  task_version=task_version, input_data=input_data, params=params)
 
@@ -171,20 +198,30 @@ class Task(TrackedAggregate):
         self.task_version = task_version
         self.input_data = input_data
         self.params = params
-        self.status = TaskStatus.CREATED
-        self.external_status: str | None = None
-        self.progress: str | None = None
-        self.job_ids: tuple[str, ...] = ()
+        self.lifecycle_status = TaskStatus.CREATED
+        # BIOMERO's meaning: the state the scheduler last reported ("RUNNING", "TIMEOUT"), None before.
+        self.status: str | None = None
+        self.progress: str | int | float | None = None  # None: no percentage yet
+        self.job_ids: tuple[str | int, ...] = ()  # as given: BIOMERO's Slurm job ids are ints
         self.results: tuple[Any, ...] = ()
-        self.result_message: str | None = None
+        self.result_message: str | None = None  # the completion message, or (as BIOMERO) the error
         self.error_message: str | None = None
+
+    @property
+    def workflow_id(self) -> UUID:
+        """BIOMERO's name for the task's run."""
+        return self.run_id
+
+    @property
+    def external_status(self) -> str | None:
+        return self.status
 
     class Started(Aggregate.Event):
         def apply(self, task: "Task") -> None:
-            task.status = TaskStatus.RUNNING
+            task.lifecycle_status = TaskStatus.RUNNING
 
     class JobIdAdded(Aggregate.Event):
-        job_id: str
+        job_id: str | int
 
         def apply(self, task: "Task") -> None:
             task.job_ids += (self.job_id,)
@@ -193,7 +230,7 @@ class Task(TrackedAggregate):
         status: str
 
         def apply(self, task: "Task") -> None:
-            task.external_status = self.status
+            task.status = self.status
 
     class ProgressUpdated(Aggregate.Event):
         progress: Any
@@ -211,15 +248,16 @@ class Task(TrackedAggregate):
         message: str | None
 
         def apply(self, task: "Task") -> None:
-            task.status = TaskStatus.COMPLETED
+            task.lifecycle_status = TaskStatus.COMPLETED
             task.result_message = self.message
 
     class Failed(Aggregate.Event):
         error_message: str
 
         def apply(self, task: "Task") -> None:
-            task.status = TaskStatus.FAILED
+            task.lifecycle_status = TaskStatus.FAILED
             task.error_message = self.error_message
+            task.result_message = self.error_message  # as BIOMERO's TaskFailed does
 
     def start(self, at: datetime | None = None) -> None:
         self._trigger(self.Started, at)

@@ -86,6 +86,13 @@ def render(state: dict[str, Any], found: list[str]) -> str:
                          f"({projector['lag_events']} behind)"),
         f"change backlog: {_or_none(state['change_backlog'])}",
     ]
+    biomero_log = state.get("biomero_log")
+    if biomero_log is not None:
+        lines.append("BIOMERO's log (read only): " + (
+            "not followed yet" if biomero_log["position"] is None else
+            f"at event {biomero_log['position']} of {biomero_log['newest_event']} ({biomero_log['lag_events']} behind)"))
+    lines += [f"skipped: {s['events']} events of unknown topic {s['topic']} in {s['log']}'s log"
+              for s in state.get("skipped_topics") or []]
     lines += [f"monitor {m['host']}:{m['pid']}: last seen {m['seconds_ago']} s ago, backlog {m['backlog']}, "
               f"handled {m['handled']}" for m in state["monitors"] or []]
     lines += _program_lines(state["programs"])

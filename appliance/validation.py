@@ -126,11 +126,25 @@ def progress(value: Any, what: str) -> str | int | float:
     return number(value, what)
 
 
-def job_id(value: Any, what: str) -> str:
-    """An external (Slurm) job id: a string, or a whole number given as one."""
+def job_id(value: Any, what: str) -> str | int:
+    """An external (Slurm) job id: a string, or a whole number (kept one: BIOMERO's are ints)."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return str(number(value, what))
+        return number(value, what)
     return name(value, what)
+
+
+def name_or_whole(value: Any, what: str) -> str | int:
+    """A name, or a whole number kept as one (BIOMERO's OMERO user and group ids, -1 when unknown)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return number(value, what)
+    return name(value, what)
+
+
+def text_or_whole(value: Any, what: str) -> str | int:
+    """A text, maybe blank, or a whole number kept as one (BIOMERO once passes -1 as a description)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return number(value, what)
+    return any_text(value, what)
 
 
 # Ids, levels.
@@ -161,6 +175,16 @@ def json_value(value: Any, what: str) -> Any:
     """Any JSON value the views' jsonb stores as given and every reader can read back."""
     _check_json(value, what, 1)
     return value
+
+
+def command_result(value: Any, what: str) -> Any:
+    """A task's result: any JSON value, or a fabric (invoke) Result, stored as BIOMERO's ResultDict
+    stores one (command, env, stdout, stderr) with its exit code (`exited`)."""
+    if all(hasattr(value, field) for field in ("command", "env", "stdout", "stderr", "exited")) \
+            and not isinstance(value, dict):
+        value = {"command": value.command, "env": dict(value.env or {}), "stdout": value.stdout,
+                 "stderr": value.stderr, "exited": value.exited}
+    return json_value(value, what)
 
 
 def json_object(value: Any, what: str) -> dict:

@@ -221,4 +221,19 @@ class ProjectionRebuild(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
 
 
+class ProjectionSkippedTopic(Base):
+    """Events the projector skipped because no mapping knows their topic (another
+    application writing to a log it follows), counted per log and topic."""
+
+    __tablename__ = "projection_skipped_topics"
+
+    application_name: Mapped[str] = mapped_column(Text, primary_key=True)  # the log followed
+    topic: Mapped[str] = mapped_column(Text, primary_key=True)
+    events: Mapped[int] = mapped_column(BigInteger)
+    first_notification_id: Mapped[int] = mapped_column(BigInteger)
+    last_notification_id: Mapped[int] = mapped_column(BigInteger)
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
 VIEW_TABLES = ("workflow_runs", "job_executions", "log_entries", "job_accounting")

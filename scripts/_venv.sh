@@ -1,6 +1,6 @@
 # Sourced by the scripts: make ./.venv, install what the caller needs, then activate it.
 #   . scripts/_venv.sh runtime   the appliance and what it runs on (requirements.lock)
-#   . scripts/_venv.sh           that, the test dependencies and the Snakemake logger plugin
+#   . scripts/_venv.sh test      that, the test dependencies and the Snakemake logger plugin
 #                                (requirements-test.lock)
 # Exact versions with their hashes, from the lock files (how to update them: docs/deploy.md,
 # "Dependencies"). Installs again only when a lock file or a pyproject.toml changed since.

@@ -1,5 +1,11 @@
 """The projector: follows the tracker's notification log, keeps the views up to date.
 
+It follows two logs, each with its own durable position: the appliance's own
+(`appliance_events`) and, when the database holds one, BIOMERO's
+(`workflowtracker_events`, written by BIOMERO's own tracker, read only here,
+decoded by appliance.projection.biomero). Each batch reads one log and
+commits its view rows with that log's position.
+
 One projector is active at a time. It holds a session-level advisory lock
 (`store.LOCK_KEY`) on the very connection it projects through; any other
 projector started against the same database waits as a standby and takes
@@ -36,7 +42,7 @@ from sqlalchemy import inspect
 
 from appliance import staleness
 from appliance.config import Settings
-from appliance.projection import store
+from appliance.projection import biomero, store
 
 if TYPE_CHECKING:
     from appliance.tracker import WorkflowTracker
@@ -90,6 +96,7 @@ class Projector:
         self._failures = 0  # in a row, since the last batch that succeeded
         self.stale_after = stale_after  # seconds; 0: runs are never marked stale
         self._next_stale_check = 0.0
+        self._next_look_for_biomero = 0.0
 
     def run(self) -> None:
         """Project until stopped, as the active projector or as a standby.
@@ -139,24 +146,26 @@ class Projector:
                 raise ProjectorBusy(f"the projector lock is held by {store.lock_holder(connection)}")
             total = 0
             while True:
-                batch = store.project_batch(connection, self.mapper, self.batch_size)
-                total += batch.applied
-                if not batch.more:
+                batches = self._project_each(connection, look_now=True)
+                total += sum(batch.applied for batch in batches)
+                if not any(batch.more for batch in batches):
                     self.events_applied += total
                     return total
         finally:
             connection.close()
 
-    def position(self) -> int:
-        """The id of the last event projected (0 before the first)."""
+    def position(self, upstream: store.Upstream = store.APPLIANCE) -> int:
+        """The id of the last event of the upstream's log projected (0 before the first)."""
         self._ensure_tracker()
         if not inspect(self._tracking.datastore.engine).has_table(store.TRACKING_TABLE):
             return 0  # no projector has started on this database yet
-        return self._tracking.max_tracking_id(store.UPSTREAM) or 0
+        return self._tracking.max_tracking_id(upstream.name) or 0
 
     def _attach(self, tracker: WorkflowTracker) -> None:
         self._tracker = tracker
         self.mapper = tracker.mapper
+        self._mappers = {store.APPLIANCE: tracker.mapper, store.BIOMERO: biomero.mapper_like(tracker.mapper)}
+        self._following = [store.APPLIANCE]  # BIOMERO's log once it is found
         self.url = tracker.settings.database_url
         self._tracking = store.tracking_recorder(tracker.factory.datastore)
 
@@ -174,23 +183,49 @@ class Projector:
             if not self._wait_for_lock(connection):
                 return
             with connection, connection.cursor() as cursor:
-                cursor.execute(store.QUERIES["listen"])
+                for upstream in (store.APPLIANCE, store.BIOMERO):  # BIOMERO's channel even before its table exists
+                    cursor.execute(store.QUERIES[upstream.listen_query])
             self.active = True
-            log.info("active: projecting from position %d", store.position(connection))
+            self._next_look_for_biomero = 0.0
+            log.info("active: projecting from %s", self._positions(connection))
             while not self._stopped:
-                batch = store.project_batch(connection, self.mapper, self.batch_size)
-                self.events_applied += batch.applied
-                if not batch.more:
+                batches = self._project_each(connection)
+                self.events_applied += sum(batch.applied for batch in batches)
+                more = any(batch.more for batch in batches)
+                if not more:
                     self._check_stale_runs(connection)
                 # Only now: a connection that succeeds before a failure that
                 # persists must not bring the retries back to twice a second.
                 self._backoff, self._failures = MIN_BACKOFF, 0
-                if not batch.more:
+                if not more:
                     self._wait_for_events(connection)
-            log.info("stopped at position %d", store.position(connection))
+            log.info("stopped at %s", self._positions(connection))
         finally:
             self.active = False
             connection.close()  # gives the lock back
+
+    def _project_each(self, connection: Any, *, look_now: bool = False) -> list[store.Batch]:
+        """One batch of each log followed (BIOMERO's from when it exists)."""
+        self._look_for_biomero(connection, look_now)
+        return [store.project_batch(connection, self._mappers[upstream], self.batch_size, upstream=upstream)
+                for upstream in self._following]
+
+    def _look_for_biomero(self, connection: Any, now: bool) -> None:
+        # BIOMERO may start recording after the appliance: look once a poll interval.
+        if store.BIOMERO in self._following or (not now and time.monotonic() < self._next_look_for_biomero):
+            return
+        self._next_look_for_biomero = time.monotonic() + self.poll_interval
+        if store.present(connection, store.BIOMERO):
+            store.prepare(self._tracking, connection, store.BIOMERO)
+            self._following.append(store.BIOMERO)
+            log.info("following BIOMERO's log (%s) too, read only, from notification %d",
+                     store.BIOMERO.table, store.position(connection, store.BIOMERO))
+
+    def _positions(self, connection: Any) -> str:
+        said = f"position {store.position(connection)}"
+        if store.BIOMERO in self._following:
+            said += f" (BIOMERO's log: position {store.position(connection, store.BIOMERO)})"
+        return said
 
     def _wait_for_lock(self, connection: Any) -> bool:
         said = False

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from appliance import staleness
 from appliance.config import Settings
-from appliance.projection import store
+from appliance.projection import biomero, store
 from appliance.projection.projector import DISCONNECTED, STANDBY_RETRY, ProjectorBusy, first_line
 
 if TYPE_CHECKING:
@@ -64,37 +64,49 @@ def reproject(tracker: WorkflowTracker, *, batch_size: int = DEFAULT_BATCH_SIZE,
     connection = store.connect(tracker.settings.database_url, "appliance-reproject")
     try:
         store.check_views(connection)
-        store.prepare(store.tracking_recorder(tracker.factory.datastore), connection)
+        recorder = store.tracking_recorder(tracker.factory.datastore)
+        upstreams = tuple(upstream for upstream in (store.APPLIANCE, store.BIOMERO)
+                          if upstream is store.APPLIANCE or store.present(connection, upstream))
+        for upstream in upstreams:
+            store.prepare(recorder, connection, upstream)
         _take_lock(connection, wait, progress)
         started = time.perf_counter()
-        store.reset(connection)
+        store.reset(connection, upstreams)
+        mappers = {store.APPLIANCE: tracker.mapper, store.BIOMERO: biomero.mapper_like(tracker.mapper)}
         events = 0
-        with tqdm(total=store.max_notification_id(connection), unit=" events", unit_scale=True,
+        total = sum(store.max_notification_id(connection, upstream) for upstream in upstreams)
+        with tqdm(total=total, unit=" events", unit_scale=True,
                   # None: tqdm draws no bar unless `progress` is a terminal (a log stays clean)
                   file=progress, disable=True if progress is None else None, desc="reproject") as bar:
-            position = 0
-            while True:
-                # Quiet up to the marker store.reset left (the old history); events
-                # recorded while the rebuild runs come after it and reach the feed.
-                batch = store.project_batch(connection, tracker.mapper, batch_size,
-                                            at_end=partial(_at_end, stale_after=stale_after))
-                events += batch.applied
-                if batch.position is not None:
-                    bar.total = max(bar.total, batch.position)
-                    bar.update(batch.position - position)
-                    position = batch.position
-                if not batch.more:
-                    break
+            for upstream in upstreams:
+                last = upstream is upstreams[-1]
+                events += _replay(connection, upstream, mappers[upstream], batch_size, bar,
+                                  partial(_at_end, upstream=upstream, stale_after=stale_after if last else 0))
         return Reprojection(events, time.perf_counter() - started)
     finally:
         connection.close()
 
 
-def _at_end(cursor, *, stale_after: float) -> None:
+def _replay(connection, upstream: store.Upstream, mapper, batch_size: int, bar, at_end) -> int:
+    """One log from its start (position 0: its first event included) to its end; the events applied."""
+    events = position = 0
+    while True:
+        # Quiet up to the marker store.reset left (the old history); events
+        # recorded while the rebuild runs come after it and reach the feed.
+        batch = store.project_batch(connection, mapper, batch_size, at_end=at_end, upstream=upstream)
+        events += batch.applied
+        if batch.position is not None:
+            bar.update(batch.position - position)
+            position = batch.position
+        if not batch.more:
+            return events
+
+
+def _at_end(cursor, *, upstream: store.Upstream, stale_after: float) -> None:
     # In the last batch's transaction: no moment where the rebuilt views show
     # a silent run as running, waiting for the projector's next check.
     staleness.mark_stale_runs(cursor, stale_after)
-    store.end_rebuild(cursor)
+    store.end_rebuild(cursor, upstream)
 
 
 def check_batch_size(batch_size: int) -> None:

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 ERROR_TYPE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception))\s*:", re.MULTILINE)
 
 TASK_STATUS_EVENTS = (Task.Started, Task.Completed, Task.Failed)
+# What moves a run along its life; on an ended run (completed, failed, cancelled)
+# they change nothing, not even its last event time, as in the domain.
+RUN_LIFE_EVENTS = (WorkflowRun.Started, WorkflowRun.Completed, WorkflowRun.Failed, WorkflowRun.Cancelled)
 JOB_EVENTS = (Task.JobIdAdded, Task.StatusUpdated, Task.ProgressUpdated)
 _EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
 
@@ -94,6 +97,8 @@ def apply(rows: Rows, position: int, event: Any) -> None:
         _task_created(rows, event)
     elif kind is LogLine.Recorded:
         _log_recorded(rows, position, event)
+    elif kind in RUN_LIFE_EVENTS and _has_ended(rows, str(event.originator_id)):
+        return  # stored before the tracker refused it: an ended run stays as it ended
     elif kind in RUN_HANDLERS:
         run = _touch_run(rows, str(event.originator_id), event)
         if run is not None:
@@ -126,6 +131,12 @@ def finish(rows: Rows) -> None:
             rows.runs[run_id]["current_task"] = None if best is None else best["task_name"]
 
 
+def as_text(value: Any) -> str | None:
+    """A value for a text column: BIOMERO keeps OMERO ids, Slurm job ids and even a
+    description as ints; they are shown as text, None stays NULL."""
+    return value if value is None or isinstance(value, str) else str(value)
+
+
 def error_type(message: str | None) -> str | None:
     matches = ERROR_TYPE.findall(message or "")
     return matches[-1] if matches else None
@@ -137,8 +148,8 @@ def error_type(message: str | None) -> str | None:
 def _run_initiated(rows: Rows, event: WorkflowRun.Initiated) -> None:
     run_id = str(event.originator_id)
     rows.runs[run_id] = {
-        "id": run_id, "workflow_name": event.name, "description": event.description,
-        "user_name": event.user, "group_name": event.group, "source": event.source,
+        "id": run_id, "workflow_name": as_text(event.name), "description": as_text(event.description),
+        "user_name": as_text(event.user), "group_name": as_text(event.group), "source": event.source,
         "params": event.params, "status": RunStatus.CREATED,
         "tasks_total": 0, "tasks_created": 0, "tasks_running": 0, "tasks_completed": 0, "tasks_failed": 0,
         "progress_percent": 0.0, "steps_done": None, "steps_total": None,
@@ -147,6 +158,11 @@ def _run_initiated(rows: Rows, event: WorkflowRun.Initiated) -> None:
         "last_event_at": event.timestamp,
     }
     rows.changed_runs.add(run_id)
+
+
+def _has_ended(rows: Rows, run_id: str) -> bool:
+    run = rows.runs.get(run_id)
+    return run is not None and is_terminal(run["status"])
 
 
 def _touch_run(rows: Rows, run_id: str, event: Any) -> dict | None:
@@ -207,7 +223,7 @@ def _task_created(rows: Rows, event: Task.Created) -> None:
     if run is None:
         return
     rows.tasks[task_id] = {
-        "id": task_id, "run_id": run_id, "task_name": event.task_name, "task_version": event.task_version,
+        "id": task_id, "run_id": run_id, "task_name": as_text(event.task_name), "task_version": as_text(event.task_version),
         "status": TaskStatus.CREATED, "external_status": None, "progress": None,
         "input_data": event.input_data, "params": event.params, "results": [], "job_ids": [],
         "attempts": 0, "result_message": None, "error_message": None, "error_type": None,
@@ -244,6 +260,9 @@ def _task_started(rows: Rows, run: dict, task: dict, event: Any) -> None:
     # a task restarted after failing is running again, not finished. Its last
     # error stays (error_message, error_type): why the previous attempt failed.
     _move(rows, run, task, TaskStatus.RUNNING)
+    if run["status"] == RunStatus.CREATED:
+        # BIOMERO never records a run's start: a run runs from its first started task.
+        run.update(status=RunStatus.RUNNING, started_at=event.timestamp)
     task.update(attempts=task["attempts"] + 1, started_at=event.timestamp, finished_at=None)
 
 
@@ -259,13 +278,14 @@ def _task_failed(rows: Rows, run: dict, task: dict, event: Any) -> None:
 
 
 def _job_id_added(rows: Rows, run: dict, task: dict, event: Any) -> None:
-    task["job_ids"] = [*task["job_ids"], event.job_id]
-    key = (event.job_id, task["id"])
+    job_id = as_text(event.job_id)  # BIOMERO's Slurm job ids are ints
+    task["job_ids"] = [*task["job_ids"], job_id]
+    key = (job_id, task["id"])
     if key not in rows.accounting:
         # Keyed by job id AND task: a job id the cluster recycles gets a row of
         # its own instead of overwriting the older task's.
         rows.accounting[key] = {
-            "job_id": event.job_id, "task_id": task["id"], "run_id": run["id"],
+            "job_id": job_id, "task_id": task["id"], "run_id": run["id"],
             "user_name": run["user_name"], "group_name": run["group_name"],
             "status": None, "progress": None, "created_at": event.timestamp, "updated_at": event.timestamp,
         }

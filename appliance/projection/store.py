@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from uuid import UUID
 
 import psycopg2
 from eventsourcing.persistence import Mapper, Notification
+from eventsourcing.utils import TopicError
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyTrackingRecorder
 from sqlalchemy import text
@@ -39,15 +41,34 @@ from appliance.projection import rules
 from appliance.sql import load_queries
 from appliance.views import VIEW_TABLES
 
+log = logging.getLogger(__name__)
 QUERIES = load_queries("projection.sql")
 TRACKING_TABLE = "projector_tracking"
-# The tracking row is named after the application whose log is followed.
-UPSTREAM = "Appliance"
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """A log the projector follows, with its own position (a projector_tracking
+    row named after the application that writes the log) and its own queries."""
+
+    name: str
+    table: str
+    select_query: str  # the next events after a position
+    newest_query: str  # the newest notification id
+    listen_query: str
+
+
+APPLIANCE = Upstream("Appliance", "appliance_events", "select_events", "max_notification_id", "listen")
+# BIOMERO's own tracker's log, read only (appliance.projection.biomero decodes it).
+BIOMERO = Upstream("WorkflowTracker", "workflowtracker_events", "select_biomero_events",
+                   "max_biomero_notification_id", "listen_biomero")
+UPSTREAM = APPLIANCE.name
 # The session-level advisory lock that only one projector (or reprojection)
 # holds at a time. Fixed and documented, to be found in pg_locks:
 # SELECT * FROM pg_locks WHERE locktype = 'advisory' AND objid = 1886546794.
 LOCK_KEY = 0x70726F6A  # "proj"
 REBUILD_TABLE = "projection_rebuild"  # an unfinished rebuild's marker (views.ProjectionRebuild)
+SKIPPED_TABLE = "projection_skipped_topics"  # events of unknown topics, counted (views.ProjectionSkippedTopic)
 
 
 def connect(url: URL, application_name: str) -> Any:
@@ -60,15 +81,22 @@ def tracking_recorder(datastore: SQLAlchemyDatastore) -> SQLAlchemyTrackingRecor
     return SQLAlchemyTrackingRecorder(datastore, tracking_table_name=TRACKING_TABLE)
 
 
-def prepare(recorder: SQLAlchemyTrackingRecorder, connection: Any) -> None:
-    """Create the tracking table and row if missing (idempotent, safe to race)."""
+def prepare(recorder: SQLAlchemyTrackingRecorder, connection: Any, upstream: Upstream = APPLIANCE) -> None:
+    """Create the tracking table and the upstream's row if missing (idempotent, safe to race)."""
     assert recorder.datastore.engine is not None
     with recorder.datastore.engine.begin() as schema_connection:
         # Concurrent CREATE TABLE IF NOT EXISTS can still collide: serialise.
         schema_connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
         recorder.tracking_table.create(schema_connection, checkfirst=True)
     with connection, connection.cursor() as cursor:
-        cursor.execute(QUERIES["ensure_position"], {"application": UPSTREAM})
+        cursor.execute(QUERIES["ensure_position"], {"application": upstream.name})
+
+
+def present(connection: Any, upstream: Upstream) -> bool:
+    """Whether the upstream's log exists in this database (BIOMERO's may not, or not yet)."""
+    with connection, connection.cursor() as cursor:
+        cursor.execute(QUERIES["missing_tables"], {"tables": [upstream.table]})
+        return not cursor.fetchall()
 
 
 class ViewsMissing(RuntimeError):
@@ -82,7 +110,7 @@ class ViewsMissing(RuntimeError):
 def check_views(connection: Any) -> None:
     """Raise ViewsMissing unless every view table exists; reads only."""
     with connection, connection.cursor() as cursor:
-        cursor.execute(QUERIES["missing_tables"], {"tables": [*VIEW_TABLES, REBUILD_TABLE]})
+        cursor.execute(QUERIES["missing_tables"], {"tables": [*VIEW_TABLES, REBUILD_TABLE, SKIPPED_TABLE]})
         missing = [name for name, in cursor.fetchall()]
     if missing:
         raise ViewsMissing(missing)
@@ -110,34 +138,40 @@ def lock_holder(connection: Any) -> str:
     return f"backend pid {pid} ({name or 'no application name'}, from {client}, connected since {since:%Y-%m-%d %H:%M:%S %Z})"
 
 
-def position(connection: Any) -> int:
+def position(connection: Any, upstream: Upstream = APPLIANCE) -> int:
     with connection, connection.cursor() as cursor:
-        cursor.execute(QUERIES["select_position"], {"application": UPSTREAM})
+        cursor.execute(QUERIES["select_position"], {"application": upstream.name})
         row = cursor.fetchone()
         return 0 if row is None else row[0]
 
 
-def max_notification_id(connection: Any) -> int:
+def max_notification_id(connection: Any, upstream: Upstream = APPLIANCE) -> int:
     with connection, connection.cursor() as cursor:
-        cursor.execute(QUERIES["max_notification_id"])
+        cursor.execute(QUERIES[upstream.newest_query])
         return cursor.fetchone()[0]
 
 
-def reset(connection: Any) -> None:
-    """Empty the view tables (not change_notifications), rewind the position to 0.
+def reset(connection: Any, upstreams: tuple[Upstream, ...] = (APPLIANCE,)) -> None:
+    """Empty the view tables (not change_notifications), rewind the upstreams' positions to 0.
 
-    Also marks the newest event now: until the position passes it, batches
-    are quiet, whoever projects them (see lock_position), so a projector that
-    finishes an interrupted rebuild fires no change triggers for old runs.
+    Also marks each upstream's newest event now: until its position passes
+    it, its batches are quiet, whoever projects them (see lock_position), so a
+    projector that finishes an interrupted rebuild fires no change triggers
+    for old runs. The count of events skipped for unknown topics starts over.
     """
+    names = [upstream.name for upstream in upstreams]
     with connection, connection.cursor() as cursor:
         cursor.execute(QUERIES["suppress_change_notifications"])
-        cursor.execute(QUERIES["reset_views"], {"application": UPSTREAM})
+        cursor.execute(QUERIES["reset_views"], {"applications": names})
+        for upstream in upstreams:
+            cursor.execute(QUERIES[upstream.newest_query])
+            cursor.execute(QUERIES["mark_rebuild"], {"application": upstream.name,
+                                                     "quiet_until": cursor.fetchone()[0]})
 
 
-def end_rebuild(cursor: Any) -> None:
+def end_rebuild(cursor: Any, upstream: Upstream = APPLIANCE) -> None:
     """Remove the rebuild's marker, in the transaction of its last batch."""
-    cursor.execute(QUERIES["end_rebuild"], {"application": UPSTREAM})
+    cursor.execute(QUERIES["end_rebuild"], {"application": upstream.name})
 
 
 @dataclass(frozen=True)
@@ -150,10 +184,12 @@ class Batch:
 
 
 def project_batch(connection: Any, mapper: Mapper, limit: int, *,
-                  at_end: Callable[[Any], None] | None = None) -> Batch:
-    """Project the next `limit` events at most, in one transaction.
+                  at_end: Callable[[Any], None] | None = None, upstream: Upstream = APPLIANCE) -> Batch:
+    """Project the upstream's next `limit` events at most, in one transaction.
 
-    Batches that replay what a rebuild found (up to its marker, whoever
+    An event whose topic no mapping knows (another application writing to
+    the same table) is skipped: the position moves past it and its topic is
+    counted in projection_skipped_topics, in the same transaction. Batches that replay what a rebuild found (up to its marker, whoever
     projects them) silence the change triggers: no flood of old changes.
     `at_end(cursor)` runs in the same transaction when this batch reaches the
     end of the log, so its work commits with the last events (reproject's
@@ -161,20 +197,27 @@ def project_batch(connection: Any, mapper: Mapper, limit: int, *,
     """
     with _cycle_collector_paused():
         # The batch's objects are freed on return, before the collector is back.
-        return _project_batch(connection, mapper, limit, at_end)
+        return _project_batch(connection, mapper, limit, at_end, upstream)
 
 
-def _project_batch(connection: Any, mapper: Mapper, limit: int, at_end: Callable[[Any], None] | None) -> Batch:
+def _project_batch(connection: Any, mapper: Mapper, limit: int, at_end: Callable[[Any], None] | None,
+                   upstream: Upstream) -> Batch:
     with connection, connection.cursor() as cursor:
-        cursor.execute(QUERIES["lock_position"], {"application": UPSTREAM})
+        cursor.execute(QUERIES["lock_position"], {"application": upstream.name})
         after, replaying, upto = cursor.fetchone()
-        events = _decode(mapper, _select_events(cursor, after, upto, limit))
+        stored = _select_events(cursor, upstream, after, upto, limit)
+        events, skipped = _decode(mapper, stored)
         # Such a replay stops at the rebuild's marker; SET LOCAL before any row is written.
-        replaying = replaying and bool(events)
+        replaying = replaying and bool(stored)
         if replaying:
             cursor.execute(QUERIES["suppress_change_notifications"])
-        last = _apply(cursor, events) if events else None
-        more = len(events) == limit or replaying
+        if events:
+            _apply(cursor, events)
+        last = stored[-1][0] if stored else None
+        if last is not None:
+            _count_skipped(cursor, upstream, skipped)
+            cursor.execute(QUERIES["save_position"], {"application": upstream.name, "position": last})
+        more = len(stored) == limit or replaying
         if at_end is not None and not more:
             at_end(cursor)
     return Batch(len(events), last, more)
@@ -199,33 +242,48 @@ def _cycle_collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _select_events(cursor: Any, after: int, upto: int, limit: int) -> list[tuple]:
-    """The stored events after position `after`, up to `upto`, `limit` at most, oldest first."""
-    cursor.execute(QUERIES["select_events"], {"after": after, "upto": upto, "limit": limit})
+def _select_events(cursor: Any, upstream: Upstream, after: int, upto: int, limit: int) -> list[tuple]:
+    """The upstream's stored events after position `after`, up to `upto`, `limit` at most, oldest first."""
+    cursor.execute(QUERIES[upstream.select_query], {"after": after, "upto": upto, "limit": limit})
     return cursor.fetchall()
 
 
-def _decode(mapper: Mapper, notifications: list[tuple]) -> list[tuple[int, Any]]:
-    """(notification id, domain event) for each row of _select_events."""
-    return [
-        (row_id, mapper.to_domain_event(Notification(
-            id=row_id, originator_id=UUID(str(originator_id)), originator_version=version,
-            topic=topic, state=bytes(state),
-        )))
-        for row_id, originator_id, version, topic, state in notifications
-    ]
+def _decode(mapper: Mapper, notifications: list[tuple]) -> tuple[list[tuple[int, Any]], dict[str, list[int]]]:
+    """(notification id, domain event) for each row of _select_events, and the
+    ids of the rows whose topic resolves to no class, by topic."""
+    events: list[tuple[int, Any]] = []
+    skipped: dict[str, list[int]] = {}
+    for row_id, originator_id, version, topic, state in notifications:
+        try:
+            event = mapper.to_domain_event(Notification(
+                id=row_id, originator_id=UUID(str(originator_id)), originator_version=version,
+                topic=topic, state=bytes(state),
+            ))
+        except TopicError:
+            skipped.setdefault(topic, []).append(row_id)
+            continue
+        events.append((row_id, event))
+    return events, skipped
 
 
-def _apply(cursor: Any, events: list[tuple[int, Any]]) -> int:
-    """Apply the events to their view rows and move the position; the new position."""
+def _count_skipped(cursor: Any, upstream: Upstream, skipped: dict[str, list[int]]) -> None:
+    """Count the skipped events per topic; a topic seen for the first time is named in the log, once."""
+    for topic, ids in skipped.items():
+        cursor.execute(QUERIES["count_skipped"], {"application": upstream.name, "topic": topic,
+                                                  "events": len(ids), "first": ids[0], "last": ids[-1]})
+        if cursor.fetchone()[0]:
+            log.warning("%s: events of topic %r are of no application the projector knows; skipping them "
+                        "(first: notification %d), counted in projection_skipped_topics",
+                        upstream.table, topic, ids[0])
+
+
+def _apply(cursor: Any, events: list[tuple[int, Any]]) -> None:
+    """Apply the events to their view rows (the position is the caller's)."""
     rows = _load(cursor, [event for _, event in events])
     for row_id, event in events:
         rules.apply(rows, row_id, event)
     rules.finish(rows)
     _save(cursor, rows)
-    last = events[-1][0]
-    cursor.execute(QUERIES["save_position"], {"application": UPSTREAM, "position": last})
-    return last
 
 
 def _load(cursor: Any, events: list[Any]) -> rules.Rows:

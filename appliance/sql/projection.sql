@@ -42,6 +42,18 @@ FROM (
 ) AS next
 WHERE id <= %(upto)s;
 
+-- name: select_biomero_events
+-- The same from BIOMERO's log, which the appliance only reads.
+SELECT id, originator_id, originator_version, topic, state
+FROM (
+    SELECT id, originator_id, originator_version, topic, state
+    FROM workflowtracker_events
+    WHERE id > %(after)s
+    ORDER BY id
+    LIMIT %(limit)s
+) AS next
+WHERE id <= %(upto)s;
+
 -- name: save_position
 -- Move the tracking position, in the transaction of the batch's view rows.
 UPDATE projector_tracking SET notification_id = %(position)s
@@ -54,6 +66,20 @@ SELECT notification_id FROM projector_tracking WHERE application_name = %(applic
 -- name: max_notification_id
 -- The position of the newest event, or 0 for an empty store.
 SELECT coalesce(max(id), 0) FROM appliance_events;
+
+-- name: max_biomero_notification_id
+-- The position of the newest event in BIOMERO's log, or 0 when empty.
+SELECT coalesce(max(id), 0) FROM workflowtracker_events;
+
+-- name: count_skipped
+-- Events of a topic no mapping knows, skipped by a batch: counted per log and
+-- topic. True when the topic is new (the projector names it in its log once).
+INSERT INTO projection_skipped_topics (application_name, topic, events, first_notification_id, last_notification_id)
+VALUES (%(application)s, %(topic)s, %(events)s, %(first)s, %(last)s)
+ON CONFLICT (application_name, topic) DO UPDATE SET
+    events = projection_skipped_topics.events + EXCLUDED.events,
+    last_notification_id = EXCLUDED.last_notification_id, last_seen_at = now()
+RETURNING xmax = 0;
 
 -- name: missing_tables
 -- Which of the given tables do not exist (a database never migrated).
@@ -80,15 +106,20 @@ WHERE l.locktype = 'advisory' AND l.granted
 SET LOCAL appliance.suppress_change_notifications = 'on';
 
 -- name: reset_views
--- Empty the derived tables (not change_notifications) and rewind the position,
--- the position row locked first, in the order every batch takes its locks.
--- The marker: whoever replays the events up to today's newest (this rebuild,
--- or a projector finishing it after an interruption) does so quietly.
-SELECT notification_id FROM projector_tracking WHERE application_name = %(application)s FOR UPDATE;
+-- Empty the derived tables (not change_notifications), rewind the positions of
+-- the logs rebuilt from and forget their skipped topics' counts; the position
+-- rows locked first, in the order every batch takes its locks.
+SELECT notification_id FROM projector_tracking WHERE application_name = ANY(%(applications)s) FOR UPDATE;
 TRUNCATE workflow_runs, job_executions, log_entries, job_accounting;
-UPDATE projector_tracking SET notification_id = 0 WHERE application_name = %(application)s;
+UPDATE projector_tracking SET notification_id = 0 WHERE application_name = ANY(%(applications)s);
+DELETE FROM projection_skipped_topics WHERE application_name = ANY(%(applications)s);
+
+-- name: mark_rebuild
+-- The marker: whoever replays a log's events up to its newest at the rebuild's
+-- start (this rebuild, or a projector finishing it after an interruption)
+-- does so quietly.
 INSERT INTO projection_rebuild (application_name, quiet_until)
-SELECT %(application)s, coalesce(max(id), 0) FROM appliance_events
+VALUES (%(application)s, %(quiet_until)s)
 ON CONFLICT (application_name) DO UPDATE SET quiet_until = EXCLUDED.quiet_until, started_at = now();
 
 -- name: end_rebuild
@@ -180,3 +211,7 @@ ON CONFLICT (id) DO NOTHING;
 -- name: listen
 -- Wake up when the tracker appends events (its recorder NOTIFYs this channel).
 LISTEN appliance_events;
+
+-- name: listen_biomero
+-- Wake up when BIOMERO's tracker appends events (eventsourcing-sqlalchemy NOTIFYs the table's name).
+LISTEN workflowtracker_events;

@@ -108,6 +108,17 @@ SELECT tgname FROM pg_trigger WHERE tgname LIKE '%%\_notify\_change' AND NOT tgi
 SELECT (SELECT notification_id FROM projector_tracking WHERE application_name = 'Appliance') AS position,
        (SELECT max(id) FROM appliance_events) AS newest;
 
+-- name: biomero_position
+-- How far the projector is in BIOMERO's log (workflowtracker_events, read only),
+-- where the database holds one.
+SELECT (SELECT notification_id FROM projector_tracking WHERE application_name = 'WorkflowTracker') AS position,
+       (SELECT max(id) FROM workflowtracker_events) AS newest;
+
+-- name: skipped_topics
+-- Events the projector skipped because no mapping knows their topic, per log and topic.
+SELECT application_name, topic, events, first_notification_id, last_notification_id, last_seen_at
+FROM projection_skipped_topics ORDER BY application_name, topic;
+
 -- name: monitor_heartbeats
 -- Monitors seen, latest first.
 SELECT monitor_id, host, pid, started_at, last_seen, backlog, handled,

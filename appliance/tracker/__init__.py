@@ -7,6 +7,7 @@
   many at once, the ingest endpoint's entry point);
 - `replay`: what happens after a version conflict (the batch is replayed on
   fresh state, a bounded number of times, the last under the write lock);
+- `noop`: `NoOpWorkflowTracker`, BIOMERO's stand-in when tracking is off;
 - `cache`: the in-process aggregate cache (what it holds, how a stale
   aggregate is brought up to date);
 - arguments are checked by `appliance.validation`, the one domain of every
@@ -23,8 +24,9 @@ from appliance.errors import (
 )
 from appliance.tracker.batch import Batch
 from appliance.tracker.application import WorkflowTracker
+from appliance.tracker.noop import NoOpWorkflowTracker
 
 __all__ = [
     "Batch", "ConcurrencyError", "DatabaseUnavailableError", "DuplicateIdError", "InvalidArgumentError",
-    "TrackerError", "UnknownIdError", "WorkflowTracker",
+    "NoOpWorkflowTracker", "TrackerError", "UnknownIdError", "WorkflowTracker",
 ]

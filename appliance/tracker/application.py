@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from functools import wraps
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 from uuid import UUID
 
 import psycopg2
@@ -58,20 +58,23 @@ class WorkflowTracker(Application):
 
     def __init__(
         self, settings: Settings | None = None, *,
-        database_url: str | None = None, engine: Engine | None = None,
+        database_url: str | None = None, engine: Engine | None = None, env: Mapping[str, str] | None = None,
     ):
+        """Settings given, or a database URL, or read from the environment, where `env` (as an
+        eventsourcing Application takes it, e.g. from SingleThreadedRunner(system, env={...}),
+        as BIOMERO's SlurmClient builds its tracker) overrides the process's variables."""
         if settings is None:
             if database_url is not None:
                 settings = Settings(database_url=parse_database_url(database_url))
             else:
-                settings = Settings.from_env()
+                settings = Settings.from_env(extra=env)
         self.settings = settings
         self.replays = ReplayPolicy(settings.tracker_max_retries)
         self._owns_engine = engine is None  # a given engine is its owner's to dispose
         self._engine = engine or make_engine(settings.database_url, application_name="appliance-tracker")
         try:
             # Creates the event store's tables if missing: the first connection.
-            super().__init__(env=cache.cache_env(settings.tracker_cache_size))
+            super().__init__(env={**(env or {}), **cache.cache_env(settings.tracker_cache_size)})
         except CONNECTION_ERRORS as error:
             if self._owns_engine:
                 self._engine.dispose()

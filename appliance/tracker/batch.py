@@ -66,16 +66,16 @@ class Batch:
 
     @_replayable
     def initiate_workflow(
-        self, name: str, description: str, user: str | None, group: str | None, *,
+        self, name: str, description: str | int, user: str | int | None, group: str | int | None, *,
         source: str | None = None, params: dict | None = None,
         workflow_id: UUID | str | None = None, at: datetime | None = None,
     ) -> UUID:
         run = WorkflowRun.initiate(
             self._new_id(workflow_id, "workflow_id"),
             name=valid.name(name, "name"),
-            description="" if description is None else valid.any_text(description, "description"),
-            user=valid.optional(valid.name)(user, "user"),
-            group=valid.optional(valid.name)(group, "group"),
+            description="" if description is None else valid.text_or_whole(description, "description"),
+            user=valid.optional(valid.name_or_whole)(user, "user"),
+            group=valid.optional(valid.name_or_whole)(group, "group"),
             source=valid.optional(valid.name)(source, "source"),
             params=valid.json_object(params, "params"),
             at=valid.optional_time(at),
@@ -85,7 +85,7 @@ class Batch:
     @_replayable
     def add_task_to_workflow(
         self, workflow_id: UUID | str, task_name: str, task_version: str | None,
-        input_data: dict | None, kwargs: dict | None, *,
+        input_data: Any, kwargs: dict | None, *,
         task_id: UUID | str | None = None, at: datetime | None = None,
     ) -> UUID:
         run = self._run(workflow_id)
@@ -95,7 +95,8 @@ class Batch:
             run_id=run.id,
             task_name=valid.name(task_name, "task_name"),
             task_version=valid.optional(valid.name)(task_version, "task_version"),
-            input_data=valid.json_object(input_data, "input_data"),
+            # BIOMERO passes a folder name, a list of image ids, an int or a dict; None is {}.
+            input_data={} if input_data is None else valid.json_value(input_data, "input_data"),
             params=valid.json_object(kwargs, "kwargs"),
             at=at,
         )
@@ -112,7 +113,7 @@ class Batch:
 
     @_replayable
     def fail_workflow(self, workflow_id: UUID | str, error_message: str, *, at: datetime | None = None) -> None:
-        message = valid.text(error_message, "error_message")
+        message = valid.any_text(error_message, "error_message")  # BIOMERO's str(e) may be empty: kept so
         self._run(workflow_id).fail(message, at=valid.optional_time(at))
 
     @_replayable
@@ -148,7 +149,7 @@ class Batch:
 
     @_replayable
     def fail_task(self, task_id: UUID | str, error_message: str, *, at: datetime | None = None) -> None:
-        message = valid.text(error_message, "error_message")
+        message = valid.any_text(error_message, "error_message")
         self._task(task_id).fail(message, at=valid.optional_time(at))
 
     @_replayable
@@ -158,7 +159,7 @@ class Batch:
 
     @_replayable
     def add_result(self, task_id: UUID | str, result: Any, *, at: datetime | None = None) -> None:
-        result = valid.json_value(result, "result")
+        result = valid.command_result(result, "result")  # a fabric Result as BIOMERO's ResultDict
         self._task(task_id).add_result(result, at=valid.optional_time(at))
 
     @_replayable
@@ -167,9 +168,10 @@ class Batch:
         self._task(task_id).update_status(status, at=valid.optional_time(at))
 
     @_replayable
-    def update_task_progress(self, task_id: UUID | str, progress: str | int | float, *,
+    def update_task_progress(self, task_id: UUID | str, progress: str | int | float | None, *,
                              at: datetime | None = None) -> None:
-        progress = valid.progress(progress, "progress")
+        """None: no percentage yet (BIOMERO sends it while the Slurm log has none)."""
+        progress = valid.optional(valid.progress)(progress, "progress")
         self._task(task_id).update_progress(progress, at=valid.optional_time(at))
 
     # Log lines.

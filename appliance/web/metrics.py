@@ -40,10 +40,22 @@ def database_metrics(cursor) -> list[GaugeMetricFamily]:
         optional_query(cursor, "projector_position", lambda rows: GaugeMetricFamily(
             "appliance_projector_lag_events", "Events recorded but not yet projected",
             value=(rows[0]["newest"] or 0) - (rows[0]["position"] or 0))),
+        optional_query(cursor, "biomero_position", lambda rows: GaugeMetricFamily(
+            "appliance_projector_biomero_lag_events", "Events in BIOMERO's log not yet projected",
+            value=(rows[0]["newest"] or 0) - (rows[0]["position"] or 0))),
+        optional_query(cursor, "skipped_topics", _skipped_events),
         optional_query(cursor, "change_backlog", lambda rows: GaugeMetricFamily(
             "appliance_change_backlog", "Changes not yet handled by a monitor", value=rows[0]["backlog"])),
     ]
     return [family for family in families if family is not None]
+
+
+def _skipped_events(rows) -> GaugeMetricFamily:
+    family = GaugeMetricFamily("appliance_projector_skipped_events",
+                               "Events skipped because no mapping knows their topic", labels=["log", "topic"])
+    for row in rows:
+        family.add_metric([row["application_name"], row["topic"]], row["events"])
+    return family
 
 
 class _Snapshot:

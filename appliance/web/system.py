@@ -34,6 +34,8 @@ def system_state(cursor, settings: Settings) -> dict[str, Any]:
     triggers = [row["tgname"] for row in cursor.fetchall()]
     state["triggers"] = {"installed": triggers, "complete": len(triggers) >= EXPECTED_TRIGGERS}
     state["projector"] = optional_query(cursor, "projector_position", _projector)
+    state["biomero_log"] = optional_query(cursor, "biomero_position", _projector)  # None: no BIOMERO here
+    state["skipped_topics"] = optional_query(cursor, "skipped_topics", lambda rows: [_skipped(r) for r in rows])
     state["monitors"] = optional_query(cursor, "monitor_heartbeats", lambda rows: [_monitor(r) for r in rows])
     state["change_backlog"] = optional_query(cursor, "change_backlog", lambda rows: rows[0]["backlog"])
     state["programs"] = supervisor_programs(settings.web.run_dir)
@@ -55,6 +57,12 @@ def optional_query(cursor, query: str, shape):
 def _projector(rows) -> dict[str, Any]:
     position, newest = rows[0]["position"], rows[0]["newest"] or 0
     return {"position": position, "newest_event": newest, "lag_events": None if position is None else newest - position}
+
+
+def _skipped(row) -> dict[str, Any]:
+    return {"log": row["application_name"], "topic": row["topic"], "events": row["events"],
+            "first_notification_id": row["first_notification_id"],
+            "last_notification_id": row["last_notification_id"], "last_seen": row["last_seen_at"].isoformat()}
 
 
 def _monitor(row) -> dict[str, Any]:

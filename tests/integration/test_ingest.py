@@ -42,7 +42,7 @@ def test_a_whole_run_arrives_as_one_batch(tracker):
     run, task = tracker.get_workflow(run_id), tracker.get_task(task_id)
     assert (run.name, run.user, run.source, run.status) == ("rnaseq", "alice", "snakemake", "completed")
     assert run.created_on == datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
-    assert (task.task_name, task.job_ids, task.progress, task.status) == ("align", ("4711",), 0.5, "completed")
+    assert (task.task_name, task.job_ids, task.progress, task.lifecycle_status) == ("align", (4711,), 0.5, "completed")
 
 
 def test_resending_a_batch_changes_nothing(tracker):
@@ -221,3 +221,33 @@ def test_run_progress_of_an_unknown_run_is_refused(tracker):
         ingest(tracker, [bad])
     assert caught.value.problems == [{"index": 0, "id": bad["id"], "type": "run_progress",
                                       "error": f"no workflow run or task has the id {bad['run_id']}"}]
+
+
+@pytest.mark.parametrize("ending", [event("run_finished"), event("run_failed", error="first"),
+                                    event("run_cancelled", reason="first")], ids=lambda e: e["type"])
+def test_an_ended_run_is_not_reopened_by_late_events(tracker, database_url, ending):
+    """Today's bug: a completed run took run_started then run_failed and ended failed."""
+    run_id, task_id = str(uuid4()), str(uuid4())
+    ingest(tracker, [event("run_started", run_id=run_id, name="r", time="2024-05-01T12:00:00Z"),
+                     event("task_created", run_id=run_id, task_id=task_id, name="t"),
+                     {**ending, "id": str(uuid4()), "run_id": run_id, "time": "2024-05-01T12:30:00Z"}])
+    Projector(tracker).catch_up()
+    ended = query(database_url, "SELECT status, finished_at, error_message FROM workflow_runs")
+    late = [event("run_started", run_id=run_id, time="2024-05-01T13:00:00Z"),
+            event("run_failed", run_id=run_id, error="late", time="2024-05-01T13:01:00Z"),
+            event("run_finished", run_id=run_id),
+            event("run_cancelled", run_id=run_id, reason="late")]
+    assert ingest(tracker, late).applied == 4  # accepted (a resend is a duplicate), and changes nothing
+    assert ingest(tracker, late).duplicates == 4
+    assert tracker.get_workflow(run_id).status == ending["type"].removeprefix("run_").replace("finished", "completed")
+    Projector(tracker).catch_up()
+    assert query(database_url, "SELECT status, finished_at, error_message FROM workflow_runs") == ended
+    # What a late event may still change: its tasks, progress, log lines and last event time.
+    ingest(tracker, [event("task_started", task_id=task_id, time="2024-05-01T13:05:00Z"),
+                     event("task_finished", task_id=task_id, time="2024-05-01T13:06:00Z"),
+                     event("run_progress", run_id=run_id, done=1, total=1),
+                     event("log", run_id=run_id, message="late line")])
+    Projector(tracker).catch_up()
+    assert query(database_url, "SELECT status, finished_at, error_message FROM workflow_runs") == ended
+    assert query(database_url, "SELECT tasks_completed, steps_done FROM workflow_runs") == [(1, 1)]
+    assert query(database_url, "SELECT message FROM log_entries") == [("late line",)]

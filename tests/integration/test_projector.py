@@ -223,7 +223,9 @@ def test_run_counts_progress_and_current_task(tracker, database_url):
     projector = Projector(tracker, batch_size=2)
     projector.catch_up()
     row = one(database_url, "SELECT * FROM workflow_runs")
-    assert (row["status"], row["current_task"], row["tasks_created"], row["tasks_running"]) == ("created", "second", 1, 2)
+    # Never started itself (BIOMERO never records a run's start), it runs from its first started task.
+    assert (row["status"], row["current_task"], row["tasks_created"], row["tasks_running"]) == ("running", "second", 1, 2)
+    assert row["started_at"] == at(2)
 
     tracker.complete_task(second, None, at=at(4))  # the latest started finishes: back to the one still running
     projector.catch_up()
@@ -712,8 +714,8 @@ def test_events_recorded_while_a_reprojection_runs_reach_the_feed(tracker, datab
     before = last_change(database_url)
     late = []
 
-    def reset_then_someone_records(connection):
-        reset(connection)  # the marker is the newest event now; this run comes after it
+    def reset_then_someone_records(connection, upstreams):
+        reset(connection, upstreams)  # the marker is the newest event now; this run comes after it
         late.append(tracker.initiate_workflow("recorded during the rebuild", "", None, None))
 
     reset = store.reset
