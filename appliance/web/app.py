@@ -39,11 +39,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         app.before_request(deadline.start)
         app.teardown_request(lambda error: deadline.finish())
 
-    from appliance.web import health, ingest, pages
+    from appliance.web import analytics, health, ingest, pages
 
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(ingest.blueprint)
     app.register_blueprint(health.blueprint)
+    app.register_blueprint(analytics.blueprint)
     app.before_request(_refuse_nul_in_url)
     app.before_request(_require_basic_auth)
     app.after_request(_security_headers)

@@ -146,6 +146,45 @@ def _get(summary: str, ok: dict, parameters: list | None = None, errors=(400, 50
 
 
 RUN_ID = _path("run_id", "the run's id", {"type": "string", "format": "uuid"})
+PAGE_ARGS = [
+    _query("user", "only tasks (jobs) of runs of this user (BIOMERO's OMERO ids as text)", TEXT_ARG),
+    _query("group", "only tasks (jobs) of runs of this group", TEXT_ARG),
+    _query("limit", "rows per page", {"type": "integer", "minimum": 1, "maximum": 1000}),
+    _query("offset", "rows to skip: the `next_offset` of the previous page",
+           {"type": "integer", "minimum": 0, "maximum": 2**62}),
+]
+TASK_KEY = {"task_name": {"type": "string"}, "task_version": _nullable("string")}
+
+
+def _analytics(summary: str, key: str, row: dict, extra_args: list | None = None) -> dict:
+    """A paged list of BIOMERO's read helpers (appliance.web.analytics)."""
+    return _get(summary, _object({key: {"type": "array", "items": _object(row)}, "limit": {"type": "integer"},
+                                  "offset": {"type": "integer"}, "next_offset": _nullable("integer")}),
+                (extra_args or []) + PAGE_ARGS)
+
+
+ANALYTICS_PATHS = {
+    "/api/v1/analytics/task-id": _get("The task of an external (Slurm) job id (BIOMERO's JobAccounting.get_task_id)",
+                                      _object({"job_id": {"type": "string"},
+                                               "task_id": _nullable("string", format="uuid")}),
+                                      [{**_query("job_id", "the external job id", TEXT_ARG), "required": True}]),
+    "/api/v1/analytics/jobs": _analytics("Job ids with user, group, task and run (BIOMERO's get_jobs)", "jobs", {
+        "job_id": {"type": "string"}, "user": _nullable("string"), "group": _nullable("string"),
+        "task_id": {"type": "string", "format": "uuid"}, "run_id": {"type": "string", "format": "uuid"},
+        "created_at": TIME}),
+    "/api/v1/analytics/task-counts": _analytics("Tasks per name and version (BIOMERO's get_task_counts)",
+                                                "task_counts", {**TASK_KEY, "count": {"type": "integer"}}),
+    "/api/v1/analytics/task-durations": _analytics(
+        "Average duration of finished tasks per name and version (BIOMERO's get_average_task_duration)",
+        "task_durations", {**TASK_KEY, "average_seconds": {"type": "number"}, "finished": {"type": "integer"}}),
+    "/api/v1/analytics/task-failures": _analytics(
+        "Errors of failed tasks per name and version (BIOMERO's get_task_failures)", "task_failures",
+        {**TASK_KEY, "errors": {"type": "array", "items": {"type": "string"}}, "failed": {"type": "integer"}}),
+    "/api/v1/analytics/task-usage": _analytics(
+        "Tasks of one name created per day, UTC (BIOMERO's get_task_usage_over_time)", "usage",
+        {"date": {"type": "string", "format": "date"}, "count": {"type": "integer"}},
+        [{**_query("task_name", "the task's name", TEXT_ARG), "required": True}]),
+}
 OPENAPI = {
     "openapi": "3.0.3",
     "info": {"title": "Workflow-tracking appliance", "version": "1",
@@ -192,6 +231,7 @@ OPENAPI = {
             _query("after", "changes after this id, oldest first", {"type": "integer", "minimum": 0, "maximum": 2**62}),
             _query("limit", "changes", {"type": "integer", "minimum": 1, "maximum": 1000})]),
         "/api/v1/system": _get("The state of the appliance's parts", SYSTEM, errors=(400, 503)),
+        **ANALYTICS_PATHS,
         "/api/v1/events": {"post": {
             "summary": "Ingest a batch of events (all or nothing; resend freely)",
             "security": [{"bearer": []}],

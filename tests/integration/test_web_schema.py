@@ -31,7 +31,7 @@ def test_the_api_keeps_its_schema_and_never_fails(database_url, tracker):
     app = create_app(Settings(database_url=parse_database_url(database_url), web=WebSettings(ingest_token=TOKEN)))
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 8
+    assert len(operations) == 14
     statuses = defaultdict(list)
     for operation in operations:
         label = f"{operation.method.upper()} {operation.path}"
