@@ -35,10 +35,15 @@ def task_id():
     return _answer(compute)
 
 
-@blueprint.get("/api/v1/analytics/<any(jobs, 'task-counts', 'task-durations', 'task-failures'):name>")
-def listing(name: str):
-    query, key = LISTS[name]
-    return _answer(lambda cursor: _page(cursor, query, key, FILTERS))
+def _listing(query: str, key: str):
+    def listing():
+        return _answer(lambda cursor: _page(cursor, query, key, FILTERS))
+
+    return listing
+
+
+for _name, (_query, _key) in LISTS.items():
+    blueprint.add_url_rule(f"/api/v1/analytics/{_name}", _query, _listing(_query, _key), methods=["GET"])
 
 
 @blueprint.get("/api/v1/analytics/task-usage")
