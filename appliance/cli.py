@@ -115,6 +115,18 @@ def _prune_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rows per transaction (default 1000)")
 
 
+def _quarantine(args: argparse.Namespace, settings: Settings) -> int:
+    from appliance import quarantine_cli
+
+    return quarantine_cli.run(args, settings)
+
+
+def _quarantine_arguments(parser: argparse.ArgumentParser) -> None:
+    from appliance import quarantine_cli
+
+    quarantine_cli.add_arguments(parser)
+
+
 def _wait_for_db(args: argparse.Namespace, settings: Settings) -> int:
     from appliance.wait_for_db import EXIT_TIMEOUT, wait_for_db
 
@@ -196,6 +208,8 @@ COMMANDS: dict[str, Command] = {
                       _status, _status_arguments),
     "prune": Command("delete old change_notifications rows in small batches (see docs/monitor.md)",
                      _prune, _prune_arguments),
+    "quarantine": Command("list, retry or discard the events projection and the changes the monitor set aside",
+                          _quarantine, _quarantine_arguments),
     "wait-for-db": Command("wait until the database accepts connections (exit 3 after the timeout)",
                            _wait_for_db, _wait_for_db_arguments),
 }

@@ -236,4 +236,34 @@ class ProjectionSkippedTopic(Base):
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
 
 
+class ProjectionQuarantine(Base):
+    """An event the projector could not apply (not because the database was
+    away): recorded with its error and skipped, so the events behind it go
+    on. `appliance quarantine` lists, retries and discards them."""
+
+    __tablename__ = "projection_quarantine"
+
+    application_name: Mapped[str] = mapped_column(Text, primary_key=True)  # the log followed
+    notification_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # the event's position in it
+    originator_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))  # the run or task
+    originator_version: Mapped[int] = mapped_column(BigInteger)
+    topic: Mapped[str] = mapped_column(Text)
+    error: Mapped[str] = mapped_column(Text)
+    quarantined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    retries: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
+class ProjectorProgress(Base):
+    """When the projector last moved (or found nothing to do) and how often in a
+    row it has failed since: what health reads to call a projector stuck."""
+
+    __tablename__ = "projector_progress"
+
+    application_name: Mapped[str] = mapped_column(Text, primary_key=True)  # the log followed
+    progressed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    failures: Mapped[int] = mapped_column(Integer, server_default="0")  # in a row, at one position
+    last_error: Mapped[str | None] = mapped_column(Text)
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 VIEW_TABLES = ("workflow_runs", "job_executions", "log_entries", "job_accounting")

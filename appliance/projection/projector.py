@@ -42,7 +42,7 @@ from sqlalchemy import inspect
 
 from appliance import staleness
 from appliance.config import Settings
-from appliance.projection import biomero, store
+from appliance.projection import biomero, quarantine, store
 
 if TYPE_CHECKING:
     from appliance.tracker import WorkflowTracker
@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 MIN_BACKOFF = 0.5
 MAX_BACKOFF = 10.0
 STANDBY_RETRY = 1.0  # how often a standby asks for the lock (seconds)
+# How often an active projector notes that it moves (projector_progress), for
+# health to tell a stuck projector (HEALTH_STUCK_AFTER) from a busy one.
+PROGRESS_NOTE_INTERVAL = 10.0
 # What a lost or refused connection raises: through psycopg2 directly, or
 # through SQLAlchemy (the tracking table is created through the library).
 DISCONNECTED = (psycopg2.OperationalError, psycopg2.InterfaceError,
@@ -97,6 +100,7 @@ class Projector:
         self.stale_after = stale_after  # seconds; 0: runs are never marked stale
         self._next_stale_check = 0.0
         self._next_look_for_biomero = 0.0
+        self._next_progress_note = 0.0
 
     def run(self) -> None:
         """Project until stopped, as the active projector or as a standby.
@@ -188,27 +192,54 @@ class Projector:
             self.active = True
             self._next_look_for_biomero = 0.0
             log.info("active: projecting from %s", self._positions(connection))
-            while not self._stopped:
-                batches = self._project_each(connection)
-                self.events_applied += sum(batch.applied for batch in batches)
-                more = any(batch.more for batch in batches)
-                if not more:
-                    self._check_stale_runs(connection)
-                # Only now: a connection that succeeds before a failure that
-                # persists must not bring the retries back to twice a second.
-                self._backoff, self._failures = MIN_BACKOFF, 0
-                if not more:
-                    self._wait_for_events(connection)
+            try:
+                self._project(connection)
+            except Exception as error:
+                self._note_failure(connection, error)
+                raise
             log.info("stopped at %s", self._positions(connection))
         finally:
             self.active = False
             connection.close()  # gives the lock back
 
+    def _project(self, connection: Any) -> None:
+        while not self._stopped:
+            batches = self._project_each(connection)
+            self.events_applied += sum(batch.applied for batch in batches)
+            more = any(batch.more for batch in batches)
+            if not more:
+                self._check_stale_runs(connection)
+            self._note_progress(connection)
+            # Only now: a connection that succeeds before a failure that
+            # persists must not bring the retries back to twice a second.
+            self._backoff, self._failures = MIN_BACKOFF, 0
+            if not more:
+                self._wait_for_events(connection)
+
     def _project_each(self, connection: Any, *, look_now: bool = False) -> list[store.Batch]:
-        """One batch of each log followed (BIOMERO's from when it exists)."""
+        """One batch of each log followed (BIOMERO's from when it exists); an event
+        that cannot be applied is set aside (appliance.projection.quarantine)."""
         self._look_for_biomero(connection, look_now)
-        return [store.project_batch(connection, self._mappers[upstream], self.batch_size, upstream=upstream)
+        return [quarantine.project_or_quarantine(connection, self._mappers[upstream], self.batch_size,
+                                                 upstream=upstream)
                 for upstream in self._following]
+
+    def _note_progress(self, connection: Any) -> None:
+        if self._failures or time.monotonic() >= self._next_progress_note:
+            with connection, connection.cursor() as cursor:
+                cursor.execute(quarantine.QUERIES["progressed"], {"application": store.UPSTREAM})
+            self._next_progress_note = time.monotonic() + PROGRESS_NOTE_INTERVAL
+
+    def _note_failure(self, connection: Any, error: Exception) -> None:
+        """One more failure in a row, for health to see; nothing when the database is away."""
+        if isinstance(error, DISCONNECTED) or connection.closed:
+            return
+        try:
+            with connection, connection.cursor() as cursor:
+                cursor.execute(quarantine.QUERIES["failed"], {"application": store.UPSTREAM,
+                                                               "error": quarantine.describe(error)})
+        except Exception:  # noqa: BLE001 - the failure itself is logged by run()
+            pass
 
     def _look_for_biomero(self, connection: Any, now: bool) -> None:
         # BIOMERO may start recording after the appliance: look once a poll interval.

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from appliance import staleness
 from appliance.config import Settings
-from appliance.projection import biomero, store
+from appliance.projection import biomero, quarantine, store
 from appliance.projection.projector import DISCONNECTED, STANDBY_RETRY, ProjectorBusy, first_line
 
 if TYPE_CHECKING:
@@ -72,6 +72,7 @@ def reproject(tracker: WorkflowTracker, *, batch_size: int = DEFAULT_BATCH_SIZE,
         _take_lock(connection, wait, progress)
         started = time.perf_counter()
         store.reset(connection, upstreams)
+        quarantine.clear(connection, upstreams)
         mappers = {store.APPLIANCE: tracker.mapper, store.BIOMERO: biomero.mapper_like(tracker.mapper)}
         events = 0
         total = sum(store.max_notification_id(connection, upstream) for upstream in upstreams)
@@ -93,7 +94,7 @@ def _replay(connection, upstream: store.Upstream, mapper, batch_size: int, bar, 
     while True:
         # Quiet up to the marker store.reset left (the old history); events
         # recorded while the rebuild runs come after it and reach the feed.
-        batch = store.project_batch(connection, mapper, batch_size, at_end=at_end, upstream=upstream)
+        batch = quarantine.project_or_quarantine(connection, mapper, batch_size, at_end=at_end, upstream=upstream)
         events += batch.applied
         if batch.position is not None:
             bar.update(batch.position - position)

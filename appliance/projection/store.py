@@ -69,6 +69,8 @@ UPSTREAM = APPLIANCE.name
 LOCK_KEY = 0x70726F6A  # "proj"
 REBUILD_TABLE = "projection_rebuild"  # an unfinished rebuild's marker (views.ProjectionRebuild)
 SKIPPED_TABLE = "projection_skipped_topics"  # events of unknown topics, counted (views.ProjectionSkippedTopic)
+# Events set aside, and the projector's progress for health (views.ProjectionQuarantine, views.ProjectorProgress).
+QUARANTINE_TABLE, PROGRESS_TABLE = "projection_quarantine", "projector_progress"
 
 
 def connect(url: URL, application_name: str) -> Any:
@@ -110,7 +112,8 @@ class ViewsMissing(RuntimeError):
 def check_views(connection: Any) -> None:
     """Raise ViewsMissing unless every view table exists; reads only."""
     with connection, connection.cursor() as cursor:
-        cursor.execute(QUERIES["missing_tables"], {"tables": [*VIEW_TABLES, REBUILD_TABLE, SKIPPED_TABLE]})
+        cursor.execute(QUERIES["missing_tables"], {"tables": [*VIEW_TABLES, REBUILD_TABLE, SKIPPED_TABLE,
+                                                         QUARANTINE_TABLE, PROGRESS_TABLE]})
         missing = [name for name, in cursor.fetchall()]
     if missing:
         raise ViewsMissing(missing)
@@ -206,13 +209,13 @@ def _project_batch(connection: Any, mapper: Mapper, limit: int, at_end: Callable
         cursor.execute(QUERIES["lock_position"], {"application": upstream.name})
         after, replaying, upto = cursor.fetchone()
         stored = _select_events(cursor, upstream, after, upto, limit)
-        events, skipped = _decode(mapper, stored)
+        events, skipped = decode(mapper, stored)
         # Such a replay stops at the rebuild's marker; SET LOCAL before any row is written.
         replaying = replaying and bool(stored)
         if replaying:
             cursor.execute(QUERIES["suppress_change_notifications"])
         if events:
-            _apply(cursor, events)
+            apply_events(cursor, events)
         last = stored[-1][0] if stored else None
         if last is not None:
             _count_skipped(cursor, upstream, skipped)
@@ -248,7 +251,7 @@ def _select_events(cursor: Any, upstream: Upstream, after: int, upto: int, limit
     return cursor.fetchall()
 
 
-def _decode(mapper: Mapper, notifications: list[tuple]) -> tuple[list[tuple[int, Any]], dict[str, list[int]]]:
+def decode(mapper: Mapper, notifications: list[tuple]) -> tuple[list[tuple[int, Any]], dict[str, list[int]]]:
     """(notification id, domain event) for each row of _select_events, and the
     ids of the rows whose topic resolves to no class, by topic."""
     events: list[tuple[int, Any]] = []
@@ -277,7 +280,7 @@ def _count_skipped(cursor: Any, upstream: Upstream, skipped: dict[str, list[int]
                         upstream.table, topic, ids[0])
 
 
-def _apply(cursor: Any, events: list[tuple[int, Any]]) -> None:
+def apply_events(cursor: Any, events: list[tuple[int, Any]]) -> None:
     """Apply the events to their view rows (the position is the caller's)."""
     rows = _load(cursor, [event for _, event in events])
     for row_id, event in events:

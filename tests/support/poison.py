@@ -1,0 +1,28 @@
+"""A poison event: stored in the event store as any event is, but one the views cannot hold.
+
+A run's progress report of 2^63 steps: the tracker and ingest refuse such a
+value, but an event store written by an older version, by hand or by another
+program can hold it, and no integer column can.
+"""
+
+from __future__ import annotations
+
+import json
+
+from tests.support.sql import query
+
+POISON_TOPIC = "appliance.domain:WorkflowRun.ProgressReported"
+TOO_BIG = 2**63
+
+
+def poison_state() -> bytes:
+    return json.dumps({"timestamp": {"_type_": "datetime_iso", "_data_": "2026-01-01T00:00:00+00:00"},
+                       "done": TOO_BIG, "total": TOO_BIG}, separators=(",", ":")).encode()
+
+
+def insert_poison_event(url: str, run_id) -> int:
+    """Append the poison event to a run's stream (as its next version); its notification id."""
+    return query(url, """
+        INSERT INTO workflowtracker_events (originator_id, originator_version, topic, state)
+        SELECT %s::uuid, max(originator_version) + 1, %s, %s FROM workflowtracker_events WHERE originator_id = %s::uuid
+        RETURNING id""", str(run_id), POISON_TOPIC, poison_state(), str(run_id))[0][0]
