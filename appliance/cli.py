@@ -141,11 +141,13 @@ def _wait_for_db_arguments(parser: argparse.ArgumentParser) -> None:
 def _status(args: argparse.Namespace, settings: Settings) -> int:
     from appliance.status import status_command
 
-    return status_command(settings, as_json=args.json)
+    return status_command(settings, as_json=args.json, database_only=args.database_only)
 
 
 def _status_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the state as JSON (the /api/v1/system twin)")
+    parser.add_argument("--database-only", action="store_true",
+                        help="judge the database's parts only: the programs run elsewhere (another container)")
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:

@@ -137,6 +137,7 @@ class Settings:
     projector_batch_size: int = 1000
     projector_poll_interval: int = 5
     run_stale_after: int = 300
+    health_stuck_after: int = 60
     db_wait_timeout: int = 60
     enable_db_monitoring: bool = True
     run_migrations: bool = True
@@ -177,6 +178,9 @@ class Settings:
         # Seconds without an event (heartbeats count) after which a running run is shown
         # as stale: its source was killed or lost. 0: never.
         run_stale_after = env.integer("RUN_STALE_AFTER", default=300, minimum=0)
+        # Seconds the projector may lag without moving, and a change may wait unhandled,
+        # before `appliance status`, /system and /metrics call it stuck.
+        health_stuck_after = env.integer("HEALTH_STUCK_AFTER", default=60, minimum=1)
         # 0: `appliance migrate` / `init` leave the schema alone (someone else migrates it).
         run_migrations = env.boolean("APPLIANCE_RUN_MIGRATIONS", default=True)
         # 1: a database whose view tables exist without Alembic's version table is stamped at head.
@@ -198,7 +202,8 @@ class Settings:
         return cls(database_url=database_url, tracker_cache_size=cache_size, tracker_max_retries=max_retries,
                    projector_batch_size=projector_batch_size, projector_poll_interval=projector_poll_interval,
                    db_wait_timeout=db_wait_timeout, enable_db_monitoring=enable_db_monitoring,
-                   run_stale_after=run_stale_after, run_migrations=run_migrations,
+                   run_stale_after=run_stale_after, health_stuck_after=health_stuck_after,
+                   run_migrations=run_migrations,
                    allow_auto_stamp=allow_auto_stamp, migrations_dir=migrations_dir,
                    install_triggers=install_triggers, init_db_dir=init_db_dir, log_format=chosen_log_format,
                    monitor=monitor, web=web)

@@ -3,8 +3,9 @@
 The same state as `/system` and `/api/v1/system` (appliance.web.system), read
 straight from the database and supervisor's socket, so it answers even when
 the web program is down. Exit 0 when every part is as it should be, 1 when
-something needs attention (each problem is printed), 3 when the database
-cannot be reached.
+something needs attention (each problem is printed; appliance.health decides),
+3 when the database cannot be reached. Programs it cannot see need attention
+too, unless --database-only says they are looked after elsewhere.
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ import psycopg2.extras
 
 from appliance.config import Settings
 from appliance.db import KEEPALIVE_ARGS, error_summary, libpq_dsn
+from appliance.health import problems
 from appliance.web.system import supervisor_programs, system_state
 
 EXIT_OK, EXIT_ATTENTION, EXIT_UNREACHABLE = 0, 1, 3
-# A monitor whose heartbeat is older than this many poll intervals is taken as gone.
-MONITOR_SILENT_POLLS = 6
 
 
 def read_status(settings: Settings) -> dict[str, Any]:
@@ -40,37 +40,6 @@ def read_status(settings: Settings) -> dict[str, Any]:
         connection.close()
 
 
-def problems(state: dict[str, Any], settings: Settings) -> list[str]:
-    """What an operator should look at, one sentence each; empty when all is well."""
-    if state["database"] != "reachable":
-        return [f"the database is unreachable: {state['reason']}", *_program_problems(state["programs"])]
-    found = []
-    schema = state["schema"]
-    if not schema["at_head"]:
-        found.append(f"the schema is at {schema['revision'] or 'nothing'}, not at head {schema['head']}: "
-                     "run `appliance init`")
-    if settings.install_triggers and not state["triggers"]["complete"]:
-        found.append("the change triggers are not all installed: run `appliance init`")
-    found.extend(_program_problems(state["programs"]))
-    found.extend(_monitor_problems(state, settings))
-    return found
-
-
-def _program_problems(programs: list[dict[str, Any]] | None) -> list[str]:
-    # A STOPPED monitor is ENABLE_DB_MONITORING=false; every other program should run.
-    return [f"program {p['name']} is {p['state']}" for p in programs or []
-            if p["state"] != "RUNNING" and not (p["state"] == "STOPPED" and p["name"] == "monitor")]
-
-
-def _monitor_problems(state: dict[str, Any], settings: Settings) -> list[str]:
-    if not settings.enable_db_monitoring or not state["monitors"]:
-        return []
-    silent_after = MONITOR_SILENT_POLLS * settings.monitor.poll_interval
-    if min(m["seconds_ago"] for m in state["monitors"]) > silent_after:
-        return [f"no monitor has written a heartbeat in the last {silent_after:g} s"]
-    return []
-
-
 def render(state: dict[str, Any], found: list[str]) -> str:
     """A short human-readable report: one line per part, then the problems."""
     if state["database"] != "reachable":
@@ -85,6 +54,7 @@ def render(state: dict[str, Any], found: list[str]) -> str:
                          f"at event {projector['position']} of {projector['newest_event']} "
                          f"({projector['lag_events']} behind)"),
         f"change backlog: {_or_none(state['change_backlog'])}",
+        f"set aside: {_set_aside(state['health']['set_aside'])}",
     ]
     biomero_log = state.get("biomero_log")
     if biomero_log is not None:
@@ -102,17 +72,23 @@ def render(state: dict[str, Any], found: list[str]) -> str:
 
 def _program_lines(programs: list[dict[str, Any]] | None) -> list[str]:
     if programs is None:
-        return ["programs: not under supervisor (no socket)"]
+        return ["programs: cannot be seen (no answer on supervisord's socket)"]
     return [f"program {p['name']}: {p['state']} {p['description']}".rstrip() for p in programs]
+
+
+def _set_aside(set_aside: dict[str, int] | None) -> str:
+    if set_aside is None:
+        return "unknown (the views are not installed)"
+    return f"{set_aside['events']} events by the projector, {set_aside['changes']} changes by the monitor"
 
 
 def _or_none(value: Any) -> str:
     return "unknown (the views are not installed)" if value is None else str(value)
 
 
-def status_command(settings: Settings, *, as_json: bool) -> int:
+def status_command(settings: Settings, *, as_json: bool, database_only: bool = False) -> int:
     state = read_status(settings)
-    found = problems(state, settings)
+    found = problems(state, settings, programs_expected=not database_only)
     if as_json:
         print(json.dumps({**state, "problems": found}, indent=2, default=str))
     else:

@@ -205,6 +205,8 @@ class ChangeNotification(Base):
         CheckConstraint(_in("operation", OPERATIONS), name="operation"),
         # The monitor claims "unprocessed, oldest first"; the index stays small.
         Index("ix_change_notifications_unprocessed", "id", postgresql_where=text("NOT processed")),
+        # Health counts the changes the monitor gave up on at every look: few, found at once.
+        Index("ix_change_notifications_given_up", "id", postgresql_where=text("processed AND last_error IS NOT NULL")),
         Index(None, "timestamp"),
     )
 

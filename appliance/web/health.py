@@ -44,7 +44,7 @@ def _not_ready(reason: str):
 @blueprint.get("/metrics")
 def prometheus_metrics():
     with db_cursor() as cursor:
-        body = metrics.render(cursor, current_app.config["METRICS_DIR"])
+        body = metrics.render(cursor, current_app.config["SETTINGS"], current_app.config["METRICS_DIR"])
     return Response(body, mimetype="text/plain; version=0.0.4")
 
 

@@ -12,8 +12,10 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from appliance import health
+from appliance.config import Settings
 from appliance.sql import load_queries
-from appliance.web.system import optional_query
+from appliance.web.system import optional_query, system_state
 
 QUERIES = load_queries("web.sql")
 REGISTRY = CollectorRegistry()
@@ -58,6 +60,37 @@ def _skipped_events(rows) -> GaugeMetricFamily:
     return family
 
 
+def health_metrics(cursor, settings: Settings) -> list[GaugeMetricFamily]:
+    """appliance.health's judgement, one gauge per cause an alert can use (docs/deploy.md)."""
+    state = system_state(cursor, settings)
+    found = health.problems(state, settings)
+    progress = state["health"]["progress"] or {}
+    set_aside = state["health"]["set_aside"] or {}
+    gauge = GaugeMetricFamily
+    families = [
+        gauge("appliance_healthy", "1 when appliance status finds nothing that needs attention", value=int(not found)),
+        gauge("appliance_projector_stuck", "1 when the projector fails at one position or lags without moving",
+              value=int(bool(health.projector_problems(state, settings)))),
+        gauge("appliance_projector_failures_in_a_row", "Failed projector batches since the last that succeeded",
+              value=progress.get("failures", 0)),
+        gauge("appliance_quarantined_events", "Events the projector set aside (appliance quarantine)",
+              value=set_aside.get("events", 0)),
+        gauge("appliance_monitor_given_up_changes", "Changes the monitor gave up on (appliance quarantine)",
+              value=set_aside.get("changes", 0)),
+        gauge("appliance_change_oldest_unhandled_seconds", "How long the oldest unhandled change has waited",
+              value=state["health"]["oldest_unhandled_change_seconds"] or 0),
+        gauge("appliance_programs_visible", "1 when supervisord's socket answers", value=int(state["programs"] is not None)),
+    ]
+    if "seconds_since_progress" in progress:
+        families.append(gauge("appliance_projector_seconds_since_progress",
+                              "Seconds since the projector last moved or found nothing to do",
+                              value=progress["seconds_since_progress"]))
+    running = gauge("appliance_program_running", "1 when the program is RUNNING under supervisord", labels=["program"])
+    for name, is_running in health.program_running(state["programs"]).items():
+        running.add_metric([name], int(is_running))
+    return [*families, running]
+
+
 class _Snapshot:
     def __init__(self, families):
         self.families = families
@@ -66,11 +99,11 @@ class _Snapshot:
         return self.families
 
 
-def render(cursor, metrics_dir: str | None = None) -> bytes:
+def render(cursor, settings: Settings, metrics_dir: str | None = None) -> bytes:
     counters = REGISTRY
     if metrics_dir is not None:
         counters = CollectorRegistry()
         MultiProcessCollector(counters, path=metrics_dir)
     gauges = CollectorRegistry()
-    gauges.register(_Snapshot(database_metrics(cursor)))
+    gauges.register(_Snapshot(database_metrics(cursor) + health_metrics(cursor, settings)))
     return generate_latest(counters) + generate_latest(gauges)

@@ -95,6 +95,15 @@ SYSTEM = _object({
     "programs": {"type": "array", "nullable": True, "description": "null when not under supervisor",
                  "items": _object({"name": {"type": "string"}, "state": {"type": "string"},
                                    "description": {"type": "string"}})},
+    "health": _object({
+        "progress": {**_object({"failures": {"type": "integer"}, "last_error": _nullable("string"),
+                                "seconds_since_progress": {"type": "number"}}), "nullable": True,
+                     "description": "null until the projector has projected against this database"},
+        "set_aside": {**_object({"events": {"type": "integer"}, "changes": {"type": "integer"}}), "nullable": True},
+        "oldest_unhandled_change_seconds": _nullable("number"),
+    }),
+    "problems": {"type": "array", "items": {"type": "string"},
+                 "description": "what needs attention (as `appliance status`); empty when all is well"},
 })
 
 

@@ -8,6 +8,7 @@ from flask import Blueprint, jsonify, render_template, request
 
 from appliance import vocabulary
 from appliance.web import data, db_cursor, error_response
+from appliance.health import problems
 from appliance.web.system import system_state
 
 blueprint = Blueprint("pages", __name__)
@@ -82,4 +83,6 @@ def system(cursor):
     from flask import current_app
 
     data.check_known(request.args, ())
-    return system_state(cursor, current_app.config["SETTINGS"])
+    settings = current_app.config["SETTINGS"]
+    state = system_state(cursor, settings)
+    return {**state, "problems": problems(state, settings)}

@@ -11,10 +11,12 @@ from typing import Any
 
 from appliance.config import Settings
 from appliance.migrator import head_revision
+from appliance.projection.store import UPSTREAM
 from appliance.sql import load_queries
 from appliance.web.errors import SCHEMA_MISSING
 
 QUERIES = load_queries("web.sql")
+HEALTH_QUERIES = load_queries("health.sql")
 # The revisions on disk change only with a new release: read them once per process,
 # not at every /readyz the health check sends.
 _head_revision = functools.cache(head_revision)
@@ -38,15 +40,37 @@ def system_state(cursor, settings: Settings) -> dict[str, Any]:
     state["skipped_topics"] = optional_query(cursor, "skipped_topics", lambda rows: [_skipped(r) for r in rows])
     state["monitors"] = optional_query(cursor, "monitor_heartbeats", lambda rows: [_monitor(r) for r in rows])
     state["change_backlog"] = optional_query(cursor, "change_backlog", lambda rows: rows[0]["backlog"])
+    state["health"] = health_state(cursor)
     state["programs"] = supervisor_programs(settings.web.run_dir)
     return state
 
 
-def optional_query(cursor, query: str, shape):
+def health_state(cursor) -> dict[str, Any]:
+    """What appliance.health judges besides positions: progress, what is set aside, the wait of changes."""
+    return {
+        "progress": optional_query(cursor, "projector_progress", _first_row, HEALTH_QUERIES,
+                                   {"application": UPSTREAM}),
+        "set_aside": optional_query(cursor, "set_aside", _first_row, HEALTH_QUERIES),
+        "oldest_unhandled_change_seconds": optional_query(
+            cursor, "oldest_unhandled_change", lambda rows: _seconds(rows[0]["seconds"]), HEALTH_QUERIES),
+    }
+
+
+def _first_row(rows) -> dict[str, Any] | None:
+    if not rows:
+        return None
+    return {key: _seconds(value) if key.startswith("seconds") else value for key, value in rows[0].items()}
+
+
+def _seconds(value) -> float | None:
+    return None if value is None else round(float(value), 1)
+
+
+def optional_query(cursor, query: str, shape, queries: dict[str, str] = QUERIES, params: dict | None = None):
     """`shape(rows)` of a query over tables another part creates; None when that part is missing."""
     cursor.execute("SAVEPOINT optional")
     try:
-        cursor.execute(QUERIES[query])
+        cursor.execute(queries[query], params)
         return shape(cursor.fetchall())
     except SCHEMA_MISSING:
         # The failed statement aborted the transaction; the savepoint lets the page go on.

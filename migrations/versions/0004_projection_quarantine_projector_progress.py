@@ -1,4 +1,8 @@
-"""projection_quarantine (events the projector could not apply) and projector_progress (for health).
+"""projection_quarantine, projector_progress and an index of the monitor's given-up changes.
+
+- projection_quarantine: events the projector could not apply, set aside with their error.
+- projector_progress: when the projector last moved and its failures in a row, for health.
+- ix_change_notifications_given_up: health counts the changes the monitor gave up on.
 
 Revision ID: 0004
 Revises: 0003
@@ -36,8 +40,12 @@ def upgrade() -> None:
     sa.Column('failed_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('application_name', name=op.f('pk_projector_progress'))
     )
+    op.create_index('ix_change_notifications_given_up', 'change_notifications', ['id'], unique=False,
+                    postgresql_where=sa.text('processed AND last_error IS NOT NULL'))
 
 
 def downgrade() -> None:
+    op.drop_index('ix_change_notifications_given_up', table_name='change_notifications',
+                  postgresql_where=sa.text('processed AND last_error IS NOT NULL'))
     op.drop_table('projector_progress')
     op.drop_table('projection_quarantine')

@@ -9,11 +9,13 @@ import subprocess
 import sys
 
 from appliance.localpg import free_port
+from appliance.projection import Projector
 from tests.support.sql import query
 
 
 def appliance_status(database_url, *args):
-    return subprocess.run([sys.executable, "-m", "appliance.cli", "status", *args],
+    """`appliance status` where no supervisord runs: --database-only unless a test asks otherwise."""
+    return subprocess.run([sys.executable, "-m", "appliance.cli", "status", *(args or ["--database-only"])],
                           env={**os.environ, "DATABASE_URL": database_url, "APPLIANCE_RUN_DIR": "/nonexistent"},
                           capture_output=True, text=True, timeout=60)
 
@@ -21,19 +23,21 @@ def appliance_status(database_url, *args):
 def test_an_initialised_database_is_reported_healthy(database_url, tracker):
     run = tracker.initiate_workflow("status", "", "alice", "lab")
     tracker.start_workflow(run)
+    Projector(tracker).catch_up()
 
     result = appliance_status(database_url)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "database: reachable" in result.stdout
     assert "triggers: 4 installed" in result.stdout
-    assert "projector: not started" in result.stdout
-    assert "programs: not under supervisor" in result.stdout
+    assert "projector: at event 2 of 2 (0 behind)" in result.stdout
+    assert "set aside: 0 events by the projector, 0 changes by the monitor" in result.stdout
+    assert "programs: cannot be seen" in result.stdout
     assert result.stdout.rstrip().endswith("all parts are as they should be")
 
 
 def test_the_json_twin_matches_the_system_api_shape(database_url):
-    result = appliance_status(database_url, "--json")
+    result = appliance_status(database_url, "--json", "--database-only")
 
     state = json.loads(result.stdout)
     assert result.returncode == 0
