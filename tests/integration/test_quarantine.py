@@ -118,7 +118,7 @@ def test_the_command_discards_an_event_and_refuses_unknown_ids(tracker, database
     code, out = quarantine_command(capsys, "discard", "event", str(poison), "999999")
     assert code == 1 and "event 999999: not set aside" in out and f"event {poison}: discarded" in out
     assert quarantined(database_url) == []
-    assert query(database_url, "SELECT count(*) FROM workflowtracker_events WHERE id = %s", poison) == [(1,)]
+    assert query(database_url, "SELECT count(*) FROM appliance_events WHERE id = %s", poison) == [(1,)]
 
 
 def test_the_command_lists_retries_and_discards_the_monitor_s_given_up_changes(

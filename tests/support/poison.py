@@ -23,6 +23,6 @@ def poison_state() -> bytes:
 def insert_poison_event(url: str, run_id) -> int:
     """Append the poison event to a run's stream (as its next version); its notification id."""
     return query(url, """
-        INSERT INTO workflowtracker_events (originator_id, originator_version, topic, state)
-        SELECT %s::uuid, max(originator_version) + 1, %s, %s FROM workflowtracker_events WHERE originator_id = %s::uuid
+        INSERT INTO appliance_events (originator_id, originator_version, topic, state)
+        SELECT %s::uuid, max(originator_version) + 1, %s, %s FROM appliance_events WHERE originator_id = %s::uuid
         RETURNING id""", str(run_id), POISON_TOPIC, poison_state(), str(run_id))[0][0]
