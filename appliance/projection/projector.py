@@ -180,7 +180,7 @@ class Projector:
 
     def _serve(self) -> None:
         self._ensure_tracker()
-        connection = store.connect(self.url, self.application_name)
+        connection = store.connect(self.url, self.application_name, fenced=True)
         try:
             store.check_views(connection)
             store.prepare(self._tracking, connection)
@@ -285,7 +285,9 @@ class Projector:
             connection.notifies.clear()
             return
         assert self._wake is not None
-        readable, _, _ = select.select([connection, self._wake[0]], [], [], self.poll_interval)
+        # Never idle as long as the fence (store.FENCE_SECONDS): a look at the log is cheap.
+        wait = min(self.poll_interval, store.FENCE_SECONDS / 2)
+        readable, _, _ = select.select([connection, self._wake[0]], [], [], wait)
         if connection in readable:
             connection.poll()  # raises if the connection is gone
             connection.notifies.clear()

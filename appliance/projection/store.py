@@ -73,10 +73,25 @@ SKIPPED_TABLE = "projection_skipped_topics"  # events of unknown topics, counted
 QUARANTINE_TABLE, PROGRESS_TABLE = "projection_quarantine", "projector_progress"
 
 
-def connect(url: URL, application_name: str) -> Any:
+# The active projector's connection is fenced: the server ends it once idle for
+# this long, in a transaction or not. A frozen projector (SIGSTOP) keeps its TCP
+# connection, and with it the advisory lock, for ever otherwise; so fenced, its
+# standby takes over FENCE_SECONDS (+ STANDBY_RETRY) later, and the frozen one,
+# woken, finds its transaction rolled back and its connection gone: it cannot
+# commit a batch the standby has applied. The active projector is never idle
+# that long: it looks at the log at least every FENCE_SECONDS / 2.
+FENCE_SECONDS = 10
+
+
+def connect(url: URL, application_name: str, *, fenced: bool = False) -> Any:
     """A psycopg2 connection with keepalives: a dead peer is noticed in seconds."""
     params = url.translate_connect_args(username="user", database="dbname")
-    return psycopg2.connect(**params, **dict(url.query), **KEEPALIVE_ARGS, application_name=application_name)
+    query = dict(url.query)
+    if fenced:
+        limit = f"{FENCE_SECONDS}s"
+        query["options"] = " ".join(filter(None, [
+            query.get("options"), f"-c idle_session_timeout={limit} -c idle_in_transaction_session_timeout={limit}"]))
+    return psycopg2.connect(**params, **query, **KEEPALIVE_ARGS, application_name=application_name)
 
 
 def tracking_recorder(datastore: SQLAlchemyDatastore) -> SQLAlchemyTrackingRecorder:
