@@ -20,6 +20,7 @@ from appliance.config import ConfigError, MonitorSettings, Settings, parse_datab
 from appliance.localpg import LocalPostgres
 from appliance.monitor import Monitor, Webhook, delete_old_changes
 from tests.support import waiting
+from tests.support.log_lines import messages
 from tests.support.schema import prepare_schema
 
 
@@ -351,7 +352,7 @@ def test_sigterm_stops_the_monitor_with_exit_0_and_it_logs_each_change(database_
         assert process.wait(timeout=10) == 0
     finally:
         process.kill()
-    lines = [json.loads(line) for line in process.stdout.read().splitlines() if line.startswith("{")]
+    lines = [json.loads(message) for message in messages(process.stdout.read()) if message.startswith("{")]
     assert [(line["table"], line["op"]) for line in lines] == [("workflow_runs", "INSERT")]
 
 
@@ -634,9 +635,9 @@ def aged_changes(database_url):
 def test_prune_deletes_old_processed_changes_in_batches_and_keeps_the_rest(aged_changes):
     result = prune(aged_changes, "--days", "7", "--batch-size", "2")
     assert result.returncode == 0, result.stderr
-    progress = [line for line in result.stdout.splitlines() if line.endswith("deleted so far")]
+    progress = [message for message in messages(result.stdout) if message.endswith("deleted so far")]
     assert progress == ["prune: 2 deleted so far", "prune: 4 deleted so far", "prune: 5 deleted so far"]
-    assert result.stdout.splitlines()[-1] == "prune: deleted 5 processed changes older than 7 days"
+    assert messages(result.stdout)[-1] == "prune: deleted 5 processed changes older than 7 days"
     assert remaining_ids(aged_changes) == [6, 7, 8, 9, 10]
 
 
