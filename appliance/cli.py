@@ -45,13 +45,18 @@ def _start(args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from appliance.demo import run_demo
 
-    run_demo(settings, runs=args.runs, tasks=args.tasks)
+    run_demo(settings, runs=args.runs, tasks=args.tasks, seed=args.seed, live=args.live)
     return 0
 
 
 def _demo_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--runs", type=int, default=3, help="how many workflow runs to record (default 3)")
-    parser.add_argument("--tasks", type=int, default=4, help="tasks per run (default 4)")
+    parser.add_argument("--runs", type=_whole_number(1, 10_000), default=6,
+                        help="how many workflow runs to record (default 6: a traceback, a retry, a stale run, ...)")
+    parser.add_argument("--tasks", type=_whole_number(1, 100), help="at most this many tasks per run")
+    parser.add_argument("--seed", type=_whole_number(0, 999_999_999),
+                        help="the same runs every time (names, durations, outcomes; times relative to now)")
+    parser.add_argument("--live", action="store_true", help="then keep one run going, a task every few seconds, "
+                                                            "until Ctrl-C")
 
 
 def _projector(args: argparse.Namespace, settings: Settings) -> int:
