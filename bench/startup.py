@@ -13,12 +13,22 @@ container's memory holds). It measures twice: freshly started ("cold"), and
 again idle after --warm-events events went through the ingest endpoint
 ("warm": the caches filled). The database server is not counted. Sizes in
 MiB (1,048,576 bytes).
+
+With --docker (as root: ../shared/tools/docker-engine up), the same run also
+measures the image: its size and its layers', the build time cold (no cache)
+and after a code change (one file of appliance/ changed: only the code layer
+is rebuilt), `docker run` to /readyz 200 and to healthy (the HEALTHCHECK's
+first probe comes after its 15 s interval), `docker stop`, and the container's
+memory after --idle seconds (`docker stats`), next to a postgres:15 container.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import statistics
+import subprocess
 import tempfile
 import time
 import urllib.error
@@ -31,6 +41,7 @@ from tests.support.loadgen import LoadGenerator
 from tests.support.waiting import wait_for
 
 TOKEN = "bench-startup-token"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def ready(port: int) -> bool:
@@ -73,13 +84,73 @@ def _kb(text: str, key: str) -> int:
     raise ValueError(key)
 
 
+def container_figures(idle: float) -> list[str]:
+    """The image's figures, built from a copy of the committed checkout."""
+    import secrets
+
+    from tests.support.docker import Docker, start_engine
+
+    docker = Docker(start_engine())
+    context = Path(tempfile.mkdtemp(prefix="bench-image-"))
+    lines = []
+    try:
+        subprocess.run(f"git -C {REPO} archive HEAD | tar -x -C {context}", shell=True, check=True)
+        tag = "appliance-bench:latest"
+        started = time.monotonic()
+        docker.run("build", "--no-cache", "--network", "host", "-t", tag, str(context), timeout=3600)
+        cold = time.monotonic() - started
+        with open(context / "appliance" / "__init__.py", "a") as code:
+            code.write("# a code change\n")
+        started = time.monotonic()
+        docker.run("build", "--network", "host", "-t", tag, str(context), timeout=3600)
+        changed = time.monotonic() - started
+        size = json.loads(docker.run("image", "inspect", tag).stdout)[0]["Size"]
+        base = json.loads(docker.run("image", "inspect", "python:3.11-slim").stdout)[0]["Size"]
+        lines += [f"image: {size / 2**20:.0f} MiB ({(size - base) / 2**20:.0f} MiB above python:3.11-slim); "
+                  f"build {cold:.1f} s cold (no cache), {changed:.1f} s after a code change",
+                  "layers (newest first):"]
+        for layer in docker.run("history", "--format", "{{.Size}}\t{{.CreatedBy}}", tag).stdout.splitlines()[:8]:
+            lines.append("  " + layer[:150])
+        pg_port, web_port, password = free_port(), free_port(), secrets.token_urlsafe(12)
+        docker.start("bench-pg", "-e", "POSTGRES_USER=appliance", "-e", f"POSTGRES_PASSWORD={password}",
+                     "postgres:15", "-c", f"port={pg_port}")
+        wait_for(lambda: docker.exec("bench-pg", "pg_isready", "-h", "127.0.0.1", "-p", str(pg_port),
+                                     check=False).returncode == 0, 120, interval=0.5, message="postgres:15")
+        env = ["-e", f"DATABASE_URL=postgresql://appliance:{password}@127.0.0.1:{pg_port}/appliance",
+               "-e", f"BACKEND_PORT={web_port}"]
+        for attempt in ("empty database", "migrated database"):
+            started = time.monotonic()
+            docker.start("bench-appliance", *env, tag)
+            wait_for(lambda: ready(web_port), 300, interval=0.1, message="/readyz")
+            to_ready = time.monotonic() - started
+            docker.wait_healthy("bench-appliance", timeout=300)
+            to_healthy = time.monotonic() - started
+            if attempt == "migrated database":
+                time.sleep(idle)
+                memory_use = docker.run("stats", "--no-stream", "--format", "{{.MemUsage}}",
+                                        "bench-appliance").stdout.strip()
+            stop = docker.stop("bench-appliance")
+            code = docker.inspect("bench-appliance")["State"]["ExitCode"]
+            docker.run("rm", "bench-appliance")
+            docker.names.remove("bench-appliance")
+            lines.append(f"docker run -> /readyz 200, {attempt}: {to_ready:.2f} s; -> healthy {to_healthy:.1f} s; "
+                         f"docker stop {stop:.2f} s (exit {code})")
+        lines.append(f"container memory after {idle:g} s idle (docker stats): {memory_use}")
+    finally:
+        docker.remove_all()
+        shutil.rmtree(context, ignore_errors=True)
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--idle", type=float, default=15, help="seconds idle before measuring memory (default 15)")
     parser.add_argument("--rounds", type=int, default=3, help="start-ups on a migrated database (default 3)")
     parser.add_argument("--warm-events", type=int, default=20_000,
                         help="events sent through ingest before the warm measure (default 20000)")
+    parser.add_argument("--docker", action="store_true", help="also the image's figures (as root; see above)")
     args = parser.parse_args()
+    container = container_figures(args.idle) if args.docker else []
     server = LocalPostgres.temporary(durable=True).start()
     work = Path(tempfile.mkdtemp(prefix="bench-startup-"))
     try:
@@ -111,6 +182,8 @@ def main() -> None:
         for pid, command, rss, pss in rows:
             print(f"  {rss / 1024:7.1f} MiB RSS {pss / 1024:7.1f} MiB PSS  {command[:90]}")
         print(f"  total: {sum(r[2] for r in rows) / 1024:.1f} MiB RSS, {sum(r[3] for r in rows) / 1024:.1f} MiB PSS")
+    for line in container:
+        print(line)
 
 
 if __name__ == "__main__":
