@@ -120,6 +120,9 @@ class JobExecutionView(Base):
     results: Mapped[list] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     job_ids: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    # Each attempt's start, end, status and error (its last 4,000 characters), the
+    # latest ATTEMPTS_KEPT attempts: the run page shows a retried task's history.
+    attempt_history: Mapped[list] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     result_message: Mapped[str | None] = mapped_column(Text)
     error_message: Mapped[str | None] = mapped_column(Text)
     error_type: Mapped[str | None] = mapped_column(Text)

@@ -34,6 +34,8 @@ TASK_STATUS_EVENTS = (Task.Started, Task.Completed, Task.Failed)
 RUN_LIFE_EVENTS = (WorkflowRun.Started, WorkflowRun.Completed, WorkflowRun.Failed, WorkflowRun.Cancelled)
 JOB_EVENTS = (Task.JobIdAdded, Task.StatusUpdated, Task.ProgressUpdated)
 _EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
+ATTEMPTS_KEPT = 20  # a task's attempt_history keeps its latest attempts
+ATTEMPT_ERROR_CHARS = 4000  # and each one's error's end (the whole last error is error_message)
 
 
 @dataclass
@@ -226,7 +228,7 @@ def _task_created(rows: Rows, event: Task.Created) -> None:
         "id": task_id, "run_id": run_id, "task_name": as_text(event.task_name), "task_version": as_text(event.task_version),
         "status": TaskStatus.CREATED, "external_status": None, "progress": None,
         "input_data": event.input_data, "params": event.params, "results": [], "job_ids": [],
-        "attempts": 0, "result_message": None, "error_message": None, "error_type": None,
+        "attempts": 0, "attempt_history": [], "result_message": None, "error_message": None, "error_type": None,
         "created_at": event.timestamp, "started_at": None, "finished_at": None,
     }
     rows.changed_tasks.add(task_id)
@@ -264,17 +266,31 @@ def _task_started(rows: Rows, run: dict, task: dict, event: Any) -> None:
         # BIOMERO never records a run's start: a run runs from its first started task.
         run.update(status=RunStatus.RUNNING, started_at=event.timestamp)
     task.update(attempts=task["attempts"] + 1, started_at=event.timestamp, finished_at=None)
+    attempt = {"started_at": event.timestamp.isoformat(), "finished_at": None, "status": "running", "error": None}
+    task["attempt_history"] = [*task["attempt_history"], attempt][-ATTEMPTS_KEPT:]
+
+
+def _end_attempt(task: dict, event: Any, status: str, error: str | None = None) -> None:
+    """The latest attempt ends (one is made if the task ended without a start)."""
+    history = list(task["attempt_history"])
+    if not history or history[-1]["finished_at"] is not None:
+        history = [*history, {"started_at": None}][-ATTEMPTS_KEPT:]
+    history[-1] = {**history[-1], "finished_at": event.timestamp.isoformat(), "status": status,
+                   "error": None if error is None else error[-ATTEMPT_ERROR_CHARS:]}
+    task["attempt_history"] = history
 
 
 def _task_completed(rows: Rows, run: dict, task: dict, event: Any) -> None:
     _move(rows, run, task, TaskStatus.COMPLETED)
     task.update(result_message=event.message, finished_at=event.timestamp)
+    _end_attempt(task, event, "completed")
 
 
 def _task_failed(rows: Rows, run: dict, task: dict, event: Any) -> None:
     _move(rows, run, task, TaskStatus.FAILED)
     task.update(error_message=event.error_message, error_type=error_type(event.error_message),
                 finished_at=event.timestamp)
+    _end_attempt(task, event, "failed", event.error_message)
 
 
 def _job_id_added(rows: Rows, run: dict, task: dict, event: Any) -> None:

@@ -138,8 +138,8 @@ FROM workflow_runs WHERE id = ANY(%(ids)s::uuid[]);
 -- The job_executions rows of some tasks, and of the running tasks of some runs
 -- (a run's current task is the latest started of its running tasks).
 SELECT id::text, run_id::text, task_name, task_version, status, external_status, progress,
-       input_data, params, results, job_ids, attempts, result_message, error_message, error_type,
-       created_at, started_at, finished_at
+       input_data, params, results, job_ids, attempts, attempt_history, result_message, error_message,
+       error_type, created_at, started_at, finished_at
 FROM job_executions
 WHERE id = ANY(%(ids)s::uuid[])
    OR (run_id = ANY(%(running_of)s::uuid[]) AND status = 'running');
@@ -175,17 +175,18 @@ ON CONFLICT (id) DO UPDATE SET
 -- Insert or update job_executions rows, given whole.
 INSERT INTO job_executions (
     id, run_id, task_name, task_version, status, external_status, progress, input_data, params,
-    results, job_ids, attempts, result_message, error_message, error_type, created_at, started_at,
-    finished_at)
+    results, job_ids, attempts, attempt_history, result_message, error_message, error_type, created_at,
+    started_at, finished_at)
 SELECT id, run_id, task_name, task_version, status, external_status, progress, input_data, params,
-       results, job_ids, attempts, result_message, error_message, error_type, created_at, started_at,
-       finished_at
+       results, job_ids, attempts, attempt_history, result_message, error_message, error_type, created_at,
+       started_at, finished_at
 FROM json_populate_recordset(NULL::job_executions, %(rows)s::json)
 ON CONFLICT (id) DO UPDATE SET
     run_id = EXCLUDED.run_id, task_name = EXCLUDED.task_name, task_version = EXCLUDED.task_version,
     status = EXCLUDED.status, external_status = EXCLUDED.external_status,
     progress = EXCLUDED.progress, input_data = EXCLUDED.input_data, params = EXCLUDED.params,
     results = EXCLUDED.results, job_ids = EXCLUDED.job_ids, attempts = EXCLUDED.attempts,
+    attempt_history = EXCLUDED.attempt_history,
     result_message = EXCLUDED.result_message, error_message = EXCLUDED.error_message,
     error_type = EXCLUDED.error_type, created_at = EXCLUDED.created_at,
     started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at;

@@ -193,6 +193,8 @@ def test_every_event_type_lands_in_the_views(tracker, database_url):
         "id": task, "run_id": run, "task_name": "bwa", "task_version": "0.7", "status": "completed",
         "external_status": "RUNNING", "progress": "50%", "input_data": {"reads": "a.fq"},
         "params": {"threads": 4}, "results": [{"bam": "a.bam"}], "job_ids": ["4242"], "attempts": 1,
+        "attempt_history": [{"started_at": at(4).isoformat(), "finished_at": at(11).isoformat(),
+                             "status": "completed", "error": None}],
         "result_message": "aligned", "error_message": None, "error_type": None, "created_at": at(2),
         "started_at": at(4), "finished_at": at(11), "duration_seconds": 7.0,
     }
