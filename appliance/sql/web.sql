@@ -17,28 +17,127 @@ ORDER BY created_at DESC, id DESC
 LIMIT %(limit)s;
 
 -- name: status_counts
--- How many runs have each status.
-SELECT status, count(*) AS runs FROM workflow_runs GROUP BY status ORDER BY status;
+-- How many runs have each status, of the runs the other filters (not status) match.
+SELECT status, count(*) AS runs FROM workflow_runs
+WHERE (%(user)s::text IS NULL OR user_name = %(user)s)
+  AND (%(group)s::text IS NULL OR group_name = %(group)s)
+  AND (%(pattern)s::text IS NULL OR workflow_name ILIKE %(pattern)s ESCAPE '\')
+GROUP BY status ORDER BY status;
 
 -- name: run
 -- One run by id.
 SELECT * FROM workflow_runs WHERE id = %(run_id)s;
 
 -- name: run_tasks
--- A run's tasks in the order they were created.
+-- A page of a run's tasks, filtered by status, name and text, in the order asked
+-- (`sort`: a column name, "-" first for descending), with the number matching.
 SELECT id, task_name, task_version, status, external_status, progress, job_ids, attempts,
        result_message, error_message, error_type, input_data, params, created_at, started_at,
-       finished_at, duration_seconds
+       finished_at, duration_seconds, count(*) OVER () AS matching
+FROM job_executions
+WHERE run_id = %(run_id)s
+  AND (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(rule)s::text IS NULL OR task_name = %(rule)s)
+  AND (%(pattern)s::text IS NULL OR task_name ILIKE %(pattern)s ESCAPE '\'
+       OR input_data::text ILIKE %(pattern)s ESCAPE '\' OR error_message ILIKE %(pattern)s ESCAPE '\'
+       OR array_to_string(job_ids, ' ') ILIKE %(pattern)s ESCAPE '\')
+ORDER BY CASE WHEN %(sort)s = 'name' THEN task_name END,
+         CASE WHEN %(sort)s = '-name' THEN task_name END DESC,
+         CASE WHEN %(sort)s = 'status' THEN status END,
+         CASE WHEN %(sort)s = '-status' THEN status END DESC,
+         CASE WHEN %(sort)s = 'started' THEN started_at END,
+         CASE WHEN %(sort)s = '-started' THEN started_at END DESC NULLS LAST,
+         CASE WHEN %(sort)s = 'duration' THEN duration_seconds END,
+         CASE WHEN %(sort)s = '-duration' THEN duration_seconds END DESC NULLS LAST,
+         CASE WHEN %(sort)s = 'attempts' THEN attempts END,
+         CASE WHEN %(sort)s = '-attempts' THEN attempts END DESC,
+         CASE WHEN %(sort)s = '-created' THEN created_at END DESC,
+         created_at, id
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: run_rules
+-- A run's tasks by name (a Snakemake rule): counts by status, first start, last end,
+-- in the order the names first appeared; at most `limit` names.
+SELECT task_name,
+       count(*) AS total,
+       count(*) FILTER (WHERE status = 'created') AS created,
+       count(*) FILTER (WHERE status = 'running') AS running,
+       count(*) FILTER (WHERE status = 'completed') AS completed,
+       count(*) FILTER (WHERE status = 'failed') AS failed,
+       sum(GREATEST(attempts - 1, 0)) AS retries,
+       min(started_at) AS first_started, max(finished_at) AS last_finished,
+       avg(duration_seconds) AS mean_seconds
 FROM job_executions WHERE run_id = %(run_id)s
-ORDER BY created_at, id
+GROUP BY task_name
+ORDER BY min(created_at), task_name
 LIMIT %(limit)s;
 
+-- name: run_failed_tasks
+-- The first failed tasks of a run (the error panel), with the number failed.
+SELECT id, task_name, input_data, error_message, error_type, attempts, finished_at,
+       count(*) OVER () AS matching
+FROM job_executions WHERE run_id = %(run_id)s AND status = 'failed'
+ORDER BY finished_at, created_at, id
+LIMIT %(limit)s;
+
+-- name: timeline_span
+-- How many of a run's tasks started, and from when to when (running ones to `now`).
+SELECT count(*) AS started, min(started_at) AS begin, max(COALESCE(finished_at, %(now)s)) AS "end"
+FROM job_executions WHERE run_id = %(run_id)s AND started_at IS NOT NULL;
+
+-- name: timeline_tasks
+-- The started tasks of a small run, for one bar per task (per attempt when known).
+SELECT id, task_name, input_data, status, attempts, attempt_history, started_at, finished_at
+FROM job_executions WHERE run_id = %(run_id)s AND started_at IS NOT NULL
+ORDER BY started_at, id
+LIMIT %(limit)s;
+
+-- name: timeline_lanes
+-- The busy spans of each task name of a large run, on a grid of `buckets` columns from
+-- `begin` to `end`: the tasks' spans in columns, merged where they overlap or touch
+-- (gaps and islands), so the answer is at most names x buckets / 2 rows, whatever the run.
+WITH spans AS (
+    SELECT task_name, status,
+           LEAST(floor(extract(epoch FROM started_at - %(begin)s) / %(bucket)s), %(buckets)s - 1)::int AS b0,
+           LEAST(floor(extract(epoch FROM COALESCE(finished_at, %(now)s) - %(begin)s) / %(bucket)s),
+                 %(buckets)s - 1)::int AS b1
+    FROM job_executions
+    WHERE run_id = %(run_id)s AND started_at IS NOT NULL AND task_name = ANY(%(names)s)
+), ordered AS (
+    SELECT *, max(b1) OVER (PARTITION BY task_name ORDER BY b0, b1
+                            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach
+    FROM spans
+), islands AS (
+    SELECT *, sum(CASE WHEN reach IS NULL OR b0 > reach + 1 THEN 1 ELSE 0 END)
+                  OVER (PARTITION BY task_name ORDER BY b0, b1) AS island
+    FROM ordered
+)
+SELECT task_name, min(b0) AS b0, max(b1) AS b1, count(*) AS tasks,
+       count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(*) FILTER (WHERE status = 'running') AS running
+FROM islands GROUP BY task_name, island ORDER BY task_name, b0;
+
+-- name: run_fingerprint
+-- What changes when a run's page would: its row's state and its newest log line.
+SELECT status, last_event_at, steps_done, tasks_total, tasks_completed, tasks_failed, tasks_running,
+       (SELECT max(id) FROM log_entries WHERE run_id = %(run_id)s) AS newest_line
+FROM workflow_runs WHERE id = %(run_id)s;
+
+-- name: views_fingerprint
+-- What changes when any view row does: the change feed's newest row (triggers
+-- write one per change), and the runs' latest event for when they are not installed.
+SELECT (SELECT max(id) FROM change_notifications) AS newest_change,
+       (SELECT max(last_event_at) FROM workflow_runs) AS newest_event,
+       (SELECT count(*) FROM workflow_runs) AS runs;
+
 -- name: run_logs
--- A run's log lines after an id, oldest first, optionally of one level.
+-- A run's log lines after an id, oldest first, optionally of one level, one task, containing a text.
 SELECT id, task_id, level, message, logged_at
 FROM log_entries
 WHERE run_id = %(run_id)s AND id > %(after)s
   AND (%(level)s::text IS NULL OR level = %(level)s)
+  AND (%(task_id)s::uuid IS NULL OR task_id = %(task_id)s::uuid)
+  AND (%(pattern)s::text IS NULL OR message ILIKE %(pattern)s ESCAPE '\')
 ORDER BY id
 LIMIT %(limit)s;
 
@@ -49,30 +148,47 @@ SELECT id, task_id, level, message, logged_at
 FROM log_entries
 WHERE run_id = %(run_id)s AND (%(before)s::bigint IS NULL OR id < %(before)s)
   AND (%(level)s::text IS NULL OR level = %(level)s)
+  AND (%(task_id)s::uuid IS NULL OR task_id = %(task_id)s::uuid)
+  AND (%(pattern)s::text IS NULL OR message ILIKE %(pattern)s ESCAPE '\')
 ORDER BY id DESC
 LIMIT %(limit)s;
 
 -- name: jobs_by_id
--- Every task that ran as this external job id (Slurm recycles ids).
+-- Every task that ran as this external job id (Slurm recycles ids), at most `limit`.
 SELECT a.job_id, a.task_id, a.run_id, a.user_name, a.group_name, a.status, a.progress,
-       a.created_at, a.updated_at, t.task_name, t.status AS task_status, r.workflow_name
+       a.created_at, a.updated_at, t.task_name, t.status AS task_status, t.duration_seconds,
+       t.started_at, t.finished_at, t.params -> 'resources' AS resources, t.params -> 'threads' AS threads,
+       COALESCE(t.params ->> 'host', r.params ->> 'host') AS host, r.workflow_name
 FROM job_accounting a
 JOIN job_executions t ON t.id = a.task_id
 JOIN workflow_runs r ON r.id = a.run_id
 WHERE a.job_id = %(job_id)s
-ORDER BY a.created_at DESC;
+ORDER BY a.created_at DESC
+LIMIT %(limit)s OFFSET %(offset)s;
 
 -- name: jobs_by_owner
--- Jobs of a user and/or group, newest first.
+-- A page of the jobs of a user and/or group, newest first.
 SELECT a.job_id, a.task_id, a.run_id, a.user_name, a.group_name, a.status, a.progress,
-       a.created_at, a.updated_at, t.task_name, t.status AS task_status, r.workflow_name
+       a.created_at, a.updated_at, t.task_name, t.status AS task_status, t.duration_seconds,
+       t.started_at, t.finished_at, t.params -> 'resources' AS resources, t.params -> 'threads' AS threads,
+       COALESCE(t.params ->> 'host', r.params ->> 'host') AS host, r.workflow_name
 FROM job_accounting a
 JOIN job_executions t ON t.id = a.task_id
 JOIN workflow_runs r ON r.id = a.run_id
 WHERE (%(user)s::text IS NULL OR a.user_name = %(user)s)
   AND (%(group)s::text IS NULL OR a.group_name = %(group)s)
 ORDER BY a.created_at DESC
-LIMIT %(limit)s;
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: jobs_count
+-- How many jobs match (of an id, or of a user and/or group), counted up to `cap`
+-- so that the count costs at most that many rows.
+SELECT count(*) AS jobs FROM (
+    SELECT 1 FROM job_accounting a
+    WHERE (%(job_id)s::text IS NULL OR a.job_id = %(job_id)s)
+      AND (%(user)s::text IS NULL OR a.user_name = %(user)s)
+      AND (%(group)s::text IS NULL OR a.group_name = %(group)s)
+    LIMIT %(cap)s) AS capped;
 
 -- name: changes_after
 -- The change feed oldest first after an id, optionally of one table. Only
@@ -132,3 +248,16 @@ SELECT count(*) AS backlog FROM change_notifications WHERE NOT processed;
 -- name: task_counts
 -- How many tasks have each status.
 SELECT status, count(*) AS tasks FROM job_executions GROUP BY status ORDER BY status;
+
+-- name: changes_fingerprint
+-- What changes when the change feed's page would: its newest row and how many wait.
+SELECT (SELECT max(id) FROM change_notifications) AS newest_change,
+       (SELECT count(*) FROM change_notifications WHERE NOT processed) AS backlog;
+
+-- name: task
+-- One task of a run, every column.
+SELECT * FROM job_executions WHERE id = %(task_id)s AND run_id = %(run_id)s;
+
+-- name: task_names
+-- The names of a run's tasks by id (the log's task filter and its lines), for the ids given.
+SELECT id, task_name, input_data -> 'wildcards' AS wildcards FROM job_executions WHERE id = ANY(%(ids)s::uuid[]);

@@ -20,7 +20,7 @@ from appliance.db import make_engine
 from appliance.web.deadline import RequestDeadline
 from appliance.web.errors import DATABASE_ERRORS, database_unavailable, schema_missing
 
-OPEN_PATHS = ("/healthz", "/readyz", "/static/", "/api/v1/events")
+OPEN_PATHS = ("/healthz", "/readyz", "/static/", "/favicon.ico", "/api/v1/events")
 RETRY_AFTER_SECONDS = "5"
 
 
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         app.before_request(deadline.start)
         app.teardown_request(lambda error: deadline.finish())
 
-    from appliance.web import analytics, health, ingest, pages
+    from appliance.web import analytics, delivery, health, ingest, pages
 
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(ingest.blueprint)
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.before_request(_refuse_nul_in_url)
     app.before_request(_require_basic_auth)
     app.after_request(_security_headers)
+    delivery.install(app)
     for error in DATABASE_ERRORS:
         app.register_error_handler(error, _database_error)
     app.register_error_handler(RequestEntityTooLarge, _too_large)

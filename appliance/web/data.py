@@ -16,13 +16,14 @@ from uuid import UUID
 
 from appliance.sql import load_queries
 from appliance.views import VIEW_TABLES
-from appliance.vocabulary import LOG_LEVELS, RUN_STATUSES, TaskStatus, row_progress
+from appliance.vocabulary import LOG_LEVELS, RUN_STATUSES, RunStatus, row_progress
+from appliance.web.charts import task_label
 
 QUERIES = load_queries("web.sql")
 PAGE_SIZE = 50
 LOG_PAGE = 200
-MAX_TASKS = 5000
-FAILED_TASKS_LISTED = 10
+JOB_PAGE = 100
+JOBS_COUNTED = 10_000  # a count costs at most this many rows; beyond, pages say "10,000+"
 
 
 class BadRequest(ValueError):
@@ -130,26 +131,24 @@ def run_json(row: Mapping[str, Any]) -> dict[str, Any]:
         "created_at": _iso(row["created_at"]), "started_at": _iso(row["started_at"]),
         "finished_at": _iso(row["finished_at"]), "duration_seconds": row["duration_seconds"],
         "elapsed_seconds": _elapsed(row), "last_event_at": _iso(row["last_event_at"]),
+        "last_heard_seconds_ago": _heard_ago(row),
     }
 
 
 def _elapsed(row: Mapping[str, Any]) -> float | None:
-    """Seconds since a run still going started (its duration is known only at its end)."""
+    """Seconds since a run still going started (its duration is known only at its end);
+    a stale run's stop at its last event: nothing says it went on after."""
     if row["started_at"] is None or row["finished_at"] is not None:
         return None
-    return round((datetime.now(timezone.utc) - row["started_at"]).total_seconds(), 1)
+    until = row["last_event_at"] if row["status"] == RunStatus.STALE else datetime.now(timezone.utc)
+    return round(max((until - row["started_at"]).total_seconds(), 0.0), 1)
 
 
-def task_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "id": str(row["id"]), "name": row["task_name"], "version": row["task_version"], "status": row["status"],
-        "external_status": row["external_status"], "progress": row["progress"], "job_ids": row["job_ids"],
-        "attempts": row["attempts"], "result_message": row["result_message"],
-        "error_message": row["error_message"], "error_type": row["error_type"],
-        "input": row["input_data"], "params": row["params"], "created_at": _iso(row["created_at"]),
-        "started_at": _iso(row["started_at"]), "finished_at": _iso(row["finished_at"]),
-        "duration_seconds": row["duration_seconds"],
-    }
+def _heard_ago(row: Mapping[str, Any]) -> float | None:
+    """Seconds since a run still going was last heard from (its latest event)."""
+    if row["finished_at"] is not None or row["last_event_at"] is None:
+        return None
+    return round(max((datetime.now(timezone.utc) - row["last_event_at"]).total_seconds(), 0.0), 1)
 
 
 def log_json(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -186,12 +185,14 @@ def runs_page(cursor, args: Mapping[str, str]) -> dict[str, Any]:
     rows = cursor.fetchall()
     more = len(rows) > limit
     rows = rows[:limit]
-    cursor.execute(QUERIES["status_counts"])
+    cursor.execute(QUERIES["status_counts"], {"user": filters["user"], "group": filters["group"],
+                                              "pattern": _like_pattern(filters["q"])})
     counts = {row["status"]: row["runs"] for row in cursor.fetchall()}
     return {
         "runs": [run_json(row) for row in rows],
         "next": encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None,
         "counts": counts, "filters": filters, "limit": given_limit,
+        "filtered": any(value is not None for value in filters.values()),
         "args": _given(**filters, cursor=page_cursor, limit=given_limit),
     }
 
@@ -203,82 +204,97 @@ def _like_pattern(text: str | None) -> str | None:
     return f"%{escaped}%"
 
 
-def run_page(cursor, run_id: str, args: Mapping[str, str]) -> dict[str, Any]:
-    run_id = parse_uuid(run_id, "run id")
-    check_known(args, ("level",))
-    level = _choice_arg(args, "level", LOG_LEVELS)
-    cursor.execute(QUERIES["run"], {"run_id": run_id})
-    row = cursor.fetchone()
-    if row is None:
-        raise NotFound(f"no workflow run has the id {run_id}")
-    run = run_json(row)
-    cursor.execute(QUERIES["run_tasks"], {"run_id": run_id, "limit": MAX_TASKS + 1})
-    tasks = [task_json(task) for task in cursor.fetchall()]
-    tasks_cut = len(tasks) > MAX_TASKS
-    tasks = tasks[:MAX_TASKS]
-    failed = [task for task in tasks if task["status"] == TaskStatus.FAILED]
-    cursor.execute(QUERIES["run_latest_logs"], {"run_id": run_id, "before": None, "level": level,
-                                                "limit": LOG_PAGE + 1})
-    lines = cursor.fetchall()
-    logs = [log_json(line) for line in reversed(lines[:LOG_PAGE])]
-    return {"run": run, "tasks": tasks, "logs": logs, "level": level, "log_page": LOG_PAGE,
-            "older_logs": len(lines) > LOG_PAGE, "last_log_id": logs[-1]["id"] if logs else 0,
-            "timeline": timeline(tasks),
-            # The page shows the first MAX_TASKS tasks, and the errors of a few failed ones in one box.
-            "tasks_cut": tasks_cut, "tasks_total": max(run["progress"]["total"], len(tasks) + tasks_cut),
-            "failed_tasks": failed[:FAILED_TASKS_LISTED],
-            "failed_total": max(run["tasks"]["failed"], len(failed)),
-            "args": _given(level=level)}
+LOG_ARGS = ("after", "before", "level", "task", "q", "limit")
+
+
+def log_filters(args: Mapping[str, str]) -> dict[str, Any]:
+    """The filters of a run's log lines (page, JSON and plain text): level, task id, text."""
+    task = _text_arg(args, "task", 100)
+    return {"level": _choice_arg(args, "level", LOG_LEVELS),
+            "task": None if task is None else parse_uuid(task, "task"), "q": _text_arg(args, "q")}
+
+
+def log_query(run_id: str, filters: Mapping[str, Any], **bounds: Any) -> dict[str, Any]:
+    """The parameters of run_logs and run_latest_logs for these filters."""
+    return {"run_id": run_id, "level": filters["level"], "task_id": filters["task"],
+            "pattern": _like_pattern(filters["q"]), **bounds}
 
 
 def run_logs(cursor, run_id: str, args: Mapping[str, str]) -> dict[str, Any]:
     """A page of a run's lines, oldest first: from the first, after an id, or before one (older)."""
     run_id = parse_uuid(run_id, "run id")
-    check_known(args, ("after", "before", "level", "limit"))
+    check_known(args, LOG_ARGS)
     after = _int_arg(args, "after", None, 0, 2**62)
     before = _int_arg(args, "before", None, 1, 2**62)
     if after is not None and before is not None:
         raise BadRequest("give after (newer lines) or before (older lines), not both")
-    level = _choice_arg(args, "level", LOG_LEVELS)
+    filters = log_filters(args)
     given_limit = _int_arg(args, "limit", None, 1, 1000)
     limit = given_limit or LOG_PAGE
     cursor.execute(QUERIES["run"], {"run_id": run_id})
-    if cursor.fetchone() is None:
+    run = cursor.fetchone()
+    if run is None:
         raise NotFound(f"no workflow run has the id {run_id}")
     if before is not None:
-        cursor.execute(QUERIES["run_latest_logs"], {"run_id": run_id, "before": before, "level": level,
-                                                    "limit": limit + 1})
+        cursor.execute(QUERIES["run_latest_logs"], log_query(run_id, filters, before=before, limit=limit + 1))
         rows = cursor.fetchall()
         older = len(rows) > limit
         rows = list(reversed(rows[:limit]))
     else:
-        cursor.execute(QUERIES["run_logs"], {"run_id": run_id, "after": after or 0, "level": level, "limit": limit})
+        cursor.execute(QUERIES["run_logs"], log_query(run_id, filters, after=after or 0, limit=limit))
         rows = cursor.fetchall()
         older = bool(after)  # lines up to `after` exist, or it was not given out
     logs = [log_json(line) for line in rows]
+    _name_tasks(cursor, logs)
     return {
-        "run_id": run_id, "logs": logs, "level": level,
+        "run_id": run_id, "run_name": run["workflow_name"], "logs": logs, **filters,
+        "filtered": any(value is not None for value in filters.values()),
         # Cursors for the next pages: newer lines after `after`, older lines before `before`.
         "after": logs[-1]["id"] if logs else (after or (before - 1 if before else 0)),
         "before": logs[0]["id"] if logs else (before or (after + 1 if after else None)), "older": older,
-        "args": _given(after=after, before=before, level=level, limit=given_limit),
+        "args": _given(after=after, before=before, **filters, limit=given_limit),
     }
+
+
+def _name_tasks(cursor, logs: list[dict[str, Any]]) -> None:
+    """Each line's task name (and wildcards), for the lines of one page."""
+    ids = sorted({line["task_id"] for line in logs if line["task_id"]})
+    if not ids:
+        return
+    cursor.execute(QUERIES["task_names"], {"ids": ids})
+    names = {str(row["id"]): task_label(row["task_name"], row["wildcards"]) for row in cursor.fetchall()}
+    for line in logs:
+        line["task"] = names.get(line["task_id"])
+
+
+JOB_ARGS = ("job_id", "user", "group", "page", "limit")
 
 
 def jobs_page(cursor, args: Mapping[str, str], job_id: str | None = None) -> dict[str, Any]:
     if job_id is not None:  # /jobs/<job_id>: the id is in the path
-        check_known(args, ())
+        check_known(args, ("page", "limit"))
     else:
-        check_known(args, ("job_id", "user", "group", "limit"))
+        check_known(args, JOB_ARGS)
         job_id = _text_arg(args, "job_id")
     user, group = _text_arg(args, "user"), _text_arg(args, "group")
-    limit = _int_arg(args, "limit", None, 1, 1000)
-    if job_id is not None:
-        cursor.execute(QUERIES["jobs_by_id"], {"job_id": job_id})
-    else:
-        cursor.execute(QUERIES["jobs_by_owner"], {"user": user, "group": group, "limit": limit or 200})
-    return {"job_id": job_id, "user": user, "group": group, "jobs": [_plain(row) for row in cursor.fetchall()],
-            "args": _given(job_id=job_id, user=user, group=group, limit=limit)}
+    given_limit = _int_arg(args, "limit", None, 1, 1000)
+    limit = given_limit or JOB_PAGE
+    page = _int_arg(args, "page", None, 1, 100_000)
+    offset = ((page or 1) - 1) * limit
+    if offset >= JOBS_COUNTED:
+        raise BadRequest(f"page goes past the first {JOBS_COUNTED:,} jobs; narrow the list by user or group")
+    query = "jobs_by_id" if job_id is not None else "jobs_by_owner"
+    cursor.execute(QUERIES[query], {"job_id": job_id, "user": user, "group": group, "limit": limit,
+                                    "offset": offset})
+    jobs = [_plain(row) for row in cursor.fetchall()]
+    cursor.execute(QUERIES["jobs_count"], {"job_id": job_id, "user": user if job_id is None else None,
+                                           "group": group if job_id is None else None, "cap": JOBS_COUNTED + 1})
+    total = cursor.fetchone()["jobs"]
+    return {"job_id": job_id, "user": user, "group": group, "jobs": jobs,
+            "total": min(total, JOBS_COUNTED), "total_capped": total > JOBS_COUNTED,
+            "page": page or 1, "pages": max((min(total, JOBS_COUNTED) + limit - 1) // limit, 1),
+            "limit": given_limit,
+            "args": _given(job_id=job_id, user=user, group=group, page=page, limit=given_limit)}
 
 
 def changes_page(cursor, args: Mapping[str, str]) -> dict[str, Any]:
@@ -295,43 +311,3 @@ def changes_page(cursor, args: Mapping[str, str]) -> dict[str, Any]:
     changes = [_plain(row) for row in cursor.fetchall()]
     return {"table": table, "after": after, "changes": changes,
             "args": _given(table=table, after=after, limit=given_limit)}
-
-
-TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
-
-
-def timeline(tasks: list[dict[str, Any]], width: int = 1000, row_height: int = 20,
-             label_width: int = 200) -> dict[str, Any]:
-    """A Gantt chart of the tasks, drawn by the run page as inline SVG (like Nextflow's
-    timeline report): one bar per started task, from its start to its end (or now)."""
-    started = [t for t in tasks if t["started_at"]]
-    if not started:
-        return {"bars": [], "ticks": [], "width": width, "height": 0, "label_width": label_width}
-    now = datetime.now(timezone.utc)
-    spans = [(datetime.fromisoformat(t["started_at"]),
-              datetime.fromisoformat(t["finished_at"]) if t["finished_at"] else now) for t in started]
-    begin = min(start for start, _ in spans)
-    seconds = max(max(end for _, end in spans) - begin, timedelta(seconds=1)).total_seconds()
-    scale = (width - label_width - 16) / seconds
-    bars = [{
-        "label": task["name"], "status": task["status"], "y": index * row_height,
-        "x": label_width + (start - begin).total_seconds() * scale,
-        "width": max((end - start).total_seconds() * scale, 2.0),
-        "title": f"{task['name']}: {human_duration((end - start).total_seconds())}, {task['status']}",
-    } for index, (task, (start, end)) in enumerate(zip(started, spans))]
-    # About six gridlines at a round step: 0, 5 min, 10 min, ...
-    step = next((s for s in TICK_STEPS if seconds / s <= 6), TICK_STEPS[-1])
-    ticks = [{"x": label_width + k * step * scale, "label": human_duration(k * step)}
-             for k in range(int(seconds // step) + 1)]
-    return {"bars": bars, "ticks": ticks, "width": width, "height": len(bars) * row_height,
-            "row_height": row_height, "label_width": label_width}
-
-
-def human_duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.0f} s" if seconds >= 10 or seconds == int(seconds) else f"{seconds:.1f} s"
-    if seconds < 3600:
-        minutes, rest = divmod(int(seconds), 60)
-        return f"{minutes} min" + (f" {rest} s" if rest else "")
-    hours, rest = divmod(int(seconds) // 60, 60)
-    return f"{hours} h" + (f" {rest} min" if rest else "")

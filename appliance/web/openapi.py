@@ -6,6 +6,7 @@ from appliance.ingest import EVENT_TYPES
 from appliance.validation import TIME as TIME_DOMAIN
 from appliance.views import VIEW_TABLES
 from appliance.vocabulary import LOG_LEVELS, RUN_STATUSES, TASK_STATUSES
+from appliance.web.runpage import MAX_TASK_PAGE, TASK_SORTS
 
 
 def _nullable(schema_type: str, **extra) -> dict:
@@ -42,6 +43,7 @@ RUN = _object({
     "created_at": TIME, "started_at": TIME, "finished_at": TIME, "duration_seconds": _nullable("number"),
     "elapsed_seconds": _nullable("number", description="seconds since a run without an end started"),
     "last_event_at": TIME,
+    "last_heard_seconds_ago": _nullable("number", description="seconds since the latest event of a run without an end"),
 })
 TASK = _object({
     "id": {"type": "string", "format": "uuid"}, "name": {"type": "string"}, "version": _nullable("string"),
@@ -50,6 +52,9 @@ TASK = _object({
     "result_message": _nullable("string"), "error_message": _nullable("string"), "error_type": _nullable("string"),
     "input": {"type": "object"}, "params": {"type": "object"}, "created_at": TIME, "started_at": TIME,
     "finished_at": TIME, "duration_seconds": _nullable("number"),
+    "wildcards": {"type": "object", "description": "the task's wildcards (Snakemake), what tells jobs of one rule apart"},
+    "attempt_history": {"type": "array", "description": "each attempt (the latest 20): times, status, error's end",
+                        "items": {"type": "object"}},
 })
 LOG = _object({"id": {"type": "integer"}, "task_id": _nullable("string"),
                "level": {"type": "string", "enum": list(LOG_LEVELS)},
@@ -146,14 +151,18 @@ def event_schema() -> dict:
     }
 
 
-def _get(summary: str, ok: dict, parameters: list | None = None, errors=(400, 503)) -> dict:
+def _get(summary: str, ok: dict, parameters: list | None = None, errors=(400, 503), etag: bool = True) -> dict:
     responses = {"200": {"description": "OK", "content": {"application/json": {"schema": ok}}}}
+    if etag:
+        responses["304"] = {"description": "not modified: If-None-Match named the answer's ETag"}
     for status in sorted({*errors, 401}):
         responses[str(status)] = {"description": ERROR_MEANING[status],
                                   "content": {"application/json": {"schema": ERROR}}}
     return {"get": {"summary": summary, "parameters": parameters or [], "responses": responses}}
 
 
+PAGE = _query("page", "page, from 1 (as far as the first 10,000 jobs)", {"type": "integer", "minimum": 1,
+                                                                        "maximum": 100_000})
 RUN_ID = _path("run_id", "the run's id", {"type": "string", "format": "uuid"})
 PAGE_ARGS = [
     _query("user", "only tasks (jobs) of runs of this user (BIOMERO's OMERO ids as text)", TEXT_ARG),
@@ -169,14 +178,15 @@ def _analytics(summary: str, key: str, row: dict, extra_args: list | None = None
     """A paged list of BIOMERO's read helpers (appliance.web.analytics)."""
     return _get(summary, _object({key: {"type": "array", "items": _object(row)}, "limit": {"type": "integer"},
                                   "offset": {"type": "integer"}, "next_offset": _nullable("integer")}),
-                (extra_args or []) + PAGE_ARGS)
+                (extra_args or []) + PAGE_ARGS, etag=False)
 
 
 ANALYTICS_PATHS = {
     "/api/v1/analytics/task-id": _get("The task of an external (Slurm) job id (BIOMERO's JobAccounting.get_task_id)",
                                       _object({"job_id": {"type": "string"},
                                                "task_id": _nullable("string", format="uuid")}),
-                                      [{**_query("job_id", "the external job id", TEXT_ARG), "required": True}]),
+                                      [{**_query("job_id", "the external job id", TEXT_ARG), "required": True}],
+                                      etag=False),
     "/api/v1/analytics/jobs": _analytics("Job ids with user, group, task and run (BIOMERO's get_jobs)", "jobs", {
         "job_id": {"type": "string"}, "user": _nullable("string"), "group": _nullable("string"),
         "task_id": {"type": "string", "format": "uuid"}, "run_id": {"type": "string", "format": "uuid"},
@@ -210,9 +220,22 @@ OPENAPI = {
             _query("cursor", "the `next` of the previous page", TEXT_ARG),
             _query("limit", "runs per page", {"type": "integer", "minimum": 1, "maximum": 200}),
         ]),
-        "/api/v1/runs/{run_id}": _get("One run with its tasks and latest log lines", _object(
-            {"run": RUN, "tasks": {"type": "array", "items": TASK}, "logs": {"type": "array", "items": LOG}},
-            ["run", "tasks", "logs"]), [RUN_ID, _query("level", "log level", {"type": "string", "enum": list(LOG_LEVELS)})],
+        "/api/v1/runs/{run_id}": _get("One run: its rules, a page of its tasks, its latest log lines", _object(
+            {"run": RUN, "rules": {"type": "array", "items": {"type": "object"}},
+             "tasks": {"type": "array", "items": TASK}, "tasks_matching": {"type": "integer"},
+             "logs": {"type": "array", "items": LOG}},
+            ["run", "rules", "tasks", "tasks_matching", "logs"]), [
+            RUN_ID, _query("level", "log level", {"type": "string", "enum": list(LOG_LEVELS)}),
+            _query("status", "only tasks of this status", {"type": "string", "enum": list(TASK_STATUSES)}),
+            _query("rule", "only tasks of this name (rule)", {**TEXT_ARG, "maxLength": 1000}),
+            _query("q", "tasks whose name, wildcards, job ids or error contain this", TEXT_ARG),
+            _query("sort", "the tasks' order, '-' first for descending", {"type": "string", "enum": list(TASK_SORTS)}),
+            _query("page", "page of tasks", {"type": "integer", "minimum": 1, "maximum": 100_000}),
+            _query("limit", "tasks per page", {"type": "integer", "minimum": 1, "maximum": MAX_TASK_PAGE})],
+            errors=(400, 404, 503)),
+        "/api/v1/runs/{run_id}/tasks/{task_id}": _get("One task whole: attempts, error, parameters, log lines", _object(
+            {"run": RUN, "task": TASK, "logs": {"type": "array", "items": LOG}}, ["run", "task", "logs"]),
+            [RUN_ID, _path("task_id", "the task's id", {"type": "string", "format": "uuid"})],
             errors=(400, 404, 503)),
         "/api/v1/runs/{run_id}/logs": _get("A run's log lines, oldest first: from the first, after an id or before one", _object(
             {"run_id": {"type": "string"}, "logs": {"type": "array", "items": LOG},
@@ -225,21 +248,25 @@ OPENAPI = {
              _query("before", "the id of the oldest line seen: older lines (not with after)",
                     {"type": "integer", "minimum": 1, "maximum": 2**62}),
              _query("level", "only this level", {"type": "string", "enum": list(LOG_LEVELS)}),
+             _query("task", "only lines of this task (its id)", {"type": "string", "format": "uuid"}),
+             _query("q", "only lines containing this", TEXT_ARG),
              _query("limit", "lines", {"type": "integer", "minimum": 1, "maximum": 1000})], errors=(400, 404, 503)),
-        "/api/v1/jobs": _get("Jobs (external job ids) by user and group", _object(
-            {"jobs": {"type": "array", "items": JOB}}, ["jobs"]), [
+        "/api/v1/jobs": _get("Jobs (external job ids) by user and group, newest first, paged", _object(
+            {"jobs": {"type": "array", "items": JOB}, "total": {"type": "integer"},
+             "total_capped": {"type": "boolean"}}, ["jobs", "total"]), [
             _query("job_id", "one external job id", TEXT_ARG),
-            _query("user", "user", TEXT_ARG), _query("group", "group", TEXT_ARG),
+            _query("user", "user", TEXT_ARG), _query("group", "group", TEXT_ARG), PAGE,
             _query("limit", "jobs", {"type": "integer", "minimum": 1, "maximum": 1000})]),
         "/api/v1/jobs/{job_id}": _get("Every task that ran as this external job id", _object(
-            {"jobs": {"type": "array", "items": JOB}}, ["jobs"]),
-            [_path("job_id", "the external (Slurm) job id", {"type": "string", "maxLength": 1000})]),
+            {"jobs": {"type": "array", "items": JOB}, "total": {"type": "integer"}}, ["jobs", "total"]),
+            [_path("job_id", "the external (Slurm) job id", {"type": "string", "maxLength": 1000}), PAGE,
+             _query("limit", "jobs", {"type": "integer", "minimum": 1, "maximum": 1000})]),
         "/api/v1/changes": _get("The change feed: recent, or oldest first after an id", _object(
             {"changes": {"type": "array", "items": CHANGE}}, ["changes"]), [
             _query("table", "one view table", {"type": "string", "enum": list(VIEW_TABLES)}),
             _query("after", "changes after this id, oldest first", {"type": "integer", "minimum": 0, "maximum": 2**62}),
             _query("limit", "changes", {"type": "integer", "minimum": 1, "maximum": 1000})]),
-        "/api/v1/system": _get("The state of the appliance's parts", SYSTEM, errors=(400, 503)),
+        "/api/v1/system": _get("The state of the appliance's parts", SYSTEM, errors=(400, 503), etag=False),
         **ANALYTICS_PATHS,
         "/api/v1/events": {"post": {
             "summary": "Ingest a batch of events (all or nothing; resend freely)",

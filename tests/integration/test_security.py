@@ -9,8 +9,8 @@ import pytest
 from appliance.web import basic_auth_header
 from tests.support.web_support import TOKEN, bearer, make_app
 
-# Health for orchestrators and the bundled stylesheet and script; everything else needs the UI password.
-PUBLIC = {"/healthz", "/readyz", "/static/<path:filename>"}
+# Health for orchestrators, the bundled stylesheet, script and icon; everything else needs the UI password.
+PUBLIC = {"/healthz", "/readyz", "/static/<path:filename>", "/favicon.ico"}
 SAMPLE_ARGUMENTS = {"uuid": str(uuid4()), "path": "app.css", "default": "4711", "int": "1"}
 
 
