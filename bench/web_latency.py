@@ -5,7 +5,10 @@ the view tables (INSERT ... SELECT generate_series, quiet: no change rows),
 then starts `appliance web` (gunicorn, 2 workers) on loopback and measures,
 over HTTP, p50 and p95 of the dashboard, a deep page of it, a run page with
 500 tasks and the runs API (one client, one request at a time), then the
-ingest rate through POST /api/v1/events in batches of 500 (2 senders). Usage:
+ingest rate through POST /api/v1/events in batches of 500 (2 senders). A run of
+10,000 tasks (12 rules, wildcards, 2% failed with tracebacks, a few running) is
+measured too: its page's p95, its size gzipped, and the bytes of a refresh of it
+while nothing changed (a 304, as live.js asks with the page's ETag). Usage:
 
     python -m bench.web_latency [--requests 200] [--ingest-batches 40]
 """
@@ -13,6 +16,7 @@ ingest rate through POST /api/v1/events in batches of 500 (2 senders). Usage:
 from __future__ import annotations
 
 import argparse
+import gzip
 import http.client
 import json
 import os
@@ -51,6 +55,24 @@ GENERATE = [
               r.created_at + t * interval '20 ms', r.created_at + t * interval '20 ms' + interval '1 second'
        FROM (SELECT id, created_at FROM workflow_runs ORDER BY created_at DESC LIMIT 1) r,
             generate_series(1, 400) t""",
+    """INSERT INTO workflow_runs (workflow_name, user_name, group_name, source, status, tasks_total,
+           tasks_completed, tasks_failed, tasks_running, progress_percent, created_at, started_at, last_event_at)
+       VALUES ('big-10k', 'user1', 'group1', 'snakemake', 'running', 10000, 9750, 200, 50, 99.5,
+               now() - interval '3 hours', now() - interval '3 hours', now())""",
+    """INSERT INTO job_executions (id, run_id, task_name, status, input_data, params, job_ids, attempts,
+           attempt_history, error_message, created_at, started_at, finished_at)
+       SELECT gen_random_uuid(), r.id, 'rule_' || (t % 12),
+              CASE WHEN t % 50 = 0 THEN 'failed' WHEN t > 9950 THEN 'running' ELSE 'completed' END,
+              jsonb_build_object('wildcards', jsonb_build_object('sample', 'S' || t, 'lane', t % 4)),
+              '{"threads": 4, "resources": {"mem_mb": 8000}}'::jsonb, ARRAY[(700000 + t)::text],
+              1 + (t % 97 = 0)::int, '[]'::jsonb,
+              CASE WHEN t % 50 = 0 THEN 'Traceback (most recent call last):' || repeat(E'\n  File "x.py", line 1', 40)
+                   || E'\nRuntimeError: exit status 137' END,
+              r.created_at + t * interval '1 second', r.created_at + t * interval '1 second',
+              CASE WHEN t > 9950 AND t % 50 <> 0 THEN NULL
+                   ELSE r.created_at + t * interval '1 second' + interval '40 seconds' END
+       FROM (SELECT id, created_at FROM workflow_runs WHERE workflow_name = 'big-10k') r,
+            generate_series(1, 10000) t""",
     """INSERT INTO log_entries (id, run_id, level, message, logged_at)
        SELECT row_number() OVER (), r.id, (ARRAY['INFO', 'INFO', 'WARNING', 'DEBUG'])[1 + l % 4],
               'rule_' || (l % 100) || ' wrote line ' || l, r.created_at + l * interval '100 ms'
@@ -69,18 +91,20 @@ def generate(url: str) -> tuple[float, str, str]:
         cursor.execute("VACUUM ANALYZE")
         cursor.execute("SELECT id, created_at FROM workflow_runs ORDER BY created_at DESC, id DESC OFFSET 5000 LIMIT 1")
         deep = cursor.fetchone()
-        cursor.execute("SELECT id FROM workflow_runs ORDER BY created_at DESC LIMIT 1")
+        cursor.execute("SELECT id FROM workflow_runs WHERE workflow_name <> 'big-10k' ORDER BY created_at DESC LIMIT 1")
         big_run = cursor.fetchone()[0]
+        cursor.execute("SELECT id FROM workflow_runs WHERE workflow_name = 'big-10k'")
+        huge_run = cursor.fetchone()[0]
     connection.close()
-    return time.perf_counter() - started, encode_cursor(deep[1], deep[0]), str(big_run)
+    return time.perf_counter() - started, encode_cursor(deep[1], deep[0]), str(big_run), str(huge_run)
 
 
-def latencies(port: int, path: str, requests: int) -> tuple[float, float]:
+def latencies(port: int, path: str, requests: int, headers: dict | None = None) -> tuple[float, float]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     samples = []
     for n in range(requests + 1):
         started = time.perf_counter()
-        connection.request("GET", path)
+        connection.request("GET", path, headers=headers or {})
         response = connection.getresponse()
         response.read()
         assert response.status == 200, (path, response.status)
@@ -89,6 +113,25 @@ def latencies(port: int, path: str, requests: int) -> tuple[float, float]:
     connection.close()
     samples.sort()
     return samples[len(samples) // 2] * 1000, samples[int(len(samples) * 0.95)] * 1000
+
+
+def page_and_refresh(port: int, path: str) -> tuple[int, int, int]:
+    """The page's bytes gzipped and plain, and the bytes on the wire (status line,
+    headers, body) of asking again with its ETag while nothing changed."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", path, headers={"Accept-Encoding": "gzip"})
+    response = connection.getresponse()
+    zipped = response.read()
+    etag = response.getheader("ETag")
+    plain = len(gzip.decompress(zipped)) if response.getheader("Content-Encoding") == "gzip" else len(zipped)
+    connection.request("GET", path, headers={"Accept-Encoding": "gzip", "If-None-Match": etag})
+    again = connection.getresponse()
+    body = again.read()
+    assert again.status == 304, again.status
+    wire = len(f"HTTP/1.1 {again.status} {again.reason}\r\n") + 2 + len(body) \
+        + sum(len(name) + len(value) + 4 for name, value in again.getheaders())
+    connection.close()
+    return len(zipped), plain, wire
 
 
 @contextmanager
@@ -171,8 +214,8 @@ def main() -> None:
     try:
         url = server.url()
         prepare_schema(url)
-        seconds, deep_cursor, big_run = generate(url)
-        print(f"generated 10,000 runs, 1,000,400 tasks, 2,000,000 log lines in {seconds:.0f} s")
+        seconds, deep_cursor, big_run, huge_run = generate(url)
+        print(f"generated 10,001 runs, 1,010,400 tasks, 2,000,000 log lines in {seconds:.0f} s")
         with appliance_web(url) as port:
             for name, path in (
                 ("dashboard", "/"),
@@ -183,6 +226,16 @@ def main() -> None:
             ):
                 p50, p95 = latencies(port, path, args.requests)
                 print(f"{name:30s} p50 {p50:6.1f} ms   p95 {p95:6.1f} ms")
+            gzipped = {"Accept-Encoding": "gzip"}
+            for name, path in (("run page, 10,000 tasks", f"/runs/{huge_run}"),
+                               ("run API, 10,000 tasks", f"/api/v1/runs/{huge_run}"),
+                               ("run page, 10,000, failed", f"/runs/{huge_run}?status=failed&sort=-duration")):
+                p50, p95 = latencies(port, path, args.requests, gzipped)
+                print(f"{name:30s} p50 {p50:6.1f} ms   p95 {p95:6.1f} ms   (gzip)")
+            for name, path in (("run page, 10,000 tasks", f"/runs/{huge_run}"), ("dashboard", "/")):
+                zipped, plain, refresh = page_and_refresh(port, path)
+                print(f"{name:30s} {zipped / 1024:6.1f} KB gzipped ({plain / 1024:,.0f} KB plain); "
+                      f"a refresh while unchanged: {refresh} bytes")
             rate = ingest_rate(port, args.ingest_batches)
             print(f"ingest, batches of 500 events through gunicorn: {rate:,.0f} events/s")
     finally:
