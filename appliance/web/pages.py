@@ -23,6 +23,8 @@ blueprint.add_app_template_filter(charts.human_duration, "duration")
 blueprint.add_app_template_global(vocabulary.RUN_STATUSES, "RUN_STATUSES")
 blueprint.add_app_template_global(vocabulary.TASK_STATUSES, "TASK_STATUSES")
 blueprint.add_app_template_global(vocabulary.LOG_LEVELS, "LOG_LEVELS")
+LOG_DOWNLOAD_CHUNK = 5000
+LOG_DOWNLOAD_MAX = 1_000_000  # lines: a download is bounded too (it says so at its end when cut)
 
 
 def _views_fingerprint(cursor, **values) -> Any:
