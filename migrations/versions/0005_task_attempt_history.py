@@ -5,8 +5,8 @@ the run page now shows every attempt (the latest 20). Views are derived:
 `appliance reproject` fills the history of tasks recorded before; until then
 it is empty and the page shows a task's one span.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-04 18:30:00
 """
 
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 
-revision = '0004'
-down_revision = '0003'
+revision = '0005'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
