@@ -110,6 +110,11 @@ def test_the_quick_start_on_a_fresh_clone(user, tmp_path):
                 runs = json.load(response)["runs"]
             return [r for r in runs if r.get("source") == "snakemake" and r.get("status") == "completed"]
         wait_for(completed_run, 60, interval=0.5, message="the Snakemake run recorded")
+        # The README's status commands, from another shell.
+        for command, expected in ((["status"], "program web: RUNNING"), (["supervisorctl", "status"], "RUNNING")):
+            shown = subprocess.run(as_user(user, ["bash", str(clone / "scripts" / "run"), *command]), cwd="/",
+                                   env=env, capture_output=True, text=True, timeout=120)
+            assert expected in shown.stdout, shown.stdout + shown.stderr
     finally:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGINT)  # Ctrl-C in the terminal
