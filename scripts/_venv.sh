@@ -23,7 +23,7 @@ fi
 venv_is_current() {  # $1: the set; fresh when installed after every file it comes from
     local mark="$VENV/.installed-$1" source
     [ -f "$mark" ] || return 1
-    for source in pyproject.toml "$PLUGIN/pyproject.toml" requirements.lock requirements-test.lock; do
+    for source in pyproject.toml "$PLUGIN/pyproject.toml" requirements*.lock; do
         [ "$source" -nt "$mark" ] && return 1
     done
     return 0
@@ -33,10 +33,14 @@ if ! venv_is_current "$VENV_SET" && ! { [ "$VENV_SET" = runtime ] && venv_is_cur
     echo "installing the pinned dependencies of $LOCK into $VENV" >&2
     progress=()
     [ -t 2 ] || progress=(--progress-bar off)  # no bars in a log file, but one line per package
-    python -m pip install --disable-pip-version-check "${progress[@]}" --require-hashes -r "$LOCK" >&2
+    # --no-compile: no .pyc for every module of every package now (a third of the time);
+    # Python writes them for what it imports, when it first does.
+    python -m pip install --disable-pip-version-check "${progress[@]}" --no-compile --require-hashes \
+        -r "$LOCK" -r requirements-build.lock >&2
     editable=(-e .)
     [ "$VENV_SET" = test ] && editable+=(-e "$PLUGIN")
     echo "installing the appliance${editable[2]:+ and the Snakemake logger plugin} into $VENV (editable)" >&2
-    python -m pip install --quiet --disable-pip-version-check --no-deps "${editable[@]}"
+    # With the locked setuptools just installed: no isolated build environment to make first.
+    python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation "${editable[@]}"
     touch "$VENV/.installed-$VENV_SET"
 fi

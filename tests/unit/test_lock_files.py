@@ -71,8 +71,14 @@ def test_the_two_locks_pin_the_same_versions_of_what_they_share():
     assert {name: (version, test.get(name)) for name, version in runtime.items() if test.get(name) != version} == {}
 
 
+def test_the_build_lock_meets_what_the_builds_require():
+    for pyproject in (REPO / "pyproject.toml", PLUGIN / "pyproject.toml"):
+        required = [Requirement(text) for text in tomllib.loads(pyproject.read_text())["build-system"]["requires"]]
+        assert unmet(required, pins(REPO / "requirements-build.lock")) == [], "run scripts/lock"
+
+
 def test_every_pin_has_a_hash():
-    for lock in ("requirements.lock", "requirements-test.lock"):
+    for lock in ("requirements.lock", "requirements-test.lock", "requirements-build.lock"):
         text = (REPO / lock).read_text()
         blocks = re.split(r"\n(?=[A-Za-z0-9])", text.strip())
         assert [b.split()[0] for b in blocks if "==" in b.split()[0] and "--hash=sha256:" not in b] == [], lock
