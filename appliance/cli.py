@@ -222,8 +222,10 @@ COMMANDS: dict[str, Command] = {
 }
 
 
-# Commands whose output is a report for a person, not a log: printed as it is.
-REPORTS = {"status", "demo", "start", "reproject"}
+# Commands whose output goes to the appliance's log (the entrypoint's steps, supervisord's
+# programs, the scheduled prune): in the one log format. The others (status, reproject,
+# demo, ...) answer a person, and print as they are.
+LOGGED = {"config", "wait-for-db", "migrate", "install-triggers", "init", "web", "monitor", "projector", "prune"}
 # The programs supervisord runs.
 PROGRAMS = {"web", "monitor", "projector"}
 
@@ -240,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     restore_output = None
-    if args.command not in REPORTS:
+    if args.command in LOGGED:
         # Every line names the command that wrote it: under supervisord the programs
         # share one stdout (docker logs), and this tells them apart (appliance/logs.py).
         restore_output = logs.install(args.command, log_format())
