@@ -33,8 +33,10 @@ class WebServer(BaseApplication):
 
     def load(self):
         from appliance.web import create_app
+        from appliance.web.asgi import WsgiOnAsgi
 
-        return create_app(self.settings, metrics_dir=self.metrics_dir)
+        app = create_app(self.settings, metrics_dir=self.metrics_dir)
+        return WsgiOnAsgi(app, max_body=self.settings.web.ingest_max_bytes)
 
 
 def run_web(settings: Settings) -> int:
