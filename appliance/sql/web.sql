@@ -131,10 +131,11 @@ SELECT (SELECT max(id) FROM change_notifications) AS newest_change,
        (SELECT count(*) FROM workflow_runs) AS runs;
 
 -- name: run_logs
--- A run's log lines after an id, oldest first, optionally of one level, one task, containing a text.
+-- A run's log lines after an id (and before one, if given), oldest first, optionally of one level,
+-- one task, containing a text.
 SELECT id, task_id, level, message, logged_at
 FROM log_entries
-WHERE run_id = %(run_id)s AND id > %(after)s
+WHERE run_id = %(run_id)s AND id > %(after)s AND (%(before)s::bigint IS NULL OR id < %(before)s)
   AND (%(level)s::text IS NULL OR level = %(level)s)
   AND (%(task_id)s::uuid IS NULL OR task_id = %(task_id)s::uuid)
   AND (%(pattern)s::text IS NULL OR message ILIKE %(pattern)s ESCAPE '\')

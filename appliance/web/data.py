@@ -217,17 +217,15 @@ def log_filters(args: Mapping[str, str]) -> dict[str, Any]:
 def log_query(run_id: str, filters: Mapping[str, Any], **bounds: Any) -> dict[str, Any]:
     """The parameters of run_logs and run_latest_logs for these filters."""
     return {"run_id": run_id, "level": filters["level"], "task_id": filters["task"],
-            "pattern": _like_pattern(filters["q"]), **bounds}
+            "pattern": _like_pattern(filters["q"]), "before": None, **bounds}
 
 
 def run_logs(cursor, run_id: str, args: Mapping[str, str]) -> dict[str, Any]:
-    """A page of a run's lines, oldest first: from the first, after an id, or before one (older)."""
+    """A page of a run's lines, oldest first: from the first, after an id, before one (older), or between."""
     run_id = parse_uuid(run_id, "run id")
     check_known(args, LOG_ARGS)
     after = _int_arg(args, "after", None, 0, 2**62)
     before = _int_arg(args, "before", None, 1, 2**62)
-    if after is not None and before is not None:
-        raise BadRequest("give after (newer lines) or before (older lines), not both")
     filters = log_filters(args)
     given_limit = _int_arg(args, "limit", None, 1, 1000)
     limit = given_limit or LOG_PAGE
@@ -235,13 +233,14 @@ def run_logs(cursor, run_id: str, args: Mapping[str, str]) -> dict[str, Any]:
     run = cursor.fetchone()
     if run is None:
         raise NotFound(f"no workflow run has the id {run_id}")
-    if before is not None:
+    if before is not None and after is None:
         cursor.execute(QUERIES["run_latest_logs"], log_query(run_id, filters, before=before, limit=limit + 1))
         rows = cursor.fetchall()
         older = len(rows) > limit
         rows = list(reversed(rows[:limit]))
     else:
-        cursor.execute(QUERIES["run_logs"], log_query(run_id, filters, after=after or 0, limit=limit))
+        # After an id, and before one too when both are given: the lines between, oldest first.
+        cursor.execute(QUERIES["run_logs"], log_query(run_id, filters, after=after or 0, before=before, limit=limit))
         rows = cursor.fetchall()
         older = bool(after)  # lines up to `after` exist, or it was not given out
     logs = [log_json(line) for line in rows]
