@@ -54,9 +54,10 @@ def _choice_arg(args: Mapping[str, str], name: str, choices: tuple[str, ...]) ->
 
 
 def _int_arg(args: Mapping[str, str], name: str, default: int | None, minimum: int, maximum: int) -> int | None:
-    value = (args.get(name) or "").strip()
-    if value == "":
+    if name not in args:
         return default
+    value = args[name].strip()
+    # An empty value is no number: refused as the schema says (the pages never send one).
     # ASCII digits only: int() also takes "1_000" and other scripts' digits.
     if len(value) > 100 or not re.fullmatch(r"[+-]?[0-9]+", value):
         raise BadRequest(f"{name} must be a whole number from {minimum} to {maximum}")

@@ -27,6 +27,8 @@ def _path(name: str, description: str, schema: dict | None = None) -> dict:
 
 
 TEXT_ARG = {"type": "string", "maxLength": 200, "pattern": "^[^\u0000]*$"}
+# A required one: something besides spaces (the server strips them).
+REQUIRED_TEXT_ARG = {**TEXT_ARG, "pattern": "^[^\u0000]*[^\\s\u0000][^\u0000]*$"}
 TIME = _nullable("string", format="date-time")
 ERROR = _object({"error": {"type": "string"}}, ["error"])
 RUN = _object({
@@ -185,7 +187,7 @@ ANALYTICS_PATHS = {
     "/api/v1/analytics/task-id": _get("The task of an external (Slurm) job id (BIOMERO's JobAccounting.get_task_id)",
                                       _object({"job_id": {"type": "string"},
                                                "task_id": _nullable("string", format="uuid")}),
-                                      [{**_query("job_id", "the external job id", TEXT_ARG), "required": True}],
+                                      [{**_query("job_id", "the external job id", REQUIRED_TEXT_ARG), "required": True}],
                                       etag=False),
     "/api/v1/analytics/jobs": _analytics("Job ids with user, group, task and run (BIOMERO's get_jobs)", "jobs", {
         "job_id": {"type": "string"}, "user": _nullable("string"), "group": _nullable("string"),
@@ -202,7 +204,7 @@ ANALYTICS_PATHS = {
     "/api/v1/analytics/task-usage": _analytics(
         "Tasks of one name created per day, UTC (BIOMERO's get_task_usage_over_time)", "usage",
         {"date": {"type": "string", "format": "date"}, "count": {"type": "integer"}},
-        [{**_query("task_name", "the task's name", TEXT_ARG), "required": True}]),
+        [{**_query("task_name", "the task's name", REQUIRED_TEXT_ARG), "required": True}]),
 }
 OPENAPI = {
     "openapi": "3.0.3",
@@ -271,8 +273,8 @@ OPENAPI = {
         "/api/v1/events": {"post": {
             "summary": "Ingest a batch of events (all or nothing; resend freely)",
             "security": [{"bearer": []}],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _object(
-                {"events": {"type": "array", "items": event_schema()}}, ["events"])}}},
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {**_object(
+                {"events": {"type": "array", "items": event_schema()}}, ["events"]), "additionalProperties": False}}}},
             "responses": {
                 "200": {"description": "applied", "content": {"application/json": {"schema": _object(
                     {"applied": {"type": "integer"}, "duplicates": {"type": "integer"}})}}},

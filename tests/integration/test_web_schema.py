@@ -1,5 +1,7 @@
-"""Schemathesis against the OpenAPI document: no server error, no response off the schema,
-and every operation answered 2xx to some of its examples (else the test proved little)."""
+"""Schemathesis with all its checks against the OpenAPI document, on the read API and on ingest:
+no server error, no response, status or header off the schema, schema-invalid requests refused and
+schema-valid ones accepted, and every operation answered 2xx to some of its examples (else the test
+proved little)."""
 
 from collections import defaultdict
 
@@ -14,11 +16,19 @@ from appliance.web import create_app
 from tests.support.web_support import TOKEN, bearer
 
 EXAMPLES_PER_OPERATION = 25
-# What the issue asks: no server error, no response off the schema. Not
-# "every schema-valid request is accepted": a cursor the server never gave out
-# is schema-valid text and rightly gets 400.
-CHECKS = [checks.not_a_server_error, checks.response_schema_conformance, checks.status_code_conformance,
-          checks.content_type_conformance]
+checks.load_all_checks()
+ALL_CHECKS = list(checks.CHECKS.get_all())
+# "Every schema-valid request is accepted" holds except where JSON Schema cannot
+# say what the server checks: a cursor is opaque (one the server never gave out
+# is schema-valid text and rightly a 400), and an ingested event may name a run
+# or task never recorded or a time past "one day after now" (400s naming them).
+BEYOND_THE_SCHEMA = [check for check in ALL_CHECKS if check is not checks.positive_data_acceptance]
+
+
+def checks_for(case) -> list:
+    if case.method.upper() == "POST" or "cursor" in (case.query or {}):
+        return BEYOND_THE_SCHEMA
+    return ALL_CHECKS
 
 
 def test_the_api_keeps_its_schema_and_never_fails(database_url, tracker):
@@ -47,7 +57,7 @@ def test_the_api_keeps_its_schema_and_never_fails(database_url, tracker):
                     case.path_parameters["task_id"] = str(task)
             # Uncompressed: schemathesis's WSGI transport does not undo Content-Encoding as HTTP clients do.
             headers = {"Accept-Encoding": "identity", **(bearer(TOKEN) if case.method == "POST" else {})}
-            response = case.call_and_validate(checks=CHECKS, headers=headers)
+            response = case.call_and_validate(checks=checks_for(case), headers=headers)
             statuses[label].append(response.status_code)
 
         check()
