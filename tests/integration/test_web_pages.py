@@ -221,7 +221,8 @@ def forged_cursor(created_at, run_id="00000000-0000-0000-0000-000000000000"):
 
 
 @pytest.mark.parametrize("path", [
-    "/api/v1/runs?status=sleeping", "/api/v1/runs?limit=0", "/api/v1/runs?limit=x", "/api/v1/runs?cursor=!!",
+    "/api/v1/runs?status=sleeping", "/api/v1/runs?limit=0", "/api/v1/runs?limit=x", "/api/v1/runs?limit=",
+    "/api/v1/runs?cursor=!!", "/api/v1/analytics/task-id?job_id=%20",
     "/api/v1/runs?cursor=" + forged_cursor("2024-05-01T12:00:00"),  # no offset
     "/api/v1/runs?cursor=" + forged_cursor("0001-01-01T00:00:00+16:00"),  # before year 1 in UTC
     "/api/v1/runs?cursor=" + forged_cursor("9999-12-31T23:00:00-16:00"),  # after year 9999 in UTC
