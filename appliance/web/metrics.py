@@ -37,7 +37,8 @@ def _by_status(name: str, help_text: str, column: str):
 def database_metrics(cursor) -> list[GaugeMetricFamily]:
     """Gauges of what the database holds; a part not installed yet is left out."""
     families = [
-        optional_query(cursor, "status_counts", _by_status("appliance_runs", "Workflow runs by status", "runs")),
+        optional_query(cursor, "status_counts", _by_status("appliance_runs", "Workflow runs by status", "runs"),
+                       params={"user": None, "group": None, "pattern": None}),  # every run
         optional_query(cursor, "task_counts", _by_status("appliance_tasks", "Tasks by status", "tasks")),
         optional_query(cursor, "projector_position", lambda rows: GaugeMetricFamily(
             "appliance_projector_lag_events", "Events recorded but not yet projected",
