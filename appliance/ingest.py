@@ -151,7 +151,7 @@ def parse_batch(payload: Any) -> list[ParsedEvent]:
         raise IngestError([{"index": None, "id": None, "error": 'the body must be a JSON object {"events": [...]}'}])
     unknown_keys = sorted(set(payload) - {"events"})
     if unknown_keys:
-        raise IngestError([{"index": None, "id": None, "error": f"unknown top-level field(s): {', '.join(unknown_keys)}"}])
+        raise IngestError([{"index": None, "id": None, "error": f"unknown top-level field(s): {', '.join(map(valid.shown, unknown_keys))}"}])
     parsed, problems, seen = [], [], set()
     for index, raw in enumerate(payload["events"]):
         try:
@@ -207,7 +207,7 @@ def _parse_event(index: int, raw: Any) -> ParsedEvent:
     spec = EVENT_TYPES[event_type]
     unknown = sorted(set(raw) - set(spec.fields) - set(COMMON_FIELDS))
     if unknown:
-        raise ValueError(f"unknown field(s) for {event_type}: {', '.join(unknown)}")
+        raise ValueError(f"unknown field(s) for {event_type}: {', '.join(map(valid.shown, unknown))}")
     fields = {"id": _checked(raw, "id", _required(valid.UUID_DOMAIN))}
     for name, field in spec.fields.items():
         if raw.get(name) is not None or field.required:
@@ -227,4 +227,5 @@ def _checked(raw: dict, name: str, field: Field) -> Any:
 def _problem(index: int, raw: Any, error: str) -> dict:
     event_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
     event_type = raw.get("type") if isinstance(raw, dict) and isinstance(raw.get("type"), str) else None
-    return {"index": index, "id": event_id and event_id[:64], "type": event_type and event_type[:64], "error": error}
+    return {"index": index, "id": event_id and valid.shown(event_id[:64]),
+            "type": event_type and valid.shown(event_type[:64]), "error": error}

@@ -253,6 +253,15 @@ def optional_time(value: Any, what: str = "at") -> datetime | None:
     return None if value is None else time(value, what)
 
 
+def shown(text: str) -> str:
+    """A client's string as it is safe to echo in an answer or a log: itself when printable
+    and storable, else its ASCII escape (a NUL or a lone surrogate in a JSON answer is
+    more than some clients can read)."""
+    if text.isprintable() and not any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+        return text
+    return ascii(text)
+
+
 def _kind(value: Any) -> str:
     return "None" if value is None else type(value).__name__
 

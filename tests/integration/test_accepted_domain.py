@@ -181,6 +181,13 @@ def test_the_500s_of_yesterday_are_400s_naming_their_problem(web):
     for event, named in cases:
         status, body = post(web, [event])
         assert status == 400 and body["problems"][0]["error"].startswith(named), (event, body)
+    # What the answer echoes of a client's names is escaped: no lone surrogate or NUL goes back.
+    status, body = post(web, [{"id": "\udcff", "type": "log\x00"},
+                              {"id": str(uuid4()), "type": "log", "\udcff\x00": 1}])
+    answer = json.dumps(body, ensure_ascii=False)
+    assert status == 400 and "\x00" not in answer and answer.encode("utf-8")  # no lone surrogate either
+    assert [(p["id"], p["type"]) for p in body["problems"]][0] == ("'\\udcff'", "'log\\x00'")
+    assert body["problems"][1]["error"] == "unknown field(s) for log: '\\udcff\\x00'"
     deep = b'{"events": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}"
     response = web.post("/api/v1/events", data=deep, headers=HEADERS)
     assert response.status_code == 400 and "nested too deeply" in response.get_json()["error"]
