@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import runpy
 import shutil
+import socket
+import sys
 import tempfile
 
 from gunicorn.app.base import BaseApplication
@@ -39,7 +41,25 @@ class WebServer(BaseApplication):
         return WsgiOnAsgi(app, max_body=self.settings.web.ingest_max_bytes)
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """Whether a live listener holds the address (SO_REUSEADDR: a closed socket's TIME_WAIT does not count)."""
+    family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    with socket.socket(family, kind) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError:
+            return True
+    return False
+
+
 def run_web(settings: Settings) -> int:
+    # A port held by another process fails at once: gunicorn would retry it for
+    # 5 s after its start-up, which on a loaded machine outlasts supervisord's
+    # startsecs, so a web that can never bind looked RUNNING and was restarted for ever.
+    if port_in_use(settings.web.bind, settings.web.port):
+        print(f"web: {settings.web.bind}:{settings.web.port} is in use by another process", file=sys.stderr, flush=True)
+        return 1
     metrics_dir = tempfile.mkdtemp(prefix="appliance-metrics-")
     # prometheus-client switches to multiprocess mode when this variable is set
     # as it is first imported: here, before gunicorn forks the workers that import it.
