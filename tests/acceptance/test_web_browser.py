@@ -117,10 +117,18 @@ def browser():
 @pytest.fixture
 def site(database_url, tracker):
     """The app on a free loopback port, fed a realistic history through the ingest endpoint."""
-    app = make_app(database_url)
     events, runs = realistic_history()
-    response = app.test_client().post("/api/v1/events", json={"events": events}, headers=bearer(TOKEN))
-    assert response.status_code == 200, response.json
+    yield from serve(database_url, tracker, events, runs)
+
+
+def serve(database_url, tracker, events, runs):
+    """(base URL, runs) of the app on a free loopback port once `events` went through
+    ingest and the projector; the server stops when the generator is closed."""
+    app = make_app(database_url)
+    for start in range(0, len(events), 1000):
+        response = app.test_client().post("/api/v1/events", json={"events": events[start:start + 1000]},
+                                          headers=bearer(TOKEN))
+        assert response.status_code == 200, response.json
     Projector(tracker).catch_up()
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()

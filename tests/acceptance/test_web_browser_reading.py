@@ -3,20 +3,15 @@ horizontal overflow at 400 and 1,400 px with hostile long names, live updates th
 keep your place (scroll, focus, selection, typed filters) and cost under 1 KB while
 nothing changes, and the rule graph's click that filters the task table."""
 
-import threading
-from uuid import uuid4
-
 import pytest
 from selenium.webdriver.common.by import By
-from werkzeug.serving import make_server
 
 from appliance.projection import Projector
-from tests.acceptance.test_web_browser import Story, browser, realistic_history  # noqa: F401 (a fixture)
+from tests.acceptance.test_web_browser import (  # noqa: F401 (browser and screenshots are fixtures)
+    Story, browser, realistic_history, screenshots, serve)
 from tests.support.axe import dark_mode, violations
 from tests.support.waiting import wait_for
-from tests.support.web_support import TOKEN, bearer, make_app
 
-LONG = "sample_" + "x" * 240
 PATH = "/scratch/" + "very_long_directory_name/" * 30 + "reads.fastq.gz"
 
 
@@ -35,18 +30,10 @@ def hostile_history(story: Story) -> dict:
 
 @pytest.fixture
 def site(database_url, tracker):
-    app = make_app(database_url)
     events, runs = realistic_history()
     story = Story()
     runs.update(hostile_history(story))
-    for batch in (events, story.events):
-        response = app.test_client().post("/api/v1/events", json={"events": batch}, headers=bearer(TOKEN))
-        assert response.status_code == 200, response.json
-    Projector(tracker).catch_up()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}", runs
-    server.shutdown()
+    yield from serve(database_url, tracker, events + story.events, runs)
 
 
 # The elements that reach past the window's right edge, outermost first (what to fix).
@@ -139,3 +126,18 @@ def test_a_click_on_a_rule_in_the_graph_filters_the_task_table(browser, site):
     rows = browser.find_elements(By.CSS_SELECTOR, "table.tasks tbody tr")
     assert len(rows) == 1 and rows[0].text.startswith("align")
     assert "exit status 137" in rows[0].text and "clear filters" in browser.page_source
+
+
+def test_a_run_on_a_phone_and_in_dark_mode(browser, site, screenshots):
+    base, runs = site
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": 400, "height": 1400, "deviceScaleFactor": 1, "mobile": True})
+    browser.get(f"{base}/runs/{runs['hostile_long']}")
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 400
+    browser.save_screenshot(str(screenshots / "run-phone.png"))
+    browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    browser.set_window_size(1280, 1300)
+    dark_mode(browser, True)
+    browser.get(f"{base}/runs/{runs['rna']}")
+    assert browser.execute_script("return getComputedStyle(document.body).backgroundColor") == "rgb(18, 21, 27)"
+    browser.save_screenshot(str(screenshots / "run-dark.png"))
