@@ -56,9 +56,10 @@ def run_page(cursor, run_id: str, args: Mapping[str, str]) -> dict[str, Any]:
     given_limit = _int_arg(args, "limit", None, 1, MAX_TASK_PAGE)
     limit = given_limit or TASK_PAGE
     run = _the_run(cursor, run_id)
-    rules = _rules(cursor, run_id)
+    now = datetime.now(timezone.utc)
+    rules = _rules(cursor, run_id, now)
     colours = charts.rule_colours(rule["name"] for rule in rules)
-    tasks, matching = _tasks(cursor, run_id, filters, limit, ((page or 1) - 1) * limit)
+    tasks, matching = _tasks(cursor, run_id, filters, limit, ((page or 1) - 1) * limit, run["tasks_total"])
     failed, failed_total = _failed_tasks(cursor, run_id)
     cursor.execute(QUERIES["run_latest_logs"], log_query(run_id, {"level": level, "task": None, "q": None},
                                                          before=None, limit=LOG_PAGE + 1))
@@ -67,7 +68,7 @@ def run_page(cursor, run_id: str, args: Mapping[str, str]) -> dict[str, Any]:
     return {
         "run": run, "live": not is_terminal(run["status"]),
         "rules": rules, "rules_listed": RULES_LISTED, "graph": _graph(run, rules),
-        "timeline": _timeline(cursor, run_id, rules, colours),
+        "timeline": _timeline(cursor, run_id, rules, colours, now),
         "tasks": tasks, "tasks_matching": matching, "filters": filters,
         "page": page or 1, "pages": max((matching + limit - 1) // limit, 1), "limit": given_limit,
         "failed_tasks": failed, "failed_total": failed_total,
@@ -130,15 +131,16 @@ def _the_run(cursor, run_id: str) -> dict[str, Any]:
     row = cursor.fetchone()
     if row is None:
         raise NotFound(f"no workflow run has the id {run_id}")
-    return {**run_json(row), "params": row["params"]}
+    return {**run_json(row), "params": row["params"], "tasks_total": row["tasks_total"]}
 
 
-def _rules(cursor, run_id: str) -> list[dict[str, Any]]:
-    cursor.execute(QUERIES["run_rules"], {"run_id": run_id, "limit": RULES_LISTED})
+def _rules(cursor, run_id: str, now: datetime) -> list[dict[str, Any]]:
+    cursor.execute(QUERIES["run_rules"], {"run_id": run_id, "limit": RULES_LISTED, "now": now})
     return [{"name": row["task_name"], "total": row["total"], "created": row["created"],
              "running": row["running"], "completed": row["completed"], "failed": row["failed"],
              "retries": int(row["retries"] or 0), "state": _rule_state(row),
              "first_started": _iso(row["first_started"]), "last_finished": _iso(row["last_finished"]),
+             "started": row["started"], "busy_until": _iso(row["busy_until"]),
              "mean_seconds": row["mean_seconds"], "planned": None,
              "percent": {status: (row[status] * 100 // row["total"]) // 5 * 5 for status in TASK_STATUSES}}
             for row in cursor.fetchall()]
@@ -151,17 +153,22 @@ def _rule_state(row: Mapping[str, Any]) -> str:
     return TaskStatus.COMPLETED
 
 
-def _tasks(cursor, run_id: str, filters: Mapping[str, Any], limit: int, offset: int):
-    cursor.execute(QUERIES["run_tasks"], {
-        "run_id": run_id, "status": filters["status"], "rule": filters["rule"],
-        "pattern": _like_pattern(filters["q"]), "sort": filters["sort"] or "created",
-        "limit": limit, "offset": offset})
+def _tasks(cursor, run_id: str, filters: Mapping[str, Any], limit: int, offset: int, total: int):
+    """A page of tasks, and how many match (the run's count when nothing filters them)."""
+    where = {"run_id": run_id, "status": filters["status"], "rule": filters["rule"],
+             "pattern": _like_pattern(filters["q"])}
+    cursor.execute(QUERIES["run_tasks"], {**where, "sort": filters["sort"] or "created",
+                                          "limit": limit, "offset": offset})
     rows = cursor.fetchall()
+    matching = total
+    if filters["status"] or filters["rule"] or filters["q"]:
+        cursor.execute(QUERIES["run_tasks_matching"], where)
+        matching = cursor.fetchone()["matching"]
     tasks = [{**task_json(row), "error_tail": error_tail(row["error_message"], TABLE_ERROR_LINES,
                                                          TABLE_ERROR_CHARS)} for row in rows]
     for task in tasks:  # the table shows the tail; the task's page has the whole text
         task["error_message"] = None if task["error_message"] is None else task["error_tail"]["text"]
-    return tasks, rows[0]["matching"] if rows else 0
+    return tasks, matching
 
 
 def _failed_tasks(cursor, run_id: str) -> tuple[list[dict[str, Any]], int]:
@@ -178,23 +185,23 @@ def _wildcards(input_data: Any) -> dict[str, Any]:
     return wildcards if isinstance(wildcards, dict) else {}
 
 
-def _timeline(cursor, run_id: str, rules: list[dict[str, Any]], colours: Mapping[str, int]) -> dict[str, Any]:
-    now = datetime.now(timezone.utc)
-    cursor.execute(QUERIES["timeline_span"], {"run_id": run_id, "now": now})
-    span = cursor.fetchone()
-    if not span["started"]:
+def _timeline(cursor, run_id: str, rules: list[dict[str, Any]], colours: Mapping[str, int],
+              now: datetime) -> dict[str, Any]:
+    started = [rule for rule in rules if rule["started"]]
+    if not started:
         return {"mode": None, "rows": [], "ticks": [], "height": 0, "rules_left_out": 0}
-    begin, end = span["begin"], max(span["end"], span["begin"])
-    if span["started"] <= charts.TIMELINE_TASKS:
+    begin = min(datetime.fromisoformat(rule["first_started"]) for rule in started)
+    end = max(begin, *(datetime.fromisoformat(rule["busy_until"]) for rule in started))
+    if sum(rule["started"] for rule in started) <= charts.TIMELINE_TASKS:
         cursor.execute(QUERIES["timeline_tasks"], {"run_id": run_id, "limit": charts.TIMELINE_TASKS})
         return charts.task_timeline(cursor.fetchall(), begin, end, colours)
-    names = [rule["name"] for rule in rules if rule["first_started"]][:charts.TIMELINE_RULES]
+    names = [rule["name"] for rule in started][:charts.TIMELINE_RULES]
     buckets = charts.TIMELINE_BUCKETS
     seconds = max((end - begin).total_seconds(), 1.0)
     cursor.execute(QUERIES["timeline_lanes"], {"run_id": run_id, "now": now, "begin": begin, "names": names,
                                                "bucket": seconds / buckets, "buckets": buckets})
     result = charts.lane_timeline(cursor.fetchall(), names, begin, end, buckets, colours)
-    result["rules_left_out"] = max(len([r for r in rules if r["first_started"]]) - len(names), 0)
+    result["rules_left_out"] = len(started) - len(names)
     return result
 
 
