@@ -35,7 +35,8 @@ from appliance.web.data import (
 
 TASK_PAGE = 100
 MAX_TASK_PAGE = 500
-RULES_LISTED = 500
+RULES_LISTED = 100
+CHAIN_RULES = 20  # the rules drawn in order when the source sent no graph
 FAILED_TASKS_LISTED = 10
 ERROR_LINES = 12  # a traceback's cause is at its end
 ERROR_CHARS = 2000
@@ -211,6 +212,8 @@ def _graph(run: Mapping[str, Any], rules: list[dict[str, Any]]) -> dict[str, Any
     names = [rule["name"] for rule in rules]
     states = {rule["name"]: rule["state"] for rule in rules}
     sent = _sent_rule_graph(run.get("params"))
+    if sent is None:
+        names = names[:CHAIN_RULES]
     edges = sent if sent is not None else charts.chain(names)
     if sent is not None:
         names = list(dict.fromkeys([*names, *(rule for edge in sent for rule in edge)]))
