@@ -8,15 +8,15 @@ settings read from the environment.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
-import re
 import sys
 from dataclasses import dataclass
 from typing import Callable
 
 from appliance import logs
-from appliance.config import ConfigError, Settings, log_format
+from appliance.config import ConfigError, Settings, log_format, parse_whole_number
 from appliance.parent import exit_with_parent
 
 EXIT_CONFIG = 2
@@ -103,10 +103,10 @@ def _prune(args: argparse.Namespace, settings: Settings) -> int:
 def _whole_number(minimum: int, maximum: int) -> Callable[[str], int]:
     """An argparse type: a bad value is a usage error (exit 2) before anything runs."""
     def parse(text: str) -> int:
-        # ASCII digits only, and few: int() would take "٣" or "1_000".
-        if not re.fullmatch(r"[0-9]{1,9}", text) or not minimum <= int(text) <= maximum:
-            raise argparse.ArgumentTypeError(f"must be a whole number from {minimum} to {maximum}, not {text!r}")
-        return int(text)
+        try:
+            return parse_whole_number(text, minimum, maximum)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
 
     return parse
 
@@ -166,13 +166,14 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _schema_command(function_name: str) -> Callable[[argparse.Namespace, Settings], int]:
+def _schema_command(module_name: str, function_name: str) -> Callable[[argparse.Namespace, Settings], int]:
     def run(args: argparse.Namespace, settings: Settings) -> int:
-        from appliance import triggers
+        from appliance.schema import SCHEMA_ERRORS
 
+        function = getattr(importlib.import_module(module_name), function_name)
         try:
-            getattr(triggers, function_name)(settings, announce=lambda line: print(f"{args.command}: {line}", flush=True))
-        except triggers.SCHEMA_ERRORS as error:
+            function(settings, announce=lambda line: print(f"{args.command}: {line}", flush=True))
+        except SCHEMA_ERRORS as error:
             print(f"appliance {args.command}: {error}", file=sys.stderr)
             return 1
         return 0
@@ -204,8 +205,8 @@ COMMANDS: dict[str, Command] = {
     "config": Command("check the environment and print the settings (password masked)", _config),
     "migrate": Command("bring the view tables to the newest schema, under an advisory lock", _migrate),
     "install-triggers": Command("install the init-db functions and triggers, under the advisory lock",
-                                _schema_command("install_triggers")),
-    "init": Command("migrate, then install the triggers, under one advisory lock", _schema_command("init")),
+                                _schema_command("appliance.triggers", "install_triggers")),
+    "init": Command("migrate, then install the triggers, under one advisory lock", _schema_command("appliance.schema", "init")),
     "projector": Command("keep the view tables up to date with the event store (runs until SIGTERM)", _projector),
     "web": Command("serve the status pages, the JSON API and the ingest endpoint under gunicorn", _web),
     "monitor": Command("handle every change of the views: log line, webhooks, custom handlers (until SIGTERM)",

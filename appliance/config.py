@@ -354,23 +354,28 @@ def _parse_bool(text: str) -> bool:
     raise ValueError(f"must be true or false, not {text!r}")
 
 
-def _parse_int(minimum: int, maximum: int = MAX_INTEGER) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        # ASCII digits only: int() would take "٣", "８０" or "1_000", which the health check
-        # (reading BACKEND_PORT itself) and supervisord would not.
-        if not re.fullmatch(r"-?[0-9]+", text):
-            raise ValueError(f"must be a whole number, not {text!r}")
-        value = int(text) if len(text) < 19 else None  # None: far out of range, not worth repeating
-        if value is not None and minimum <= value <= maximum:
-            return value
-        too_small = text.startswith("-") if value is None else value < minimum
-        if maximum != MAX_INTEGER:
-            bounds = f"from {minimum} to {maximum}"
-        else:
-            bounds = f"at least {minimum}" if too_small else f"at most {maximum}"
-        raise ValueError(f"must be {bounds}" + ("" if value is None else f", not {value}"))
+def parse_whole_number(text: str, minimum: int, maximum: int = MAX_INTEGER) -> int:
+    """A whole number written in ASCII digits, within its bounds; ValueError says what is wanted.
 
-    return parse
+    The one parser of whole numbers from text: the environment here, the
+    command line's arguments (appliance.cli) and the pages' query arguments
+    (appliance.web.data). int() alone would take "٣", "８０" or "1_000", which
+    the health check (reading BACKEND_PORT itself) and supervisord would not.
+    """
+    value = int(text) if re.fullmatch(r"-?[0-9]{1,18}", text) else None
+    if value is not None and minimum <= value <= maximum:
+        return value
+    shown = f", not {value}" if value is not None else f", not {text!r}" if len(text) <= 40 else ""
+    if maximum != MAX_INTEGER:
+        raise ValueError(f"must be a whole number from {minimum} to {maximum}{shown}")
+    if not re.fullmatch(r"-?[0-9]+", text):
+        raise ValueError(f"must be a whole number{shown}")
+    too_small = text.startswith("-") if value is None else value < minimum
+    raise ValueError(f"must be at least {minimum}{shown}" if too_small else f"must be at most {maximum}{shown}")
+
+
+def _parse_int(minimum: int, maximum: int = MAX_INTEGER) -> Callable[[str], int]:
+    return lambda text: parse_whole_number(text, minimum, maximum)
 
 
 def _parse_directory(holding: str | None) -> Callable[[str], Path]:

@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -148,20 +147,6 @@ def _unprivileged_user() -> pwd.struct_passwd | None:
         ) from None
 
 
-def wait_until_accepting(url: str, timeout: float = 30.0) -> None:
-    import psycopg2
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            psycopg2.connect(url, connect_timeout=2).close()
-            return
-        except psycopg2.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 def cluster_dir(base: Path) -> Path:
     """Where the private cluster of folder `base` lives: `base`/cluster, or, under root in a folder
     the postgres user cannot enter (a clone in /root, mode 700), a folder in that user's home
@@ -223,13 +208,16 @@ def _create_database(admin_url: str, name: str) -> None:
     import psycopg2
     from psycopg2 import sql
 
+    from appliance.sql import load_queries
+
+    queries = load_queries("localpg.sql")
     connection = psycopg2.connect(admin_url)
     connection.autocommit = True
     try:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            cursor.execute(queries["database_exists"], {"name": name})
             if cursor.fetchone() is None:
-                cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                cursor.execute(sql.SQL(queries["create_database"]).format(name=sql.Identifier(name)))
     finally:
         connection.close()
 

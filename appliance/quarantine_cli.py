@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from appliance import db
 from appliance.config import Settings
 from appliance.projection import quarantine, store
 
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     ids = None if args.ids == ["all"] else _ids(args.ids, args.kind)
     if args.action != "list" and ids == []:
         return 2
-    connection = store.connect(settings.database_url, "appliance-quarantine")
+    connection = db.connect(settings.database_url, "appliance-quarantine")
     try:
         if args.action == "list":
             _print_list(connection)

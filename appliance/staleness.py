@@ -19,27 +19,22 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from appliance import db
+from appliance.sql import load_queries
+
 log = logging.getLogger(__name__)
-
-MARK_STALE = """
-UPDATE workflow_runs SET status = 'stale'
-WHERE status = 'running' AND last_event_at < now() - make_interval(secs => %(seconds)s)
-"""
-RESUME = """
-UPDATE workflow_runs SET status = 'running'
-WHERE status = 'stale' AND last_event_at >= now() - make_interval(secs => %(seconds)s)
-"""
+QUERIES = load_queries("staleness.sql")
 
 
-def check_stale_runs(connection: Any, stale_after: float) -> tuple[int, int]:
+def check_stale_runs(connection: db.Connection, stale_after: float) -> tuple[int, int]:
     """Mark silent running runs stale, and stale runs heard from again running.
 
-    `connection` is a psycopg2 connection; one transaction. Returns the numbers
-    of runs marked stale and resumed. `stale_after` <= 0 turns the check off.
+    One transaction. Returns the numbers of runs marked stale and resumed.
+    `stale_after` <= 0 turns the check off.
     """
     if stale_after <= 0:
         return 0, 0
-    with connection, connection.cursor() as cursor:
+    with connection.transaction() as cursor:
         return mark_stale_runs(cursor, stale_after)
 
 
@@ -49,9 +44,9 @@ def mark_stale_runs(cursor: Any, stale_after: float) -> tuple[int, int]:
         return 0, 0
     # A row updated by a projector batch in the meantime is re-checked against
     # its new last_event_at (READ COMMITTED), so a run heard from is not marked.
-    cursor.execute(MARK_STALE, {"seconds": stale_after})
+    cursor.execute(QUERIES["mark_stale"], {"seconds": stale_after})
     marked = cursor.rowcount
-    cursor.execute(RESUME, {"seconds": stale_after})
+    cursor.execute(QUERIES["resume"], {"seconds": stale_after})
     resumed = cursor.rowcount
     if marked or resumed:
         log.info("runs silent for more than %s s: %d marked stale, %d running again", stale_after, marked, resumed)

@@ -1,6 +1,6 @@
 """`appliance status`: the system page's state on the command line, with an exit code.
 
-The same state as `/system` and `/api/v1/system` (appliance.web.system), read
+The same state as `/system` and `/api/v1/system` (appliance.system), read
 straight from the database and supervisor's socket, so it answers even when
 the web program is down. Exit 0 when every part is as it should be, 1 when
 something needs attention (each problem is printed; appliance.health decides),
@@ -13,13 +13,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import psycopg2
-import psycopg2.extras
-
+from appliance import db
 from appliance.config import Settings
-from appliance.db import KEEPALIVE_ARGS, error_summary, libpq_dsn
 from appliance.health import problems
-from appliance.web.system import supervisor_programs, system_state
+from appliance.system import supervisor_programs, system_state
 
 EXIT_OK, EXIT_ATTENTION, EXIT_UNREACHABLE = 0, 1, 3
 
@@ -27,14 +24,13 @@ EXIT_OK, EXIT_ATTENTION, EXIT_UNREACHABLE = 0, 1, 3
 def read_status(settings: Settings) -> dict[str, Any]:
     """The parts' state; {"database": "unreachable", ...} when it cannot be read."""
     try:
-        connection = psycopg2.connect(libpq_dsn(settings.database_url), application_name="appliance-status",
-                                      **KEEPALIVE_ARGS)
-    except psycopg2.OperationalError as error:
+        connection = db.connect(settings.database_url, "appliance-status")
+    except db.DISCONNECTED as error:
         # libpq's message names host and port, never the password.
-        return {"database": "unreachable", "reason": error_summary(error),
+        return {"database": "unreachable", "reason": db.first_line(error),
                 "programs": supervisor_programs(settings.web.run_dir)}
     try:
-        with connection.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cursor:
+        with connection.transaction(dict_rows=True) as cursor:
             return system_state(cursor, settings)
     finally:
         connection.close()

@@ -12,13 +12,11 @@ import re
 from pathlib import Path
 
 import psycopg2
-from eventsourcing.persistence import PersistenceError
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy import Engine
 
+from appliance import db
 from appliance.config import Settings
-from appliance.db import make_engine
-from appliance.migrator import Announce, MigrationError, schema_lock, upgrade_to_head
+from appliance.migrator import Announce, schema_lock
 
 
 SCRIPT_NAME = re.compile(r"([0-9]+)-[^/]*\.sql")
@@ -80,7 +78,7 @@ def install_scripts(engine: Engine, scripts: list[tuple[Path, str]], announce: A
     connection = engine.raw_connection()
     try:
         with connection.cursor() as cursor:
-            cursor.execute("SHOW server_version_num")
+            cursor.execute(db.QUERIES["server_version_num"])
             check_server_version(int(cursor.fetchone()[0]))
             for path, text in scripts:
                 try:
@@ -102,43 +100,9 @@ def install_triggers(settings: Settings, announce: Announce = print) -> None:
         announce("APPLIANCE_INSTALL_TRIGGERS=0: leaving functions and triggers as they are")
         return
     loaded = load_scripts(settings.init_db_dir)  # an unreadable script stops everything before it starts
-    engine = make_engine(settings.database_url, pool_size=2, application_name="appliance-install-triggers")
+    engine = db.make_engine(settings.database_url, pool_size=2, application_name="appliance-install-triggers")
     try:
         with schema_lock(engine, announce):
             install_scripts(engine, loaded, announce)
     finally:
         engine.dispose()
-
-
-def init(settings: Settings, announce: Announce = print) -> None:
-    """`appliance init`: the event store's tables, then migrate, move old events and install triggers under one lock."""
-    from appliance.eventstore_move import move_appliance_events
-    from appliance.tracker import WorkflowTracker
-
-    # Read first: an unreadable script must not be found after the migration already ran.
-    loaded = load_scripts(settings.init_db_dir) if settings.install_triggers else []
-    engine = make_engine(settings.database_url, pool_size=2, application_name="appliance-init")
-    try:
-        # Before the session lock: the event store takes the same key per transaction.
-        WorkflowTracker(settings, engine=engine).close()
-        announce("event store ready")
-        with schema_lock(engine, announce):
-            if settings.run_migrations:
-                upgrade_to_head(engine, settings.migrations_dir,
-                                allow_auto_stamp=settings.allow_auto_stamp, announce=announce)
-            else:
-                announce("APPLIANCE_RUN_MIGRATIONS=0: leaving the schema as it is")
-            move_appliance_events(engine, announce)  # the event store's, not the schema's: always
-            if settings.install_triggers:
-                install_scripts(engine, loaded, announce)
-            else:
-                announce("APPLIANCE_INSTALL_TRIGGERS=0: leaving functions and triggers as they are")
-    except (DBAPIError, PersistenceError, psycopg2.Error) as error:
-        # The driver's own message (refused, authentication failed) holds no password.
-        cause = getattr(error, "orig", None) or error.__cause__ or error
-        raise MigrationError(f"database error on {settings.database_url_masked}: {cause}".strip()) from None
-    finally:
-        engine.dispose()
-
-
-SCHEMA_ERRORS = (MigrationError, TriggerInstallError)

@@ -12,11 +12,10 @@ import sys
 import time
 from typing import TextIO
 
-import psycopg2
 from sqlalchemy.engine import URL
 
+from appliance import db
 from appliance.config import mask_url
-from appliance.db import libpq_dsn
 
 EXIT_TIMEOUT = 3
 ATTEMPT_TIMEOUT = 5  # seconds one connection attempt may take (libpq's connect_timeout)
@@ -25,21 +24,20 @@ PAUSE = 0.5  # seconds between attempts
 
 def wait_for_db(url: URL, timeout: float, *, out: TextIO = sys.stderr) -> bool:
     """True as soon as `SELECT 1` succeeds; False when `timeout` seconds pass first."""
-    dsn = libpq_dsn(url)
     print(f"wait-for-db: waiting up to {timeout:g} s for the database at {mask_url(url)}", file=out, flush=True)
     started = time.monotonic()
     last_reason = None
     while True:
         elapsed = time.monotonic() - started
         try:
-            connection = psycopg2.connect(dsn, connect_timeout=max(1, min(ATTEMPT_TIMEOUT, int(timeout - elapsed))))
+            connection = db.connect(url, "appliance-wait-for-db",
+                                    connect_timeout=max(1, min(ATTEMPT_TIMEOUT, int(timeout - elapsed))))
             try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT 1")
+                connection.one(db.QUERIES["ping"])
             finally:
                 connection.close()
-        except psycopg2.Error as error:
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        except db.DATABASE_ERRORS as error:
+            reason = db.first_line(error)
             if url.password:
                 reason = reason.replace(str(url.password), "***")
             if reason != last_reason:

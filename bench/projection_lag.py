@@ -29,7 +29,7 @@ from appliance.config import Settings, parse_database_url
 from appliance.localpg import LocalPostgres, _create_database
 from appliance.projection.store import LOCK_KEY
 from appliance.tracker import WorkflowTracker
-from appliance.triggers import init
+from appliance.schema import init
 
 TASKS_PER_RUN = 10
 WARM_UP_SECONDS = 3.0

@@ -28,7 +28,7 @@ from appliance.config import Settings, parse_database_url
 from appliance.localpg import LocalPostgres, _create_database
 from appliance.projection import reproject
 from appliance.tracker import WorkflowTracker
-from appliance.triggers import init
+from appliance.schema import init
 
 TASKS_PER_RUN = 40
 EVENTS_PER_TASK = 8  # TaskAdded + Created, Started, JobIdAdded, StatusUpdated, ProgressUpdated, log, Completed

@@ -28,7 +28,7 @@ from appliance.localpg import LocalPostgres, _create_database
 from appliance.migrator import migrate
 from appliance.projection import Projector
 from appliance.tracker import WorkflowTracker
-from appliance.triggers import init
+from appliance.schema import init
 from bench.reprojection import fill
 
 DATABASES = ("plain", "triggers")

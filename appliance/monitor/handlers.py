@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any, Callable, Iterable
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from appliance import db
 from appliance.config import MonitorSettings
 
 Handler = Callable[["Change"], None]
@@ -249,17 +250,13 @@ def run_handlers(change: Change, handlers: Iterable[Handler], cursor=None) -> st
     log_line(change)
     errors = []
     for handler in handlers:
-        transactional = cursor is not None and takes_cursor(handler)
         try:
-            if transactional:
-                cursor.execute("SAVEPOINT handler")
-                handler(change, cursor)
-                cursor.execute("RELEASE SAVEPOINT handler")
+            if cursor is not None and takes_cursor(handler):
+                with db.savepoint(cursor):
+                    handler(change, cursor)
             else:
                 handler(change)
         except Exception as error:  # a handler's failure must not stop the monitor
-            if transactional:
-                cursor.execute("ROLLBACK TO SAVEPOINT handler")
             errors.append(f"{getattr(handler, '__name__', type(handler).__name__)}: {error}")
     return "; ".join(errors) or None
 

@@ -16,17 +16,18 @@ import time
 
 import psycopg2
 import psycopg2.extensions
+from sqlalchemy.engine import URL
 
-from appliance.db import KEEPALIVE_ARGS
+from appliance import db
 from appliance.sql import load_queries
 
 QUERIES = load_queries("monitor.sql")
 
 
 class Listener:
-    def __init__(self, dsn: str, timeout: float):
+    def __init__(self, url: URL, timeout: float):
         self.timeout = timeout
-        self.connection = psycopg2.connect(dsn, async_=True, application_name="appliance-monitor", **KEEPALIVE_ARGS)
+        self.connection = db.connect(url, "appliance-monitor", async_=True)
         try:
             self._wait()
             self._execute(QUERIES["listen"])
@@ -36,15 +37,12 @@ class Listener:
 
     def wait(self, seconds: float) -> bool:
         """Wait up to `seconds` for a notification; True when one (or anything) arrived."""
-        if not select.select([self.connection], [], [], seconds)[0]:
-            return False
-        self.connection.poll()  # reads the notifications; raises when the server closed the connection
-        self.connection.notifies.clear()  # they only wake the monitor: it claims from the table
-        return True
+        # They only wake the monitor: it claims from the table.
+        return bool(self.connection.wait_for_notification(seconds))
 
     def ping(self) -> None:
         """A round trip within `timeout`, or psycopg2.OperationalError."""
-        self._execute(QUERIES["ping"])
+        self._execute(db.QUERIES["ping"])
 
     def close(self) -> None:
         if not self.connection.closed:

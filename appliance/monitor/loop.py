@@ -17,12 +17,10 @@ import socket
 import threading
 import time
 
-import psycopg2
-import psycopg2.extras
 from sqlalchemy.engine import URL
 
+from appliance import db
 from appliance.config import MonitorSettings
-from appliance.db import KEEPALIVE_ARGS, error_summary, libpq_dsn
 from appliance.monitor.handlers import Change, Handler, configured_handlers, run_handlers
 from appliance.monitor.listener import Listener
 from appliance.monitor.retention import delete_old_changes
@@ -43,7 +41,7 @@ class Monitor:
     def __init__(self, database_url: URL, settings: MonitorSettings, handlers: list[Handler] | None = None, *,
                  ping_every: float = 5.0, ping_timeout: float = 10.0):
         """`ping_every` + `ping_timeout` bound how long a dead listening connection goes unnoticed."""
-        self.dsn = libpq_dsn(database_url)
+        self.database_url = database_url
         self.settings = settings
         self.ping_every, self.ping_timeout = ping_every, ping_timeout
         self._stopping = threading.Event()
@@ -51,7 +49,7 @@ class Monitor:
         self.monitor_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.handled = 0
         self._listener: Listener | None = None
-        self._worker = None
+        self._worker: db.Connection | None = None
         self._last_retention = 0.0
         self._next_beat = 0.0  # monotonic time of the next heartbeat
         # Change id -> when this monitor tries it again after a failure (monotonic clock).
@@ -69,8 +67,8 @@ class Monitor:
                 self._connect()
                 backoff = 0.5
                 self._serve()
-            except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
-                log.warning("database connection lost (%s); reconnecting in %.1f s", error_summary(error), backoff)
+            except db.DISCONNECTED as error:
+                log.warning("database connection lost (%s); reconnecting in %.1f s", db.first_line(error), backoff)
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
             finally:
@@ -90,8 +88,8 @@ class Monitor:
     def _connect(self) -> None:
         self._close()
         # LISTEN before the first claim: a change committed in between is claimed, not missed.
-        self._listener = Listener(self.dsn, timeout=self.ping_timeout)
-        self._worker = psycopg2.connect(self.dsn, application_name="appliance-monitor", **KEEPALIVE_ARGS)
+        self._listener = Listener(self.database_url, timeout=self.ping_timeout)
+        self._worker = db.connect(self.database_url, "appliance-monitor")
         log.info("monitor %s listening", self.monitor_id)
 
     def _close(self) -> None:
@@ -139,7 +137,7 @@ class Monitor:
         now = time.monotonic()
         self._retry_at = {change_id: at for change_id, at in self._retry_at.items() if at > now}
         handled = 0
-        with self._worker, self._worker.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cursor:
+        with self._worker.transaction(dict_rows=True) as cursor:
             cursor.execute(QUERIES["claim_changes"], {"limit": CLAIM_BATCH, "waiting": list(self._retry_at)})
             claimed = [Change(**row) for row in cursor.fetchall()]
             for change in claimed:
@@ -168,7 +166,7 @@ class Monitor:
             self._retry_at[change.id] = time.monotonic() + delay
 
     def _heartbeat(self) -> None:
-        with self._worker, self._worker.cursor() as cursor:
+        with self._worker.transaction() as cursor:
             cursor.execute(QUERIES["backlog"])
             backlog = cursor.fetchone()[0]
             cursor.execute(QUERIES["heartbeat"], {

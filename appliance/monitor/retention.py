@@ -12,9 +12,7 @@ import sys
 import threading
 from typing import Callable
 
-import psycopg2
-
-from appliance.db import KEEPALIVE_ARGS, error_summary, libpq_dsn
+from appliance import db
 from appliance.sql import load_queries
 
 QUERIES = load_queries("monitor.sql")
@@ -24,7 +22,7 @@ Progress = Callable[[int], None]
 """Called after each batch with the total deleted so far."""
 
 
-def delete_old_changes(connection, days: int, stopping: threading.Event | None = None, *,
+def delete_old_changes(connection: db.Connection, days: int, stopping: threading.Event | None = None, *,
                        include_unprocessed: bool = False, batch_size: int = RETENTION_BATCH,
                        progress: Progress | None = None) -> int:
     """Delete changes past retention, each batch its own transaction; how many went.
@@ -34,18 +32,15 @@ def delete_old_changes(connection, days: int, stopping: threading.Event | None =
     """
     total = 0
     while stopping is None or not stopping.is_set():
-        with connection, connection.cursor() as cursor:
-            cursor.execute(QUERIES["delete_old_changes"], {
-                "days": days, "limit": batch_size, "include_unprocessed": include_unprocessed,
-            })
-            deleted = cursor.rowcount
+        deleted = connection.run(QUERIES["delete_old_changes"], {
+            "days": days, "limit": batch_size, "include_unprocessed": include_unprocessed,
+        })
         total += deleted
         if deleted and progress is not None:
             progress(total)
         if deleted < batch_size:
             break
-    with connection, connection.cursor() as cursor:
-        cursor.execute(QUERIES["delete_old_heartbeats"])
+    connection.run(QUERIES["delete_old_heartbeats"])
     return total
 
 
@@ -56,16 +51,13 @@ def run_prune(settings, *, days: int | None = None, include_unprocessed: bool = 
     which = "changes (processed and unprocessed)" if include_unprocessed else "processed changes"
     print(f"prune: deleting {which} older than {days} days, {batch_size} per transaction", flush=True)
     try:
-        connection = psycopg2.connect(libpq_dsn(settings.database_url), application_name="appliance-prune", **KEEPALIVE_ARGS)
-        try:
+        with db.connection(settings.database_url, "appliance-prune") as connection:
             total = delete_old_changes(connection, days, include_unprocessed=include_unprocessed,
                                        batch_size=batch_size,
                                        progress=lambda total: print(f"prune: {total} deleted so far", flush=True))
-        finally:
-            connection.close()
-    except psycopg2.Error as error:
+    except db.DATABASE_ERRORS as error:
         # The driver's message names host and port, never the password; batches already done stay done.
-        print(f"appliance prune: database error on {settings.database_url_masked}: {error_summary(error)}",
+        print(f"appliance prune: database error on {settings.database_url_masked}: {db.first_line(error)}",
               file=sys.stderr)
         return 1
     print(f"prune: deleted {total} {which} older than {days} days", flush=True)

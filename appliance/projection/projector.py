@@ -36,11 +36,9 @@ import time
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
-import psycopg2
-import sqlalchemy.exc
 from sqlalchemy import inspect
 
-from appliance import staleness
+from appliance import db, staleness
 from appliance.config import Settings
 from appliance.projection import biomero, quarantine, store
 
@@ -55,10 +53,6 @@ STANDBY_RETRY = 1.0  # how often a standby asks for the lock (seconds)
 # How often an active projector notes that it moves (projector_progress), for
 # health to tell a stuck projector (HEALTH_STUCK_AFTER) from a busy one.
 PROGRESS_NOTE_INTERVAL = 10.0
-# What a lost or refused connection raises: through psycopg2 directly, or
-# through SQLAlchemy (the tracking table is created through the library).
-DISCONNECTED = (psycopg2.OperationalError, psycopg2.InterfaceError,
-                sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
 
 
 class ProjectorBusy(RuntimeError):
@@ -143,7 +137,7 @@ class Projector:
         Raises ProjectorBusy if another projector holds the lock.
         """
         self._ensure_tracker()
-        connection = store.connect(self.url, self.application_name)
+        connection = db.connect(self.url, self.application_name)
         try:
             store.prepare(self._tracking, connection)
             if not store.try_lock(connection):
@@ -180,7 +174,7 @@ class Projector:
 
     def _serve(self) -> None:
         self._ensure_tracker()
-        connection = store.connect(self.url, self.application_name, fenced=True)
+        connection = db.connect(self.url, self.application_name, idle_limit=store.FENCE_SECONDS)
         try:
             store.check_views(connection)
             store.prepare(self._tracking, connection)
@@ -232,7 +226,7 @@ class Projector:
 
     def _note_failure(self, connection: Any, error: Exception) -> None:
         """One more failure in a row, for health to see; nothing when the database is away."""
-        if isinstance(error, DISCONNECTED) or connection.closed:
+        if isinstance(error, db.DISCONNECTED) or connection.closed:
             return
         try:
             with connection, connection.cursor() as cursor:
@@ -296,8 +290,8 @@ class Projector:
 
     def _log_failure(self, error: Exception) -> None:
         self._failures += 1
-        if isinstance(error, DISCONNECTED):
-            log.warning("database unavailable (%s); retrying in %.1f s", first_line(error), self._backoff)
+        if isinstance(error, db.DISCONNECTED):
+            log.warning("database unavailable (%s); retrying in %.1f s", db.first_line(error), self._backoff)
         elif isinstance(error, store.ViewsMissing):
             log.warning("%s; retrying in %.1f s", error, self._backoff)
         elif self._failures == 1:
@@ -305,7 +299,7 @@ class Projector:
             log.exception("projection failed; retrying in %.1f s", self._backoff)
         else:  # the traceback was logged at the first failure of this series
             log.error("projection failed again (%s, %d times in a row); retrying in %.1f s",
-                      first_line(error), self._failures, self._backoff)
+                      db.first_line(error), self._failures, self._backoff)
 
     def _pause_after_error(self) -> None:
         self._sleep(self._backoff)
@@ -317,14 +311,6 @@ class Projector:
             return
         if select.select([self._wake[0]], [], [], seconds)[0]:
             _drain(self._wake[0])
-
-
-def first_line(error: BaseException) -> str:
-    # "connection already closed" from the rollback hides the first error: show that one.
-    while isinstance(error.__context__, DISCONNECTED):
-        error = error.__context__
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
 
 
 def _drain(fd: int) -> None:

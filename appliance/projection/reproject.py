@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, TextIO
 
 from tqdm import tqdm
 
-from appliance import staleness
+from appliance import db, staleness
 from appliance.config import Settings
 from appliance.projection import biomero, quarantine, store
-from appliance.projection.projector import DISCONNECTED, STANDBY_RETRY, ProjectorBusy, first_line
+from appliance.projection.projector import STANDBY_RETRY, ProjectorBusy
 
 if TYPE_CHECKING:
     from appliance.tracker import WorkflowTracker
@@ -61,7 +61,7 @@ def reproject(tracker: WorkflowTracker, *, batch_size: int = DEFAULT_BATCH_SIZE,
     never migrated, both before anything is emptied.
     """
     check_batch_size(batch_size)
-    connection = store.connect(tracker.settings.database_url, "appliance-reproject")
+    connection = db.connect(tracker.settings.database_url, "appliance-reproject")
     try:
         store.check_views(connection)
         recorder = store.tracking_recorder(tracker.factory.datastore)
@@ -147,16 +147,16 @@ def run_reproject(settings: Settings, *, batch_size: int = DEFAULT_BATCH_SIZE, w
     except (ProjectorBusy, store.ViewsMissing) as error:
         print(f"appliance reproject: {error}", file=sys.stderr)
         return 1
-    except DISCONNECTED as error:
+    except db.DISCONNECTED as error:
         # The driver's message names host and port, never the password.
-        print(f"appliance reproject: cannot reach the database: {first_line(error)}", file=sys.stderr)
+        print(f"appliance reproject: cannot reach the database: {db.first_line(error)}", file=sys.stderr)
         return 1
     print(result)
     return 0
 
 
 def _check_views(settings: Settings) -> None:
-    connection = store.connect(settings.database_url, "appliance-reproject")
+    connection = db.connect(settings.database_url, "appliance-reproject")
     try:
         store.check_views(connection)
     finally:

@@ -28,15 +28,13 @@ from decimal import Decimal
 from typing import Any, Callable, Iterator
 from uuid import UUID
 
-import psycopg2
 from eventsourcing.persistence import Mapper, Notification
 from eventsourcing.utils import TopicError
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyTrackingRecorder
-from sqlalchemy import text
-from sqlalchemy.engine import URL
 
-from appliance.db import KEEPALIVE_ARGS, SCHEMA_LOCK_KEY
+from appliance import db
+from appliance.db import SCHEMA_LOCK_KEY
 from appliance.projection import rules
 from appliance.sql import load_queries
 from appliance.views import VIEW_TABLES
@@ -65,7 +63,7 @@ BIOMERO = Upstream("WorkflowTracker", "workflowtracker_events", "select_biomero_
 UPSTREAM = APPLIANCE.name
 # The session-level advisory lock that only one projector (or reprojection)
 # holds at a time. Fixed and documented, to be found in pg_locks:
-# SELECT * FROM pg_locks WHERE locktype = 'advisory' AND objid = 1886546794.
+# SELECT * FROM pg_locks WHERE locktype = 'advisory' AND objid = 1886547818.
 LOCK_KEY = 0x70726F6A  # "proj"
 REBUILD_TABLE = "projection_rebuild"  # an unfinished rebuild's marker (views.ProjectionRebuild)
 SKIPPED_TABLE = "projection_skipped_topics"  # events of unknown topics, counted (views.ProjectionSkippedTopic)
@@ -79,19 +77,8 @@ QUARANTINE_TABLE, PROGRESS_TABLE = "projection_quarantine", "projector_progress"
 # standby takes over FENCE_SECONDS (+ STANDBY_RETRY) later, and the frozen one,
 # woken, finds its transaction rolled back and its connection gone: it cannot
 # commit a batch the standby has applied. The active projector is never idle
-# that long: it looks at the log at least every FENCE_SECONDS / 2.
+# that long: it looks at the log at least every FENCE_SECONDS / 2. (db.connect's idle_limit.)
 FENCE_SECONDS = 10
-
-
-def connect(url: URL, application_name: str, *, fenced: bool = False) -> Any:
-    """A psycopg2 connection with keepalives: a dead peer is noticed in seconds."""
-    params = url.translate_connect_args(username="user", database="dbname")
-    query = dict(url.query)
-    if fenced:
-        limit = f"{FENCE_SECONDS}s"
-        query["options"] = " ".join(filter(None, [
-            query.get("options"), f"-c idle_session_timeout={limit} -c idle_in_transaction_session_timeout={limit}"]))
-    return psycopg2.connect(**params, **query, **KEEPALIVE_ARGS, application_name=application_name)
 
 
 def tracking_recorder(datastore: SQLAlchemyDatastore) -> SQLAlchemyTrackingRecorder:
@@ -103,7 +90,7 @@ def prepare(recorder: SQLAlchemyTrackingRecorder, connection: Any, upstream: Ups
     assert recorder.datastore.engine is not None
     with recorder.datastore.engine.begin() as schema_connection:
         # Concurrent CREATE TABLE IF NOT EXISTS can still collide: serialise.
-        schema_connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        schema_connection.exec_driver_sql(db.QUERIES["schema_xact_lock"], {"key": SCHEMA_LOCK_KEY})
         recorder.tracking_table.create(schema_connection, checkfirst=True)
     with connection, connection.cursor() as cursor:
         cursor.execute(QUERIES["ensure_position"], {"application": upstream.name})
@@ -138,11 +125,6 @@ def try_lock(connection: Any) -> bool:
     with connection, connection.cursor() as cursor:
         cursor.execute(QUERIES["try_lock"], {"key": LOCK_KEY})
         return cursor.fetchone()[0]
-
-
-def unlock(connection: Any) -> None:
-    with connection, connection.cursor() as cursor:
-        cursor.execute(QUERIES["unlock"], {"key": LOCK_KEY})
 
 
 def lock_holder(connection: Any) -> str:

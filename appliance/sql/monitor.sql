@@ -5,10 +5,6 @@
 -- The triggers' channel: a notification only wakes the monitor, which then claims.
 LISTEN table_changes;
 
--- name: ping
--- A round trip on the listening connection: it is alive.
-SELECT 1;
-
 -- name: claim_changes
 -- Unprocessed changes, oldest first, that no other monitor holds right now,
 -- except those this monitor failed on whose next try has not come yet.

@@ -89,10 +89,6 @@ SELECT name FROM unnest(%(tables)s::text[]) AS name WHERE to_regclass(name) IS N
 -- The projector's session-level advisory lock: one active projector at a time.
 SELECT pg_try_advisory_lock(%(key)s);
 
--- name: unlock
--- Give the advisory lock back (closing the connection does it too).
-SELECT pg_advisory_unlock(%(key)s);
-
 -- name: lock_holder
 -- Who holds the projector's lock, for the message of a projector that waits.
 SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.client_addr::text, 'local'), a.backend_start

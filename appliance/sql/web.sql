@@ -223,44 +223,6 @@ FROM get_recent_changes(%(since)s::timestamp)
 WHERE (%(table)s::text IS NULL OR table_name = %(table)s)
 LIMIT %(limit)s;
 
--- name: schema_revision
--- The Alembic revision of the views, if migrated.
-SELECT version_num FROM alembic_version_appliance;
-
--- name: installed_triggers
--- Names of the appliance's change triggers present.
-SELECT tgname FROM pg_trigger WHERE tgname LIKE '%%\_notify\_change' AND NOT tgisinternal ORDER BY tgname;
-
--- name: projector_position
--- The projector's position and the newest event.
-SELECT (SELECT notification_id FROM projector_tracking WHERE application_name = 'Appliance') AS position,
-       (SELECT max(id) FROM appliance_events) AS newest;
-
--- name: biomero_position
--- How far the projector is in BIOMERO's log (workflowtracker_events, read only),
--- where the database holds one.
-SELECT (SELECT notification_id FROM projector_tracking WHERE application_name = 'WorkflowTracker') AS position,
-       (SELECT max(id) FROM workflowtracker_events) AS newest;
-
--- name: skipped_topics
--- Events the projector skipped because no mapping knows their topic, per log and topic.
-SELECT application_name, topic, events, first_notification_id, last_notification_id, last_seen_at
-FROM projection_skipped_topics ORDER BY application_name, topic;
-
--- name: monitor_heartbeats
--- Monitors seen, latest first.
-SELECT monitor_id, host, pid, started_at, last_seen, backlog, handled,
-       extract(epoch FROM now() - last_seen) AS seconds_ago
-FROM monitor_heartbeats ORDER BY last_seen DESC;
-
--- name: change_backlog
--- Changes not yet handled by a monitor.
-SELECT count(*) AS backlog FROM change_notifications WHERE NOT processed;
-
--- name: task_counts
--- How many tasks have each status.
-SELECT status, count(*) AS tasks FROM job_executions GROUP BY status ORDER BY status;
-
 -- name: changes_fingerprint
 -- What changes when the change feed's page would: its newest row and how many wait.
 SELECT (SELECT max(id) FROM change_notifications) AS newest_change,

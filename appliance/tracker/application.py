@@ -14,15 +14,13 @@ from functools import wraps
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 from uuid import UUID
 
-import psycopg2
-import sqlalchemy.exc
-from eventsourcing import persistence
 from eventsourcing.application import Application
 from eventsourcing.utils import Environment
 from sqlalchemy import Engine
 
+from appliance import db
 from appliance.config import Settings, mask_url, parse_database_url
-from appliance.db import error_summary, make_engine
+from appliance.db import make_engine
 from appliance.domain import Task, WorkflowRun
 from appliance.errors import DatabaseUnavailableError
 from appliance.eventstore import EventStoreFactory
@@ -31,12 +29,6 @@ from appliance.tracker.batch import Batch
 from appliance.tracker.replay import ReplayPolicy
 
 T = TypeVar("T")
-
-# What a failed first connection raises, depending on the layer it fails in.
-CONNECTION_ERRORS = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
-                     psycopg2.OperationalError, psycopg2.InterfaceError,
-                     persistence.OperationalError, persistence.InterfaceError)
-
 
 def _one_command(batch_method: Callable[..., T]) -> Callable[..., T]:
     """A tracker method that runs one batch command in its own transaction."""
@@ -75,11 +67,11 @@ class WorkflowTracker(Application):
         try:
             # Creates the event store's tables if missing: the first connection.
             super().__init__(env={**(env or {}), **cache.cache_env(settings.tracker_cache_size)})
-        except CONNECTION_ERRORS as error:
+        except db.DISCONNECTED as error:
             if self._owns_engine:
                 self._engine.dispose()
             raise DatabaseUnavailableError(
-                f"cannot use the database at {mask_url(settings.database_url)}: {error_summary(error)}"
+                f"cannot use the database at {mask_url(settings.database_url)}: {db.first_line(error)}"
             ) from None  # the driver's error says no more, and its chain would show SQLAlchemy's internals
 
     def construct_env(self, name: str, env: dict | None = None) -> Environment:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from appliance import analytics
-from appliance.web import data, db_cursor, error_response
+from appliance.web import data, db
+from appliance.web.errors import error_response
 
 blueprint = Blueprint("analytics", __name__)
 DEFAULT_LIMIT = 100
@@ -75,7 +76,7 @@ def _json_row(row: dict) -> dict:
 
 def _answer(compute):
     try:
-        with db_cursor() as cursor:
+        with db.cursor() as cursor:
             return jsonify(compute(cursor))
     except data.BadRequest as error:
         return error_response(400, str(error))

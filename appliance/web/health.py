@@ -1,13 +1,12 @@
-"""/healthz (the process answers), /readyz (database and schema), /metrics, /api/v1/openapi.json."""
+"""/healthz (the process answers) and /readyz (the database is reachable and its schema at head)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, current_app, jsonify
 
-from appliance.web import db_cursor, metrics
-from appliance.web.errors import DATABASE_ERRORS, database_unavailable
-from appliance.web.openapi import OPENAPI
-from appliance.web.system import schema_state
+from appliance import db
+from appliance.system import schema_state
+from appliance.web import db as web_db
 
 blueprint = Blueprint("health", __name__)
 
@@ -20,10 +19,10 @@ def healthz():
 @blueprint.get("/readyz")
 def readyz():
     try:
-        with db_cursor() as cursor:
+        with web_db.cursor() as cursor:
             schema = schema_state(cursor, current_app.config["SETTINGS"])
-    except DATABASE_ERRORS as error:
-        if not database_unavailable(error):
+    except db.DATABASE_ERRORS as error:
+        if not db.unavailable(error):
             raise
         return _not_ready("the database is unreachable")
     if schema["revision"] is None:
@@ -39,15 +38,3 @@ def _not_ready(reason: str):
     response.status_code = 503
     response.headers["Retry-After"] = "5"
     return response
-
-
-@blueprint.get("/metrics")
-def prometheus_metrics():
-    with db_cursor() as cursor:
-        body = metrics.render(cursor, current_app.config["SETTINGS"], current_app.config["METRICS_DIR"])
-    return Response(body, mimetype="text/plain; version=0.0.4")
-
-
-@blueprint.get("/api/v1/openapi.json")
-def openapi():
-    return jsonify(OPENAPI)

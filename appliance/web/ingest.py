@@ -10,7 +10,8 @@ from flask import Blueprint, current_app, jsonify, request
 from appliance.ingest import IngestError, apply_batch, parse_batch
 from appliance.errors import ConcurrencyError, DuplicateIdError
 from appliance.validation import MAX_JSON_DEPTH
-from appliance.web import error_response, tracker
+from appliance.web.db import tracker
+from appliance.web.errors import error_response
 from appliance.web.metrics import INGEST_ERRORS, INGESTED_EVENTS
 
 blueprint = Blueprint("ingest", __name__)

@@ -1,4 +1,4 @@
-"""Prometheus metrics: counters kept by the web processes, gauges read from the database at scrape.
+"""/metrics for Prometheus: counters kept by the web processes, gauges read from the database at scrape.
 
 Under gunicorn every worker counts its own requests, and a scrape reaches one
 worker. So `appliance web` runs prometheus-client in multiprocess mode (each
@@ -8,16 +8,20 @@ scrape adds them all up (`metrics_dir`). In one process (tests) it reads them di
 
 from __future__ import annotations
 
+from flask import Blueprint, Response, current_app
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from appliance import health
 from appliance.config import Settings
+from appliance.projection.store import APPLIANCE, BIOMERO
 from appliance.sql import load_queries
-from appliance.web.system import optional_query, system_state
+from appliance.system import QUERIES, optional_query, projector_state, system_state
+from appliance.web import db
 
-QUERIES = load_queries("web.sql")
+WEB_QUERIES = load_queries("web.sql")
+blueprint = Blueprint("metrics", __name__)
 REGISTRY = CollectorRegistry()
 INGESTED_EVENTS = Counter("appliance_ingested_events", "Events applied through POST /api/v1/events",
                           registry=REGISTRY)
@@ -37,17 +41,15 @@ def _by_status(name: str, help_text: str, column: str):
 def database_metrics(cursor) -> list[GaugeMetricFamily]:
     """Gauges of what the database holds; a part not installed yet is left out."""
     families = [
-        optional_query(cursor, "status_counts", _by_status("appliance_runs", "Workflow runs by status", "runs"),
-                       params={"user": None, "group": None, "pattern": None}),  # every run
-        optional_query(cursor, "task_counts", _by_status("appliance_tasks", "Tasks by status", "tasks")),
-        optional_query(cursor, "projector_position", lambda rows: GaugeMetricFamily(
-            "appliance_projector_lag_events", "Events recorded but not yet projected",
-            value=(rows[0]["newest"] or 0) - (rows[0]["position"] or 0))),
-        optional_query(cursor, "biomero_position", lambda rows: GaugeMetricFamily(
-            "appliance_projector_biomero_lag_events", "Events in BIOMERO's log not yet projected",
-            value=(rows[0]["newest"] or 0) - (rows[0]["position"] or 0))),
-        optional_query(cursor, "skipped_topics", _skipped_events),
-        optional_query(cursor, "change_backlog", lambda rows: GaugeMetricFamily(
+        optional_query(cursor, WEB_QUERIES["status_counts"], _by_status("appliance_runs", "Workflow runs by status", "runs"),
+                       {"user": None, "group": None, "pattern": None}),  # every run
+        optional_query(cursor, QUERIES["task_counts"], _by_status("appliance_tasks", "Tasks by status", "tasks")),
+        _projector_lag(projector_state(cursor, APPLIANCE), "appliance_projector_lag_events",
+                       "Events recorded but not yet projected"),
+        _projector_lag(projector_state(cursor, BIOMERO), "appliance_projector_biomero_lag_events",
+                       "Events in BIOMERO's log not yet projected"),
+        optional_query(cursor, QUERIES["skipped_topics"], _skipped_events),
+        optional_query(cursor, QUERIES["change_backlog"], lambda rows: GaugeMetricFamily(
             "appliance_change_backlog", "Changes not yet handled by a monitor", value=rows[0]["backlog"])),
     ]
     return [family for family in families if family is not None]
@@ -92,6 +94,12 @@ def health_metrics(cursor, settings: Settings) -> list[GaugeMetricFamily]:
     return [*families, running]
 
 
+def _projector_lag(projector: dict | None, name: str, help_text: str) -> GaugeMetricFamily | None:
+    if projector is None:
+        return None
+    return GaugeMetricFamily(name, help_text, value=projector["newest_event"] - (projector["position"] or 0))
+
+
 class _Snapshot:
     def __init__(self, families):
         self.families = families
@@ -108,3 +116,10 @@ def render(cursor, settings: Settings, metrics_dir: str | None = None) -> bytes:
     gauges = CollectorRegistry()
     gauges.register(_Snapshot(database_metrics(cursor) + health_metrics(cursor, settings)))
     return generate_latest(counters) + generate_latest(gauges)
+
+
+@blueprint.get("/metrics")
+def prometheus_metrics():
+    with db.cursor() as cursor:
+        body = render(cursor, current_app.config["SETTINGS"], current_app.config["METRICS_DIR"])
+    return Response(body, mimetype="text/plain; version=0.0.4")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask import Blueprint, jsonify
+
 from appliance.ingest import EVENT_TYPES
 from appliance.validation import TIME as TIME_DOMAIN
 from appliance.views import VIEW_TABLES
@@ -296,3 +298,11 @@ OPENAPI = {
         "schemas": event_schemas(),
     },
 }
+
+
+blueprint = Blueprint("openapi", __name__)
+
+
+@blueprint.get("/api/v1/openapi.json")
+def openapi():
+    return jsonify(OPENAPI)

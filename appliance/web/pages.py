@@ -13,9 +13,10 @@ from flask import Blueprint, Response, jsonify, make_response, render_template, 
 
 from appliance import vocabulary
 from appliance.health import problems
-from appliance.web import charts, data, db_cursor, error_response, runpage
+from appliance.system import system_state
+from appliance.web import charts, data, db, runpage
 from appliance.web.delivery import fingerprinted
-from appliance.web.system import system_state
+from appliance.web.errors import error_response
 
 blueprint = Blueprint("pages", __name__)
 blueprint.add_app_template_filter(charts.human_duration, "duration")
@@ -62,7 +63,7 @@ def _twin(page_rule: str, api_rule: str, template: str, endpoint: str, fingerpri
 
 def _respond(compute, fingerprint, values, render):
     try:
-        with db_cursor() as cursor:
+        with db.cursor() as cursor:
             build = lambda: make_response(render(compute(cursor, **values)))  # noqa: E731
             return fingerprinted(lambda: fingerprint(cursor, **values), build) if fingerprint else build()
     except data.BadRequest as error:
@@ -100,7 +101,7 @@ def logs_text(run_id):
         run_id = data.parse_uuid(run_id, "run id")
         data.check_known(request.args, ("level", "task", "q"))
         filters = data.log_filters(request.args)
-        with db_cursor() as cursor:
+        with db.cursor() as cursor:
             cursor.execute(data.QUERIES["run"], {"run_id": run_id})
             if cursor.fetchone() is None:
                 raise data.NotFound(f"no workflow run has the id {run_id}")
@@ -112,7 +113,7 @@ def logs_text(run_id):
     def lines():
         after, sent = 0, 0
         while sent < LOG_DOWNLOAD_MAX:
-            with db_cursor() as cursor:
+            with db.cursor() as cursor:
                 cursor.execute(data.QUERIES["run_logs"], data.log_query(
                     run_id, filters, after=after, limit=min(LOG_DOWNLOAD_CHUNK, LOG_DOWNLOAD_MAX - sent)))
                 rows = cursor.fetchall()

@@ -16,6 +16,7 @@ import psycopg2
 import pytest
 from sqlalchemy.engine import make_url
 
+from appliance import db
 from appliance.config import ConfigError, MonitorSettings, Settings, parse_database_url
 from appliance.localpg import LocalPostgres
 from appliance.monitor import Monitor, Webhook, delete_old_changes
@@ -324,12 +325,8 @@ def test_retention_deletes_old_processed_changes_in_batches(database_url):
     execute(database_url, "UPDATE change_notifications SET processed = true, processed_at = now() - interval '8 days' "
                           "WHERE id <= 2200")
     execute(database_url, "UPDATE change_notifications SET processed = true, processed_at = now() WHERE id > 2400")
-    connection = psycopg2.connect(database_url)
-    connection.autocommit = True
-    try:
+    with db.connection(parse_database_url(database_url), "test") as connection:
         assert delete_old_changes(connection, days=7) == 2200
-    finally:
-        connection.close()
     assert execute(database_url, "SELECT count(*) FROM change_notifications")[0][0] == 300
 
 

@@ -94,7 +94,7 @@ def running(projector: Projector):
 
 def rebuild_uninterrupted(tracker, url: str) -> dict[str, list[dict]]:
     """The views from one projection of the whole log in one go."""
-    connection = store.connect(tracker.settings.database_url, "test")
+    connection = db.connect(tracker.settings.database_url, "test")
     try:
         store.reset(connection)
     finally:
@@ -601,7 +601,7 @@ def test_a_rebuild_runs_next_to_no_garbage_collections(tracker, database_url):
 
 def test_a_batch_leaves_the_cycle_collector_as_it_found_it_even_when_it_fails(tracker, database_url):
     tracker.initiate_workflow("wf", "", None, None)
-    connection = store.connect(tracker.settings.database_url, "test")
+    connection = db.connect(tracker.settings.database_url, "test")
     try:
         store.prepare(store.tracking_recorder(tracker.factory.datastore), connection)
         gc.disable()

@@ -6,7 +6,7 @@ from uuid import uuid4
 
 import pytest
 
-from appliance.web import basic_auth_header
+from appliance.web.app import basic_auth_header
 from tests.support.web_support import TOKEN, bearer, make_app
 
 # Health for orchestrators, the bundled stylesheet, script and icon; everything else needs the UI password.

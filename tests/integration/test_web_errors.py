@@ -10,40 +10,12 @@ from sqlalchemy import create_engine, exc
 
 from appliance.config import Settings, WebSettings, parse_database_url
 from appliance.web import create_app
-from appliance.web.errors import database_unavailable
 from tests.support.sql import query
 from tests.support.web_support import TOKEN, bearer, events_of_a_run, make_app
 
 
 def _wrapped(orig, cls=exc.DBAPIError, **kwargs):
     return cls("SELECT 1", {}, orig, **kwargs)
-
-
-def _caused_by(error, cause):
-    error.__cause__ = cause
-    return error
-
-
-@pytest.mark.parametrize("error, unavailable", [
-    (psycopg2.OperationalError("server closed the connection"), True),
-    (psycopg2.InterfaceError("connection already closed"), True),
-    (psycopg2.errors.ReadOnlySqlTransaction("read-only transaction"), True),
-    (exc.TimeoutError("QueuePool limit reached"), True),
-    (_wrapped(psycopg2.InterfaceError("connection already closed"), exc.InterfaceError), True),
-    (_wrapped(psycopg2.errors.ReadOnlySqlTransaction("read-only"), exc.InternalError), True),
-    (_wrapped(psycopg2.DatabaseError("SSL SYSCALL error"), connection_invalidated=True), True),
-    (persistence.OperationalError("gone"), True),
-    (persistence.InterfaceError("closed"), True),
-    (_caused_by(persistence.PersistenceError("write failed"), psycopg2.OperationalError("gone")), True),
-    (psycopg2.ProgrammingError("syntax error"), False),
-    (psycopg2.errors.UndefinedColumn("no such column"), False),
-    (_wrapped(psycopg2.ProgrammingError("syntax error")), False),
-    (_wrapped(psycopg2.DatabaseError("something else")), False),
-    (persistence.ProgrammingError("bad"), False),
-    (_caused_by(RuntimeError("a bug"), None), False),
-])
-def test_which_errors_mean_the_database_is_unavailable(error, unavailable):
-    assert database_unavailable(error) is unavailable
 
 
 def _assert_short_503(response, as_json):

@@ -14,7 +14,8 @@ from uuid import uuid4
 import pytest
 
 from appliance.config import Settings, WebSettings, parse_database_url
-from appliance.web import basic_auth_header, create_app
+from appliance.web import create_app
+from appliance.web.app import basic_auth_header
 from tests.support.waiting import wait_for
 from tests.support.web_support import TOKEN, bearer, events_of_a_run, make_app
 

@@ -59,7 +59,7 @@ def test_malformed_json_gets_400(client):
 def test_a_fresh_worker_makes_one_tracker_however_many_threads_ask(database_url):
     import threading
 
-    from appliance.web import tracker as app_tracker
+    from appliance.web.db import tracker as app_tracker
 
     app = make_app(database_url, ingest_token=TOKEN)
     start, made, errors = threading.Barrier(8), [], []

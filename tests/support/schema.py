@@ -6,6 +6,6 @@ from appliance.config import Settings, parse_database_url
 
 
 def prepare_schema(url: str) -> None:
-    from appliance.triggers import init
+    from appliance.schema import init
 
     init(Settings(database_url=parse_database_url(url)), announce=lambda line: None)

@@ -1,4 +1,9 @@
-"""The state of the appliance's parts: for /readyz, the system page and /metrics."""
+"""The state of the appliance's parts, read from the database and supervisord.
+
+One implementation for `appliance status` (the command line, which must
+answer even when the web program is down) and the web's /readyz, /system and
+/metrics; so it lives below both.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,15 @@ import xmlrpc.client
 from pathlib import Path
 from typing import Any
 
+from psycopg2 import sql
+
+from appliance import db
 from appliance.config import Settings
 from appliance.migrator import head_revision
-from appliance.projection.store import UPSTREAM
+from appliance.projection.store import APPLIANCE, BIOMERO, TRACKING_TABLE, UPSTREAM, Upstream
 from appliance.sql import load_queries
-from appliance.web.errors import SCHEMA_MISSING
 
-QUERIES = load_queries("web.sql")
+QUERIES = load_queries("system.sql")
 HEALTH_QUERIES = load_queries("health.sql")
 # The revisions on disk change only with a new release: read them once per process,
 # not at every /readyz the health check sends.
@@ -24,7 +31,7 @@ EXPECTED_TRIGGERS = 4
 
 
 def schema_state(cursor, settings: Settings) -> dict[str, Any]:
-    revision = optional_query(cursor, "schema_revision", lambda rows: rows[0]["version_num"] if rows else None)
+    revision = optional_query(cursor, QUERIES["schema_revision"], lambda rows: rows[0]["version_num"] if rows else None)
     head = _head_revision(settings.migrations_dir)
     return {"revision": revision, "head": head, "at_head": revision == head}
 
@@ -35,11 +42,11 @@ def system_state(cursor, settings: Settings) -> dict[str, Any]:
     cursor.execute(QUERIES["installed_triggers"])
     triggers = [row["tgname"] for row in cursor.fetchall()]
     state["triggers"] = {"installed": triggers, "complete": len(triggers) >= EXPECTED_TRIGGERS}
-    state["projector"] = optional_query(cursor, "projector_position", _projector)
-    state["biomero_log"] = optional_query(cursor, "biomero_position", _projector)  # None: no BIOMERO here
-    state["skipped_topics"] = optional_query(cursor, "skipped_topics", lambda rows: [_skipped(r) for r in rows])
-    state["monitors"] = optional_query(cursor, "monitor_heartbeats", lambda rows: [_monitor(r) for r in rows])
-    state["change_backlog"] = optional_query(cursor, "change_backlog", lambda rows: rows[0]["backlog"])
+    state["projector"] = projector_state(cursor, APPLIANCE)
+    state["biomero_log"] = projector_state(cursor, BIOMERO)  # None: no BIOMERO here
+    state["skipped_topics"] = optional_query(cursor, QUERIES["skipped_topics"], lambda rows: [_skipped(r) for r in rows])
+    state["monitors"] = optional_query(cursor, QUERIES["monitor_heartbeats"], lambda rows: [_monitor(r) for r in rows])
+    state["change_backlog"] = optional_query(cursor, QUERIES["change_backlog"], lambda rows: rows[0]["backlog"])
     state["health"] = health_state(cursor)
     state["programs"] = supervisor_programs(settings.web.run_dir)
     return state
@@ -48,11 +55,11 @@ def system_state(cursor, settings: Settings) -> dict[str, Any]:
 def health_state(cursor) -> dict[str, Any]:
     """What appliance.health judges besides positions: progress, what is set aside, the wait of changes."""
     return {
-        "progress": optional_query(cursor, "projector_progress", _first_row, HEALTH_QUERIES,
+        "progress": optional_query(cursor, HEALTH_QUERIES["projector_progress"], _first_row,
                                    {"application": UPSTREAM}),
-        "set_aside": optional_query(cursor, "set_aside", _first_row, HEALTH_QUERIES),
+        "set_aside": optional_query(cursor, HEALTH_QUERIES["set_aside"], _first_row),
         "oldest_unhandled_change_seconds": optional_query(
-            cursor, "oldest_unhandled_change", lambda rows: _seconds(rows[0]["seconds"]), HEALTH_QUERIES),
+            cursor, HEALTH_QUERIES["oldest_unhandled_change"], lambda rows: _seconds(rows[0]["seconds"])),
     }
 
 
@@ -66,15 +73,25 @@ def _seconds(value) -> float | None:
     return None if value is None else round(float(value), 1)
 
 
-def optional_query(cursor, query: str, shape, queries: dict[str, str] = QUERIES, params: dict | None = None):
+def projector_state(cursor, upstream: Upstream):
+    """The projector's position in a log it follows and that log's newest event; None when the log is not here."""
+    return optional_query(cursor, projector_position_query(upstream), _projector, {"upstream": upstream.name})
+
+
+def projector_position_query(upstream: Upstream) -> sql.Composed:
+    """The query with the tracking and events tables' names filled in (they are not values)."""
+    return sql.SQL(QUERIES["projector_position"]).format(
+        tracking_table=sql.Identifier(TRACKING_TABLE), events_table=sql.Identifier(upstream.table))
+
+
+def optional_query(cursor, query: str | sql.Composed, shape, params: dict | None = None):
     """`shape(rows)` of a query over tables another part creates; None when that part is missing."""
-    cursor.execute("SAVEPOINT optional")
     try:
-        cursor.execute(queries[query], params)
-        return shape(cursor.fetchall())
-    except SCHEMA_MISSING:
-        # The failed statement aborted the transaction; the savepoint lets the page go on.
-        cursor.execute("ROLLBACK TO SAVEPOINT optional")
+        # The failed statement would abort the transaction; the savepoint lets the page go on.
+        with db.savepoint(cursor):
+            cursor.execute(query, params)
+            return shape(cursor.fetchall())
+    except db.SCHEMA_MISSING:
         return None
 
 
