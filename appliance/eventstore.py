@@ -25,9 +25,10 @@ from eventsourcing.utils import Environment
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import sessionmaker
 
+from appliance import db
 from appliance.db import SCHEMA_LOCK_KEY
 from appliance.sql import load_queries
 
@@ -54,14 +55,13 @@ class EventRecorder(SQLAlchemyApplicationRecorder):
         # Several processes may start at once on an empty database; concurrent
         # CREATE TABLE IF NOT EXISTS can still collide, so serialise them.
         with self.engine.begin() as connection:
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            connection.exec_driver_sql(db.QUERIES["schema_xact_lock"], {"key": SCHEMA_LOCK_KEY})
             self.create_tables(connection)
 
     def create_tables(self, connection: Connection) -> None:
         """The tables, on a connection whose session holds the schema lock already (the migrator's)."""
         for table in self.tables:
             table.create(connection, checkfirst=True)
-        connection.exec_driver_sql(QUERIES["create_receipts_table"])
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], *, receipts: Sequence[UUID] = (), **kwargs: Any
@@ -73,14 +73,16 @@ class EventRecorder(SQLAlchemyApplicationRecorder):
             return []
         params = {
             "lock_timeout": LOCK_TIMEOUT,
-            "receipts": [str(event_id) for event_id in receipts],
             "originator_ids": [str(event.originator_id) for event in stored_events],
             "versions": [event.originator_version for event in stored_events],
             "topics": [event.topic for event in stored_events],
             "states": [psycopg2.Binary(event.state) for event in stored_events],
         }
+        query = "insert_events"
+        if receipts:
+            query, params["receipts"] = "insert_events_with_receipts", [str(event_id) for event_id in receipts]
         with self._cursor() as cursor:
-            cursor.execute(QUERIES["insert_events"], params)
+            cursor.execute(QUERIES[query], params)
             return [row[0] for row in cursor.fetchall()]
 
     def select_receipts(self, event_ids: Sequence[UUID]) -> set[UUID]:

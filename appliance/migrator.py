@@ -21,12 +21,12 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Connection, Engine, inspect, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Connection, Engine, inspect
 
+from appliance import db
 from appliance.config import Settings
-from appliance.db import SCHEMA_LOCK_KEY, make_engine
-from appliance.views import Base
+from appliance.db import SCHEMA_LOCK_KEY
+from appliance.views import ADOPTED_TABLES, Base
 
 VERSION_TABLE = "alembic_version_appliance"
 
@@ -88,13 +88,13 @@ def schema_lock(engine: Engine, announce: Announce = print) -> Iterator[None]:
     """Hold the schema advisory lock (a session lock on a separate autocommit connection)."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         params = {"key": SCHEMA_LOCK_KEY}
-        if not connection.execute(text("SELECT pg_try_advisory_lock(:key)"), params).scalar():
+        if not connection.exec_driver_sql(db.QUERIES["try_schema_lock"], params).scalar():
             announce(f"waiting for the schema lock (advisory lock {SCHEMA_LOCK_KEY}): another process holds it")
-            connection.execute(text("SELECT pg_advisory_lock(:key)"), params)
+            connection.exec_driver_sql(db.QUERIES["schema_lock"], params)
         try:
             yield
         finally:
-            connection.execute(text("SELECT pg_advisory_unlock(:key)"), params)
+            connection.exec_driver_sql(db.QUERIES["schema_unlock"], params)
 
 
 def upgrade_to_head(
@@ -136,7 +136,7 @@ def migrate(settings: Settings, announce: Announce = print) -> bool:
     if not settings.run_migrations:
         announce("APPLIANCE_RUN_MIGRATIONS=0: leaving the schema as it is")
         return False
-    engine = make_engine(settings.database_url, pool_size=2, application_name="appliance-migrate")
+    engine = db.make_engine(settings.database_url, pool_size=2, application_name="appliance-migrate")
     try:
         announce(f"migrating {settings.database_url_masked}")
         with schema_lock(engine, announce):
@@ -144,16 +144,16 @@ def migrate(settings: Settings, announce: Announce = print) -> bool:
                 engine, settings.migrations_dir, allow_auto_stamp=settings.allow_auto_stamp, announce=announce,
             )
             return bool(move_appliance_events(engine, announce)) or changed
-    except DBAPIError as error:
+    except db.DATABASE_ERRORS as error:
         # The driver's own message (refused, authentication failed, permission denied) holds no password.
-        raise MigrationError(f"database error on {settings.database_url_masked}: {error.orig}".strip()) from None
+        raise MigrationError(f"database error on {settings.database_url_masked}: {db.first_line(error)}") from None
     finally:
         engine.dispose()
 
 
 def _view_tables_exist(connection: Connection) -> bool:
     existing = set(inspect(connection).get_table_names())
-    return bool(existing & set(Base.metadata.tables))
+    return bool(existing & (set(Base.metadata.tables) - set(ADOPTED_TABLES)))
 
 
 def _check_known(current: str | None, migrations_dir: Path, head: str) -> None:

@@ -1,8 +1,9 @@
-"""The read models: plain SQLAlchemy tables, the only ones under Alembic.
+"""The appliance's own tables: plain SQLAlchemy models, every one under Alembic.
 
-The projector derives every row from the event store, except
-`change_notifications`, which the init-db triggers fill, and
-`projection_rebuild`, the projector's own note of a rebuild in progress.
+The projector derives every row of the views from the event store. The
+others: `change_notifications`, which the init-db triggers fill,
+`projection_rebuild`, the projector's own note of a rebuild in progress,
+`monitor_heartbeats` and `ingest_receipts`.
 Column names are
 what users see in psql and the API: keep them stable, and change them only
 through a migration.
@@ -271,4 +272,32 @@ class ProjectorProgress(Base):
     failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class MonitorHeartbeat(Base):
+    """Not a view: each running monitor upserts its row every poll, so the status
+    pages can show when it was last seen and its backlog."""
+
+    __tablename__ = "monitor_heartbeats"
+
+    monitor_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    host: Mapped[str] = mapped_column(Text)
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    backlog: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    handled: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class IngestReceipt(Base):
+    """Not a view: the ids of client events already applied (the ingest endpoint's
+    idempotency), written by the event store in the transaction of their events."""
+
+    __tablename__ = "ingest_receipts"
+
+    event_id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+# Tables that earlier versions made outside Alembic (revision 0005 adopts them, and
+# its downgrade keeps them): finding them without the version table says nothing.
+ADOPTED_TABLES = ("monitor_heartbeats", "ingest_receipts")
 VIEW_TABLES = ("workflow_runs", "job_executions", "log_entries", "job_accounting")

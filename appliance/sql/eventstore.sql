@@ -7,9 +7,19 @@
 -- name: insert_events
 -- Append events as one implicit transaction in one round trip. The table lock
 -- makes notification ids commit in the order they are assigned (readers of the
--- log never see a gap fill in later), as the library's own recorders do. The
--- ids of the client events that produced them (often none) are recorded in
--- the same transaction: a resent client event then conflicts on its receipt.
+-- log never see a gap fill in later), as the library's own recorders do.
+SELECT set_config('lock_timeout', %(lock_timeout)s, true);
+LOCK TABLE appliance_events IN EXCLUSIVE MODE;
+NOTIFY appliance_events;
+INSERT INTO appliance_events (originator_id, originator_version, topic, state)
+SELECT * FROM unnest(%(originator_ids)s::uuid[], %(versions)s::bigint[], %(topics)s::text[], %(states)s::bytea[])
+RETURNING id;
+
+-- name: insert_events_with_receipts
+-- insert_events, and the ids of the client events that produced them recorded
+-- in the same transaction (ingest): a resent client event then conflicts on its
+-- receipt. ingest_receipts comes from the Alembic revisions, so a tracker used
+-- on a database never migrated still appends through insert_events.
 SELECT set_config('lock_timeout', %(lock_timeout)s, true);
 LOCK TABLE appliance_events IN EXCLUSIVE MODE;
 NOTIFY appliance_events;
@@ -23,14 +33,6 @@ RETURNING id;
 -- the lock insert_events takes, held until the block commits.
 SELECT set_config('lock_timeout', %(lock_timeout)s, true);
 LOCK TABLE appliance_events IN EXCLUSIVE MODE;
-
--- name: create_receipts_table
--- Ids of client events already applied (the ingest endpoint's idempotency).
--- Part of the write side, next to the event store, so not under Alembic.
-CREATE TABLE IF NOT EXISTS ingest_receipts (
-    event_id uuid PRIMARY KEY,
-    received_at timestamptz NOT NULL DEFAULT now()
-);
 
 -- name: select_receipts
 -- Which of these client event ids were applied already.

@@ -11,7 +11,7 @@ from appliance import WorkflowTracker
 from appliance.config import Settings, parse_database_url
 from appliance.projection import Projector
 from appliance.projection.reproject import reproject
-from appliance.triggers import init
+from appliance.schema import init
 from tests.support.dumps import restore
 from tests.support.sql import query
 

@@ -13,15 +13,18 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from appliance import WorkflowTracker
-from appliance.config import DEFAULT_MIGRATIONS_DIR, ConfigError, Settings
+from appliance.config import DEFAULT_MIGRATIONS_DIR, ConfigError, Settings, parse_database_url
 from appliance.db import SCHEMA_LOCK_KEY, make_engine
 from appliance.migrator import VERSION_TABLE, alembic_config, head_revision, schema_lock, upgrade_to_head
-from appliance.views import Base
+from appliance.triggers import install_triggers
+from appliance.views import ADOPTED_TABLES, Base
+from tests.support.dumps import restore
 from tests.support.secret_scan import with_password
 from tests.support.waiting import wait_for
 
 HEAD = head_revision(DEFAULT_MIGRATIONS_DIR)
 VIEWS = set(Base.metadata.tables)
+KEPT_BY_DOWNGRADES = set(ADOPTED_TABLES)  # the older version expects them
 # The developer's own settings must not leak into the migrators these tests start.
 OURS = ("DATABASE_URL", "SQLALCHEMY_URL", "POSTGRES_", "APPLIANCE_")
 
@@ -188,8 +191,8 @@ def test_the_initial_revision_downgrades_and_upgrades_again(empty_database_url):
             command.downgrade(alembic_config(DEFAULT_MIGRATIONS_DIR, connection), "base")
     finally:
         engine.dispose()
-    assert not VIEWS & tables(empty_database_url)
-    assert "appliance_events" in tables(empty_database_url)
+    assert not (VIEWS - KEPT_BY_DOWNGRADES) & tables(empty_database_url)
+    assert KEPT_BY_DOWNGRADES | {"appliance_events"} <= tables(empty_database_url)
     assert migrate_and_wait(empty_database_url)[0] == 0
     check_no_drift(empty_database_url)
 
@@ -231,6 +234,48 @@ def test_revision_0002_downgrades_to_0001_keeping_the_rows_and_upgrades_again(em
     assert query(empty_database_url, "SELECT workflow_name, steps_done, steps_total FROM workflow_runs") == [
         ("kept", None, None)]
     check_no_drift(empty_database_url)
+
+
+def change_rows(database_url):
+    return query(database_url, "SELECT table_name, operation, changed_fields FROM change_notifications ORDER BY id")
+
+
+def functions(database_url):
+    return {row[0] for row in query(database_url, "SELECT proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace")}
+
+
+def test_an_upgrade_from_a_database_made_before_0005_keeps_its_rows_and_versions_the_change_function(
+        empty_database_url):
+    # A dump of a database an earlier version made: at 0002, with monitor_heartbeats from
+    # init-db, ingest_receipts (one receipt) from the event store and the full notify_change().
+    restore(empty_database_url, "appliance-before-appliance-events")
+    assert version(empty_database_url) == [("0002",)]
+
+    code, output = migrate_and_wait(empty_database_url)
+    assert code == 0 and f"migrating from 0002 to head {HEAD}" in output, output
+    install_triggers(Settings(database_url=parse_database_url(empty_database_url)), announce=lambda line: None)
+
+    assert query(empty_database_url, "SELECT event_id::text FROM ingest_receipts") == [
+        ("00000000-0000-0000-0000-000000000001",)]
+    assert {"record_change_v1", "notify_change", "get_recent_changes"} <= functions(empty_database_url)
+    keys = {row[0] for row in query(empty_database_url, "SELECT conname FROM pg_constraint WHERE contype = 'p'")}
+    assert {"pk_monitor_heartbeats", "pk_ingest_receipts"} <= keys
+    query(empty_database_url, "INSERT INTO workflow_runs (workflow_name) VALUES ('after the upgrade')")
+    assert change_rows(empty_database_url)[-1][:2] == ("workflow_runs", "INSERT")
+    check_no_drift(empty_database_url)
+
+
+def test_revision_0005_downgrades_to_the_change_function_of_before_and_upgrades_again(database_url):
+    query(database_url, "INSERT INTO workflow_runs (workflow_name) VALUES ('r')")
+    downgrade_to(database_url, "0004")
+    assert "record_change_v1" not in functions(database_url)
+    assert KEPT_BY_DOWNGRADES <= tables(database_url)
+    query(database_url, "UPDATE workflow_runs SET status = 'running'")  # the triggers still record it
+    assert migrate_and_wait(database_url)[0] == 0
+    query(database_url, "UPDATE workflow_runs SET status = 'completed'")
+    assert [row[2] for row in change_rows(database_url)] == [
+        change_rows(database_url)[0][2], ["status"], ["status"]]
+    check_no_drift(database_url)
 
 
 # A caller that holds the lock itself (`appliance init`)

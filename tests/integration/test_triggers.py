@@ -127,7 +127,7 @@ def test_installing_twice_changes_nothing_and_succeeds(database_url):
     assert catalog(database_url) == before
     second = run_cli(database_url, "init")
     assert second.returncode == 0, second.stderr
-    assert "installed 3 script(s)" in second.stdout
+    assert "installed 1 script(s)" in second.stdout
     assert catalog(database_url) == before
 
 
@@ -137,8 +137,9 @@ def test_init_with_install_triggers_0_migrates_but_installs_no_trigger(empty_dat
     assert "leaving functions and triggers as they are" in result.stdout
     assert rows(empty_database_url, "SELECT to_regclass('workflow_runs')::text") == [("workflow_runs",)]
     assert rows(empty_database_url, "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal") == [(0,)]
+    # The functions belong to the revisions (versioned): the flag is about the triggers only.
     assert rows(empty_database_url, "SELECT count(*) FROM pg_proc WHERE proname IN "
-                                    "('notify_change', 'get_recent_changes')") == [(0,)]
+                                    "('notify_change', 'record_change_v1', 'get_recent_changes')") == [(3,)]
 
 
 def test_installers_running_at_once_all_succeed(database_url):
@@ -243,8 +244,7 @@ def test_scripts_run_in_the_order_of_their_numbers(database_url, tmp_path):
     (folder / "100-use.sql").write_text("CREATE OR REPLACE VIEW ordered_view AS SELECT n FROM ordered;")
     result = run_cli(database_url, "install-triggers", APPLIANCE_INIT_DB_DIR=str(folder))
     assert result.returncode == 0, result.stderr
-    assert ("05-new-function.sql, 10-change-notifications.sql, 20-recent-changes.sql, "
-            "30-monitor-heartbeats.sql, 90-make.sql, 100-use.sql") in result.stdout
+    assert "05-new-function.sql, 10-change-notifications.sql, 90-make.sql, 100-use.sql" in result.stdout
     assert rows(database_url, "SELECT to_regclass('ordered_view')::text") == [("ordered_view",)]
 
 
