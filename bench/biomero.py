@@ -40,7 +40,7 @@ from appliance.config import Settings, parse_database_url
 from appliance.localpg import LocalPostgres, _create_database
 from appliance.projection import reproject
 from appliance.tracker import WorkflowTracker
-from appliance.triggers import init
+from appliance.schema import init
 from bench.projection_lag import wait_for_projector_lock, write_steadily
 from bench.reprojection import bare_batched_inserts
 from tests.support.biomero_venv import run_driver, start_driver

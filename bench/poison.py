@@ -20,7 +20,7 @@ from appliance.config import Settings, parse_database_url
 from appliance.localpg import LocalPostgres, _create_database
 from appliance.projection import Projector
 from appliance.tracker import WorkflowTracker
-from appliance.triggers import init
+from appliance.schema import init
 from bench.reprojection import fill
 from tests.support.poison import insert_poison_event
 from tests.support.sql import query
