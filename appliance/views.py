@@ -297,7 +297,7 @@ class IngestReceipt(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
 
 
-# Tables that earlier versions made outside Alembic (revision 0005 adopts them, and
+# Tables that earlier versions made outside Alembic (revision 0006 adopts them, and
 # its downgrade keeps them): finding them without the version table says nothing.
 ADOPTED_TABLES = ("monitor_heartbeats", "ingest_receipts")
 VIEW_TABLES = ("workflow_runs", "job_executions", "log_entries", "job_accounting")

@@ -2,7 +2,7 @@
 -- DELETE on a view table, then pg_notify('table_changes', ...) with a small
 -- payload. The function the triggers call, notify_change(), and the versioned
 -- function that does the work (record_change_v1) come from the Alembic
--- revisions (migrations/versions/0005_*); this script only attaches the
+-- revisions (migrations/versions/0006_*); this script only attaches the
 -- triggers. Installed by `appliance install-triggers` / `appliance init`
 -- after the migration, in file-name order, under the schema advisory lock.
 -- Idempotent: every trigger is created with CREATE OR REPLACE.

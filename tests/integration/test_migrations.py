@@ -244,7 +244,7 @@ def functions(database_url):
     return {row[0] for row in query(database_url, "SELECT proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace")}
 
 
-def test_an_upgrade_from_a_database_made_before_0005_keeps_its_rows_and_versions_the_change_function(
+def test_an_upgrade_from_a_database_made_before_0006_keeps_its_rows_and_versions_the_change_function(
         empty_database_url):
     # A dump of a database an earlier version made: at 0002, with monitor_heartbeats from
     # init-db, ingest_receipts (one receipt) from the event store and the full notify_change().
@@ -265,9 +265,9 @@ def test_an_upgrade_from_a_database_made_before_0005_keeps_its_rows_and_versions
     check_no_drift(empty_database_url)
 
 
-def test_revision_0005_downgrades_to_the_change_function_of_before_and_upgrades_again(database_url):
+def test_revision_0006_downgrades_to_the_change_function_of_before_and_upgrades_again(database_url):
     query(database_url, "INSERT INTO workflow_runs (workflow_name) VALUES ('r')")
-    downgrade_to(database_url, "0004")
+    downgrade_to(database_url, "0005")
     assert "record_change_v1" not in functions(database_url)
     assert KEPT_BY_DOWNGRADES <= tables(database_url)
     query(database_url, "UPDATE workflow_runs SET status = 'running'")  # the triggers still record it

@@ -14,21 +14,21 @@ Until this revision, `monitor_heartbeats` was made by init-db/30-monitor-heartbe
   users see it): it only passes the row to the current version;
 - `get_recent_changes(since)` is created here too (unchanged).
 
-Downgrading to 0004 puts back notify_change()'s full body and drops
+Downgrading to 0005 puts back notify_change()'s full body and drops
 record_change_v1 and get_recent_changes (the older version's init-db makes
 it again; it would keep change_notifications from being dropped further
 down); the two tables stay with their rows, as the older version expects them.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-04 18:20:00
 """
 
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0005'
-down_revision = '0004'
+revision = '0006'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
