@@ -106,6 +106,7 @@
     if (stop) { text.textContent = "finished · no more updates"; button.hidden = true; return; }
     setTimeout(loop, seconds * 1000);
   }
+  showStatus();
   setInterval(function () { if (!stop) showStatus(problem); }, 1000);
   setTimeout(loop, seconds * 1000);
 })();
