@@ -145,6 +145,20 @@ class WorkflowRun(TrackedAggregate):
     def task_count(self) -> int:
         return len(self.tasks)
 
+    class Planned(Aggregate.Event):
+        """The jobs the source plans to run, per rule (Snakemake's job stats),
+        and their `total`, known before most tasks exist."""
+
+        jobs: dict
+        total: int
+
+    class RuleGraphRecorded(Aggregate.Event):
+        """The run's graph of rules: `rules` (names) and `edges`, each a
+        [source rule, target rule] pair (the target needs the source's output)."""
+
+        rules: list
+        edges: list
+
     def add_task(self, task_id: UUID, at: datetime | None = None) -> None:
         self._trigger(self.TaskAdded, at, task_id=task_id)
 
@@ -174,6 +188,12 @@ class WorkflowRun(TrackedAggregate):
 
     def heartbeat(self, at: datetime | None = None) -> None:
         self._trigger(self.HeartbeatReceived, at)
+
+    def plan(self, jobs: dict, total: int, at: datetime | None = None) -> None:
+        self._trigger(self.Planned, at, jobs=jobs, total=total)
+
+    def record_rule_graph(self, rules: list, edges: list, at: datetime | None = None) -> None:
+        self._trigger(self.RuleGraphRecorded, at, rules=rules, edges=edges)
 
 
 class Task(TrackedAggregate):
@@ -259,8 +279,33 @@ class Task(TrackedAggregate):
             task.error_message = self.error_message
             task.result_message = self.error_message  # as BIOMERO's TaskFailed does
 
+    class DetailsRecorded(Aggregate.Event):
+        """Where and on what a task runs: its files (`inputs`, `outputs`,
+        `log_files`, `benchmark`), software (`conda_env`, `container`) and `host`.
+        Lists may be empty and the others None: what the source does not tell."""
+
+        inputs: list
+        outputs: list
+        log_files: list
+        benchmark: str | None
+        conda_env: str | None
+        container: str | None
+        host: str | None
+
+    class ResourcesMeasured(Aggregate.Event):
+        """What the task used, as measured (Snakemake's benchmark file): figure
+        name -> number, such as wall_seconds, max_rss_mb, cpu_seconds."""
+
+        usage: dict
+
     def start(self, at: datetime | None = None) -> None:
         self._trigger(self.Started, at)
+
+    def record_details(self, at: datetime | None = None, **details: Any) -> None:
+        self._trigger(self.DetailsRecorded, at, **details)
+
+    def record_resources(self, usage: dict, at: datetime | None = None) -> None:
+        self._trigger(self.ResourcesMeasured, at, usage=usage)
 
     def add_job_id(self, job_id: str, at: datetime | None = None) -> None:
         self._trigger(self.JobIdAdded, at, job_id=job_id)

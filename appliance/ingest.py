@@ -19,6 +19,7 @@ from appliance.validation import Domain
 from appliance.vocabulary import DEFAULT_LOG_LEVEL
 
 COMMON_FIELDS = ("id", "type", "time")
+TASK_DETAILS = ("inputs", "outputs", "log_files", "benchmark", "conda_env", "container", "host")
 
 
 class IngestError(ValueError):
@@ -51,6 +52,10 @@ class IngestResult:
 def _done_of_total(fields: dict) -> None:
     if fields["done"] > fields["total"]:
         raise ValueError(f"done: must not exceed total ({fields['done']} > {fields['total']})")
+
+
+def _edges_join_rules(fields: dict) -> None:
+    valid.edges_within(fields["rules"], fields["edges"])
 
 
 def _required(domain: Domain) -> Field:
@@ -97,6 +102,13 @@ EVENT_TYPES: dict[str, EventType] = {
         {"run_id": _required(valid.UUID_DOMAIN), "done": _required(valid.COUNT), "total": _required(valid.COUNT)},
         lambda b, e, at: b.update_workflow_progress(e["run_id"], e["done"], e["total"], at=at),
         check=_done_of_total),
+    "run_planned": EventType(
+        {"run_id": _required(valid.UUID_DOMAIN), "jobs": _required(valid.COUNTS), "total": _required(valid.COUNT)},
+        lambda b, e, at: b.plan_workflow(e["run_id"], e["jobs"], e["total"], at=at)),
+    "rule_graph": EventType(
+        {"run_id": _required(valid.UUID_DOMAIN), "rules": _required(valid.NAMES), "edges": _required(valid.EDGES)},
+        lambda b, e, at: b.record_rule_graph(e["run_id"], e["rules"], e["edges"], at=at),
+        check=_edges_join_rules),
     "heartbeat": EventType(
         {"run_id": _required(valid.UUID_DOMAIN)},
         lambda b, e, at: b.record_heartbeat(e["run_id"], at=at)),
@@ -109,6 +121,14 @@ EVENT_TYPES: dict[str, EventType] = {
     "task_started": EventType(
         {"task_id": _required(valid.UUID_DOMAIN)},
         lambda b, e, at: b.start_task(e["task_id"], at=at)),
+    "task_details": EventType(
+        {"task_id": _required(valid.UUID_DOMAIN), "inputs": _optional(valid.PATHS), "outputs": _optional(valid.PATHS),
+         "log_files": _optional(valid.PATHS), "benchmark": _optional(valid.PATH), "conda_env": _optional(valid.NAME),
+         "container": _optional(valid.NAME), "host": _optional(valid.NAME)},
+        lambda b, e, at: b.record_task_details(e["task_id"], at=at, **{name: e.get(name) for name in TASK_DETAILS})),
+    "task_resources": EventType(
+        {"task_id": _required(valid.UUID_DOMAIN), "usage": _required(valid.MEASUREMENTS)},
+        lambda b, e, at: b.record_task_resources(e["task_id"], e["usage"], at=at)),
     "job_id": EventType(
         {"task_id": _required(valid.UUID_DOMAIN), "job_id": _required(valid.JOB_ID)},
         lambda b, e, at: b.add_job_id(e["task_id"], e["job_id"], at=at)),

@@ -33,6 +33,8 @@ from appliance.vocabulary import LOG_LEVELS
 
 MAX_NAME_LENGTH = 1_000  # names, users, groups, ids, statuses: one line of a page
 MAX_TEXT_LENGTH = 1_000_000  # messages, descriptions, errors
+MAX_PATH_LENGTH = 4_096  # a file name (PATH_MAX on Linux)
+MAX_LIST_LENGTH = 100_000  # files of a task, rules or edges of a run
 INT32_MAX = 2**31 - 1  # PostgreSQL `integer`: steps_done, steps_total
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_JSON_DEPTH = 64
@@ -145,6 +147,65 @@ def text_or_whole(value: Any, what: str) -> str | int:
     if isinstance(value, int) and not isinstance(value, bool):
         return number(value, what)
     return any_text(value, what)
+
+
+# Lists and objects of the fields Snakemake's runs bring: files, plans, rule graphs, measurements.
+
+
+def path(value: Any, what: str) -> str:
+    """A file name, as its source prints it."""
+    return text(value, what, limit=MAX_PATH_LENGTH)
+
+
+def listed(check: Callable[[Any, str], Any]) -> Callable[[Any, str], list]:
+    """A list (None for an empty one) of at most MAX_LIST_LENGTH values, each passing `check`."""
+
+    def checked(value: Any, what: str) -> list:
+        if value is None:
+            return []
+        if not isinstance(value, (list, tuple)):
+            raise refuse(what, f"must be a list, not {_kind(value)}")
+        if len(value) > MAX_LIST_LENGTH:
+            raise refuse(what, f"has {len(value)} items; the limit is {MAX_LIST_LENGTH}")
+        return [check(item, f"{what}[{index}]") for index, item in enumerate(value)]
+
+    checked.__name__ = f"listed_{check.__name__}"
+    return checked
+
+
+def counts(value: Any, what: str) -> dict[str, int]:
+    """An object of names to whole numbers, such as jobs per rule {"align": 12, "index": 1}."""
+    if not isinstance(value, dict):
+        raise refuse(what, f"must be a dict (a JSON object), not {_kind(value)}")
+    return {name(key, what): count(number_, f"{what}[{key!r:.80}]") for key, number_ in value.items()}
+
+
+def measurements(value: Any, what: str) -> dict[str, int | float | None]:
+    """An object of names to finite numbers or None (not measured), such as {"wall_seconds": 1.5}."""
+    if not isinstance(value, dict):
+        raise refuse(what, f"must be a dict (a JSON object), not {_kind(value)}")
+    return {name(key, what): None if figure is None else number(figure, f"{what}[{key!r:.80}]")
+            for key, figure in value.items()}
+
+
+def edges(value: Any, what: str) -> list[list[str]]:
+    """[source, target] pairs of names, such as a rule graph's [["index", "align"]]."""
+
+    def pair(edge: Any, where: str) -> list[str]:
+        if not isinstance(edge, (list, tuple)) or len(edge) != 2:
+            raise refuse(where, "must be a [source, target] pair of names")
+        return [name(end, where) for end in edge]
+
+    return listed(pair)(value, what)
+
+
+def edges_within(nodes: list[str], pairs: list[list[str]], what: str = "edges") -> None:
+    """Every end of every pair is one of `nodes`."""
+    known = set(nodes)
+    for pair_ in pairs:
+        for end in pair_:
+            if end not in known:
+                raise refuse(what, f"{end!r:.80} is not one of the rules")
 
 
 # Ids, levels.
@@ -301,5 +362,15 @@ JOB_ID = Domain(job_id, {"anyOf": [_string_schema(MAX_NAME_LENGTH),
 LEVEL = Domain(level, {"type": "string", "pattern": "^(" + "|".join(
     "".join(f"[{c.upper()}{c.lower()}]" for c in word) for word in LOG_LEVELS) + ")$",
     "description": f"one of {', '.join(LOG_LEVELS)} in any case; stored upper-case"})
+_NAMES_SCHEMA = {"type": "array", "maxItems": MAX_LIST_LENGTH, "items": _string_schema(MAX_NAME_LENGTH)}
+NAMES = Domain(listed(name), _NAMES_SCHEMA)
+PATH = Domain(path, _string_schema(MAX_PATH_LENGTH))
+PATHS = Domain(listed(path), {"type": "array", "maxItems": MAX_LIST_LENGTH, "items": _string_schema(MAX_PATH_LENGTH)})
+COUNTS = Domain(counts, {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0,
+                                                                     "maximum": INT32_MAX}})
+MEASUREMENTS = Domain(measurements, {"type": "object", "additionalProperties": {
+    "type": "number", "nullable": True, "description": "finite; whole ones within 64 bits; null: not measured"}})
+EDGES = Domain(edges, {"type": "array", "maxItems": MAX_LIST_LENGTH, "items": {
+    "type": "array", "items": _string_schema(MAX_NAME_LENGTH), "minItems": 2, "maxItems": 2}})
 TIME = Domain(iso_time, {"type": "string", "format": "date-time",
                          "description": "with its offset; from 1970-01-01 to one day after the server's now"})

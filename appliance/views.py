@@ -87,6 +87,10 @@ class WorkflowRunView(Base):
     steps_total: Mapped[int | None] = mapped_column(Integer)
     current_task: Mapped[str | None] = mapped_column(Text)
     error_message: Mapped[str | None] = mapped_column(Text)
+    # What the source planned (WorkflowRun.Planned): {"rule": jobs, ...}, NULL until told.
+    planned_jobs: Mapped[dict | None] = mapped_column(JSONB)
+    # The graph of rules (WorkflowRun.RuleGraphRecorded): {"rules": [...], "edges": [[source, target], ...]}.
+    rule_graph: Mapped[dict | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -127,6 +131,16 @@ class JobExecutionView(Base):
     result_message: Mapped[str | None] = mapped_column(Text)
     error_message: Mapped[str | None] = mapped_column(Text)
     error_type: Mapped[str | None] = mapped_column(Text)
+    # Task.DetailsRecorded: files, software and host, as the source told them.
+    inputs: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
+    outputs: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
+    log_files: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
+    benchmark_file: Mapped[str | None] = mapped_column(Text)
+    conda_env: Mapped[str | None] = mapped_column(Text)
+    container_image: Mapped[str | None] = mapped_column(Text)
+    host: Mapped[str | None] = mapped_column(Text)
+    # Task.ResourcesMeasured: {"wall_seconds": ..., "max_rss_mb": ...}, NULL until measured.
+    resource_usage: Mapped[dict | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -67,8 +67,10 @@ class Progress:
 
 
 def run_progress(steps_done: int | None, steps_total: int | None,
-                 tasks_total: int, tasks_completed: int, tasks_failed: int) -> Progress:
-    """The run's own report of its steps when it gave a total, else its finished tasks.
+                 tasks_total: int, tasks_completed: int) -> Progress:
+    """The run's own report of its steps when it gave a total, else its completed tasks:
+    only finished steps count, a failed task is not done (a run cancelled while its
+    only task ran is at 0%, not 100%).
 
     The one computation of progress: the projection stores `percent` in
     workflow_runs.progress_percent, the pages and the API show all of it.
@@ -78,11 +80,10 @@ def run_progress(steps_done: int | None, steps_total: int | None,
         # did within the view's CHECK (0..100) instead of failing the batch.
         done = steps_done or 0
         return Progress(done, steps_total, min(100.0, 100.0 * done / steps_total), "steps")
-    finished = tasks_completed + tasks_failed
-    return Progress(finished, tasks_total, 100.0 * finished / tasks_total if tasks_total else 0.0, "tasks")
+    done = tasks_completed
+    return Progress(done, tasks_total, 100.0 * done / tasks_total if tasks_total else 0.0, "tasks")
 
 
 def row_progress(row) -> Progress:
     """`run_progress` of a workflow_runs row (a mapping of its columns)."""
-    return run_progress(row["steps_done"], row["steps_total"], row["tasks_total"],
-                        row["tasks_completed"], row["tasks_failed"])
+    return run_progress(row["steps_done"], row["steps_total"], row["tasks_total"], row["tasks_completed"])

@@ -155,7 +155,7 @@ def _run_initiated(rows: Rows, event: WorkflowRun.Initiated) -> None:
         "params": event.params, "status": RunStatus.CREATED,
         "tasks_total": 0, "tasks_created": 0, "tasks_running": 0, "tasks_completed": 0, "tasks_failed": 0,
         "progress_percent": 0.0, "steps_done": None, "steps_total": None,
-        "current_task": None, "error_message": None,
+        "current_task": None, "error_message": None, "planned_jobs": None, "rule_graph": None,
         "created_at": event.timestamp, "started_at": None, "finished_at": None,
         "last_event_at": event.timestamp,
     }
@@ -205,6 +205,14 @@ def _run_cancelled(run: dict, event: Any) -> None:
         run["error_message"] = event.reason
 
 
+def _run_planned(run: dict, event: Any) -> None:
+    run["planned_jobs"] = event.jobs
+
+
+def _rule_graph_recorded(run: dict, event: Any) -> None:
+    run["rule_graph"] = {"rules": event.rules, "edges": event.edges}
+
+
 RUN_HANDLERS: dict[type, Callable[[dict, Any], None]] = {
     WorkflowRun.TaskAdded: lambda run, event: None,  # counted by Task.Created, which comes with it
     WorkflowRun.Started: _run_started,
@@ -213,6 +221,8 @@ RUN_HANDLERS: dict[type, Callable[[dict, Any], None]] = {
     WorkflowRun.Cancelled: _run_cancelled,
     WorkflowRun.ProgressReported: _progress_reported,
     WorkflowRun.HeartbeatReceived: lambda run, event: None,  # moves last_event_at only
+    WorkflowRun.Planned: _run_planned,
+    WorkflowRun.RuleGraphRecorded: _rule_graph_recorded,
 }
 
 
@@ -229,6 +239,8 @@ def _task_created(rows: Rows, event: Task.Created) -> None:
         "status": TaskStatus.CREATED, "external_status": None, "progress": None,
         "input_data": event.input_data, "params": event.params, "results": [], "job_ids": [],
         "attempts": 0, "attempt_history": [], "result_message": None, "error_message": None, "error_type": None,
+        "inputs": [], "outputs": [], "log_files": [], "benchmark_file": None, "conda_env": None,
+        "container_image": None, "host": None, "resource_usage": None,
         "created_at": event.timestamp, "started_at": None, "finished_at": None,
     }
     rows.changed_tasks.add(task_id)
@@ -254,7 +266,7 @@ def _progress(run: dict) -> None:
     its job starts, so that count says little next to the source's total).
     """
     run["progress_percent"] = run_progress(run["steps_done"], run["steps_total"], run["tasks_total"],
-                                           run["tasks_completed"], run["tasks_failed"]).percent
+                                           run["tasks_completed"]).percent
 
 
 def _task_started(rows: Rows, run: dict, task: dict, event: Any) -> None:
@@ -334,6 +346,16 @@ def _result_added(rows: Rows, run: dict, task: dict, event: Any) -> None:
     task["results"] = [*task["results"], event.result]
 
 
+def _details_recorded(rows: Rows, run: dict, task: dict, event: Any) -> None:
+    task.update(inputs=event.inputs, outputs=event.outputs, log_files=event.log_files,
+                benchmark_file=event.benchmark, conda_env=event.conda_env, container_image=event.container,
+                host=event.host)
+
+
+def _resources_measured(rows: Rows, run: dict, task: dict, event: Any) -> None:
+    task["resource_usage"] = event.usage
+
+
 TASK_HANDLERS: dict[type, Callable[[Rows, dict, dict, Any], None]] = {
     Task.Started: _task_started,
     Task.Completed: _task_completed,
@@ -342,6 +364,8 @@ TASK_HANDLERS: dict[type, Callable[[Rows, dict, dict, Any], None]] = {
     Task.StatusUpdated: _status_updated,
     Task.ProgressUpdated: _progress_updated,
     Task.ResultAdded: _result_added,
+    Task.DetailsRecorded: _details_recorded,
+    Task.ResourcesMeasured: _resources_measured,
 }
 
 

@@ -127,7 +127,8 @@ DELETE FROM projection_rebuild WHERE application_name = %(application)s;
 -- The workflow_runs rows of some runs.
 SELECT id::text, workflow_name, description, user_name, group_name, source, params, status,
        tasks_total, tasks_created, tasks_running, tasks_completed, tasks_failed, progress_percent,
-       steps_done, steps_total, current_task, error_message, created_at, started_at, finished_at, last_event_at
+       steps_done, steps_total, current_task, error_message, planned_jobs, rule_graph, created_at,
+       started_at, finished_at, last_event_at
 FROM workflow_runs WHERE id = ANY(%(ids)s::uuid[]);
 
 -- name: load_tasks
@@ -135,7 +136,8 @@ FROM workflow_runs WHERE id = ANY(%(ids)s::uuid[]);
 -- (a run's current task is the latest started of its running tasks).
 SELECT id::text, run_id::text, task_name, task_version, status, external_status, progress,
        input_data, params, results, job_ids, attempts, attempt_history, result_message, error_message,
-       error_type, created_at, started_at, finished_at
+       error_type, inputs, outputs, log_files, benchmark_file, conda_env, container_image, host,
+       resource_usage, created_at, started_at, finished_at
 FROM job_executions
 WHERE id = ANY(%(ids)s::uuid[])
    OR (run_id = ANY(%(running_of)s::uuid[]) AND status = 'running');
@@ -150,10 +152,12 @@ FROM job_accounting WHERE task_id = ANY(%(task_ids)s::uuid[]);
 INSERT INTO workflow_runs (
     id, workflow_name, description, user_name, group_name, source, params, status,
     tasks_total, tasks_created, tasks_running, tasks_completed, tasks_failed, progress_percent,
-    steps_done, steps_total, current_task, error_message, created_at, started_at, finished_at, last_event_at)
+    steps_done, steps_total, current_task, error_message, planned_jobs, rule_graph, created_at,
+       started_at, finished_at, last_event_at)
 SELECT id, workflow_name, description, user_name, group_name, source, params, status,
        tasks_total, tasks_created, tasks_running, tasks_completed, tasks_failed, progress_percent,
-       steps_done, steps_total, current_task, error_message, created_at, started_at, finished_at, last_event_at
+       steps_done, steps_total, current_task, error_message, planned_jobs, rule_graph, created_at,
+       started_at, finished_at, last_event_at
 FROM json_populate_recordset(NULL::workflow_runs, %(rows)s::json)
 ON CONFLICT (id) DO UPDATE SET
     workflow_name = EXCLUDED.workflow_name, description = EXCLUDED.description,
@@ -163,7 +167,8 @@ ON CONFLICT (id) DO UPDATE SET
     tasks_completed = EXCLUDED.tasks_completed, tasks_failed = EXCLUDED.tasks_failed,
     progress_percent = EXCLUDED.progress_percent, steps_done = EXCLUDED.steps_done,
     steps_total = EXCLUDED.steps_total, current_task = EXCLUDED.current_task,
-    error_message = EXCLUDED.error_message, created_at = EXCLUDED.created_at,
+    error_message = EXCLUDED.error_message, planned_jobs = EXCLUDED.planned_jobs,
+    rule_graph = EXCLUDED.rule_graph, created_at = EXCLUDED.created_at,
     started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,
     last_event_at = EXCLUDED.last_event_at;
 
@@ -171,10 +176,12 @@ ON CONFLICT (id) DO UPDATE SET
 -- Insert or update job_executions rows, given whole.
 INSERT INTO job_executions (
     id, run_id, task_name, task_version, status, external_status, progress, input_data, params,
-    results, job_ids, attempts, attempt_history, result_message, error_message, error_type, created_at,
+    results, job_ids, attempts, attempt_history, result_message, error_message, error_type, inputs,
+    outputs, log_files, benchmark_file, conda_env, container_image, host, resource_usage, created_at,
     started_at, finished_at)
 SELECT id, run_id, task_name, task_version, status, external_status, progress, input_data, params,
-       results, job_ids, attempts, attempt_history, result_message, error_message, error_type, created_at,
+       results, job_ids, attempts, attempt_history, result_message, error_message, error_type, inputs,
+       outputs, log_files, benchmark_file, conda_env, container_image, host, resource_usage, created_at,
        started_at, finished_at
 FROM json_populate_recordset(NULL::job_executions, %(rows)s::json)
 ON CONFLICT (id) DO UPDATE SET
@@ -184,7 +191,10 @@ ON CONFLICT (id) DO UPDATE SET
     results = EXCLUDED.results, job_ids = EXCLUDED.job_ids, attempts = EXCLUDED.attempts,
     attempt_history = EXCLUDED.attempt_history,
     result_message = EXCLUDED.result_message, error_message = EXCLUDED.error_message,
-    error_type = EXCLUDED.error_type, created_at = EXCLUDED.created_at,
+    error_type = EXCLUDED.error_type, inputs = EXCLUDED.inputs, outputs = EXCLUDED.outputs,
+    log_files = EXCLUDED.log_files, benchmark_file = EXCLUDED.benchmark_file,
+    conda_env = EXCLUDED.conda_env, container_image = EXCLUDED.container_image, host = EXCLUDED.host,
+    resource_usage = EXCLUDED.resource_usage, created_at = EXCLUDED.created_at,
     started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at;
 
 -- name: save_accounting

@@ -32,7 +32,8 @@ SELECT * FROM workflow_runs WHERE id = %(run_id)s;
 -- A page of a run's tasks, filtered by status, name and text, in the order asked
 -- (`sort`: a column name, "-" first for descending).
 SELECT id, task_name, task_version, status, external_status, progress, job_ids, attempts,
-       result_message, error_message, error_type, input_data, params, created_at, started_at,
+       result_message, error_message, error_type, input_data, params, inputs, outputs, log_files,
+       benchmark_file, conda_env, container_image, host, resource_usage, created_at, started_at,
        finished_at, duration_seconds
 FROM job_executions
 WHERE run_id = %(run_id)s

@@ -135,7 +135,42 @@ class Batch:
     def record_heartbeat(self, workflow_id: UUID | str, *, at: datetime | None = None) -> None:
         self._run(workflow_id).heartbeat(at=valid.optional_time(at))
 
+    @_replayable
+    def plan_workflow(self, workflow_id: UUID | str, jobs: dict, total: int, *,
+                      at: datetime | None = None) -> None:
+        """The run plans `jobs[rule]` jobs of each rule, `total` in all (Snakemake's job stats)."""
+        planned, total = valid.counts(jobs, "jobs"), valid.count(total, "total")
+        self._run(workflow_id).plan(planned, total, at=valid.optional_time(at))
+
+    @_replayable
+    def record_rule_graph(self, workflow_id: UUID | str, rules: list, edges: list, *,
+                          at: datetime | None = None) -> None:
+        """The run's rules and its edges, [source rule, target rule] pairs of those rules."""
+        names, pairs = valid.listed(valid.name)(rules, "rules"), valid.edges(edges, "edges")
+        valid.edges_within(names, pairs)
+        self._run(workflow_id).record_rule_graph(names, pairs, at=valid.optional_time(at))
+
     # Commands on tasks.
+
+    @_replayable
+    def record_task_details(
+        self, task_id: UUID | str, *, inputs: list | None = None, outputs: list | None = None,
+        log_files: list | None = None, benchmark: str | None = None, conda_env: str | None = None,
+        container: str | None = None, host: str | None = None, at: datetime | None = None,
+    ) -> None:
+        """Where and on what a task runs: its files, conda environment, container and host."""
+        details = {what: valid.listed(valid.path)(files, what)
+                   for what, files in (("inputs", inputs), ("outputs", outputs), ("log_files", log_files))}
+        details["benchmark"] = valid.optional(valid.path)(benchmark, "benchmark")
+        details |= {what: valid.optional(valid.name)(value, what)
+                    for what, value in (("conda_env", conda_env), ("container", container), ("host", host))}
+        self._task(task_id).record_details(at=valid.optional_time(at), **details)
+
+    @_replayable
+    def record_task_resources(self, task_id: UUID | str, usage: dict, *, at: datetime | None = None) -> None:
+        """What a task used, measured: figure name -> a finite number (None when not measured)."""
+        figures = valid.measurements(usage, "usage")
+        self._task(task_id).record_resources(figures, at=valid.optional_time(at))
 
     @_replayable
     def start_task(self, task_id: UUID | str, *, at: datetime | None = None) -> None:

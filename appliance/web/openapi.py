@@ -28,6 +28,7 @@ def _path(name: str, description: str, schema: dict | None = None) -> dict:
             "schema": schema or {"type": "string"}}
 
 
+STRINGS = {"type": "array", "items": {"type": "string"}}
 TEXT_ARG = {"type": "string", "maxLength": 200, "pattern": "^[^\u0000]*$"}
 # A required one: something besides spaces (the server strips them).
 REQUIRED_TEXT_ARG = {**TEXT_ARG, "pattern": "^[^\u0000]*[^\\s\u0000][^\u0000]*$"}
@@ -59,6 +60,10 @@ TASK = _object({
     "wildcards": {"type": "object", "description": "the task's wildcards (Snakemake), what tells jobs of one rule apart"},
     "attempt_history": {"type": "array", "description": "each attempt (the latest 20): times, status, error's end",
                         "items": {"type": "object"}},
+    "files": _object({"inputs": STRINGS, "outputs": STRINGS, "log": STRINGS, "benchmark": _nullable("string")}),
+    "conda_env": _nullable("string"), "container": _nullable("string"), "host": _nullable("string"),
+    "resource_usage": _nullable("object", description="measured figures (Snakemake's benchmark file), such as "
+                                                      "wall_seconds, max_rss_mb, cpu_seconds; null when not measured"),
 })
 LOG = _object({"id": {"type": "integer"}, "task_id": _nullable("string"),
                "level": {"type": "string", "enum": list(LOG_LEVELS)},

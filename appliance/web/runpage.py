@@ -58,7 +58,7 @@ def run_page(cursor, run_id: str, args: Mapping[str, str]) -> dict[str, Any]:
     limit = given_limit or TASK_PAGE
     run = _the_run(cursor, run_id)
     now = datetime.now(timezone.utc)
-    rules = _rules(cursor, run_id, now)
+    rules = _rules(cursor, run_id, now, run["planned_jobs"], run["rule_graph"])
     colours = charts.rule_colours(rule["name"] for rule in rules)
     tasks, matching = _tasks(cursor, run_id, filters, limit, ((page or 1) - 1) * limit, run["tasks_total"])
     failed, failed_total = _failed_tasks(cursor, run_id)
@@ -107,6 +107,10 @@ def task_json(row: Mapping[str, Any]) -> dict[str, Any]:
         "input": row["input_data"], "params": row["params"], "created_at": _iso(row["created_at"]),
         "started_at": _iso(row["started_at"]), "finished_at": _iso(row["finished_at"]),
         "duration_seconds": row["duration_seconds"],
+        "files": {"inputs": row["inputs"], "outputs": row["outputs"], "log": row["log_files"],
+                  "benchmark": row["benchmark_file"]},
+        "conda_env": row["conda_env"], "container": row["container_image"], "host": row["host"],
+        "resource_usage": row["resource_usage"],
     }
 
 
@@ -132,19 +136,34 @@ def _the_run(cursor, run_id: str) -> dict[str, Any]:
     row = cursor.fetchone()
     if row is None:
         raise NotFound(f"no workflow run has the id {run_id}")
-    return {**run_json(row), "params": row["params"], "tasks_total": row["tasks_total"]}
+    return {**run_json(row), "params": row["params"], "tasks_total": row["tasks_total"],
+            "planned_jobs": row["planned_jobs"], "rule_graph": row["rule_graph"]}
 
 
-def _rules(cursor, run_id: str, now: datetime) -> list[dict[str, Any]]:
+def _rules(cursor, run_id: str, now: datetime, planned: Mapping[str, int] | None,
+           graph: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The rules with tasks, then those only planned or in the rule graph (no job started yet):
+    each with its tasks by status and the jobs its source planned (None when it told no plan)."""
     cursor.execute(QUERIES["run_rules"], {"run_id": run_id, "limit": RULES_LISTED, "now": now})
-    return [{"name": row["task_name"], "total": row["total"], "created": row["created"],
-             "running": row["running"], "completed": row["completed"], "failed": row["failed"],
-             "retries": int(row["retries"] or 0), "state": _rule_state(row),
-             "first_started": _iso(row["first_started"]), "last_finished": _iso(row["last_finished"]),
-             "started": row["started"], "busy_until": _iso(row["busy_until"]),
-             "mean_seconds": row["mean_seconds"], "planned": None,
-             "percent": {status: (row[status] * 100 // row["total"]) // 5 * 5 for status in TASK_STATUSES}}
-            for row in cursor.fetchall()]
+    planned = planned if isinstance(planned, dict) else {}
+    rules = [{"name": row["task_name"], "total": row["total"], "created": row["created"],
+              "running": row["running"], "completed": row["completed"], "failed": row["failed"],
+              "retries": int(row["retries"] or 0), "state": _rule_state(row),
+              "first_started": _iso(row["first_started"]), "last_finished": _iso(row["last_finished"]),
+              "started": row["started"], "busy_until": _iso(row["busy_until"]),
+              "mean_seconds": row["mean_seconds"], "planned": planned.get(row["task_name"]),
+              # Of the jobs planned, when more than have tasks: a bar of done against planned.
+              "percent": {status: (row[status] * 100 // max(row["total"], planned.get(row["task_name"]) or 0))
+                          // 5 * 5 for status in TASK_STATUSES}}
+             for row in cursor.fetchall()]
+    seen = {rule["name"] for rule in rules}
+    waiting = [name for name in [*((graph or {}).get("rules") or []), *sorted(planned)] if name not in seen]
+    for name in list(dict.fromkeys(waiting))[:max(RULES_LISTED - len(rules), 0)]:
+        rules.append({"name": name, "total": 0, "created": 0, "running": 0, "completed": 0, "failed": 0,
+                      "retries": 0, "state": TaskStatus.CREATED, "first_started": None, "last_finished": None,
+                      "started": 0, "busy_until": None, "mean_seconds": None, "planned": planned.get(name),
+                      "percent": {status: 0 for status in TASK_STATUSES}})
+    return rules
 
 
 def _rule_state(row: Mapping[str, Any]) -> str:
@@ -211,7 +230,7 @@ def _graph(run: Mapping[str, Any], rules: list[dict[str, Any]]) -> dict[str, Any
     else the rules in the order they first appeared (a BIOMERO run's task chain)."""
     names = [rule["name"] for rule in rules]
     states = {rule["name"]: rule["state"] for rule in rules}
-    sent = _sent_rule_graph(run.get("params"))
+    sent = _sent_rule_graph(run)
     if sent is None:
         names = names[:CHAIN_RULES]
     edges = sent if sent is not None else charts.chain(names)
@@ -222,9 +241,11 @@ def _graph(run: Mapping[str, Any], rules: list[dict[str, Any]]) -> dict[str, Any
     return drawing
 
 
-def _sent_rule_graph(params: Any) -> list[tuple[str, str]] | None:
-    """Edges of a rule graph a source sent: {"rulegraph": {"edges": [[from, to], ...]}}."""
-    graph = params.get("rulegraph") if isinstance(params, dict) else None
+def _sent_rule_graph(run: Mapping[str, Any]) -> list[tuple[str, str]] | None:
+    """Edges of the rule graph the source sent (a `rule_graph` event: the run's rule_graph
+    column), else one in its parameters: {"rulegraph": {"edges": [[from, to], ...]}}."""
+    params = run.get("params")
+    graph = run.get("rule_graph") or (params.get("rulegraph") if isinstance(params, dict) else None)
     edges = graph.get("edges") if isinstance(graph, dict) else None
     if not isinstance(edges, list):
         return None

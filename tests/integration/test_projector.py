@@ -173,7 +173,12 @@ def test_every_event_type_lands_in_the_views(tracker, database_url):
     tracker.record_log(run, "bwa started", level="DEBUG", task_id=task, at=at(8))
     tracker.record_log(run, "run note", at=at(9))
     tracker.add_result(task, {"bam": "a.bam"}, at=at(10))
+    tracker.record_task_details(task, inputs=["a.fq"], outputs=["a.bam"], log_files=["a.log"], benchmark="a.tsv",
+                                conda_env="bwa.yaml", container="docker://bwa", host="n1", at=at(10))
     tracker.complete_task(task, "aligned", at=at(11))
+    tracker.record_task_resources(task, {"wall_seconds": 7.0, "max_rss_mb": 12}, at=at(11))
+    tracker.plan_workflow(run, {"bwa": 1, "sort": 1}, 2, at=at(11))
+    tracker.record_rule_graph(run, ["bwa", "sort"], [["bwa", "sort"]], at=at(11))
     tracker.start_task(other, at=at(12))
     tracker.fail_task(other, "subprocess.CalledProcessError: exit 1", at=at(13))
     tracker.fail_workflow(run, "a task failed", at=at(14))
@@ -184,8 +189,10 @@ def test_every_event_type_lands_in_the_views(tracker, database_url):
         "id": run, "workflow_name": "align", "description": "align reads", "user_name": "alice",
         "group_name": "lab", "source": "snakemake", "params": {"cores": 4}, "status": "failed",
         "tasks_total": 2, "tasks_created": 0, "tasks_running": 0, "tasks_completed": 1, "tasks_failed": 1,
-        "progress_percent": 100.0, "steps_done": None, "steps_total": None, "current_task": None,
-        "error_message": "a task failed",
+        "progress_percent": 50.0,  # a failed task is not done
+        "steps_done": None, "steps_total": None, "current_task": None,
+        "error_message": "a task failed", "planned_jobs": {"bwa": 1, "sort": 1},
+        "rule_graph": {"rules": ["bwa", "sort"], "edges": [["bwa", "sort"]]},
         "created_at": at(0), "started_at": at(1), "finished_at": at(14), "duration_seconds": 13.0,
         "last_event_at": at(14),
     }
@@ -197,11 +204,15 @@ def test_every_event_type_lands_in_the_views(tracker, database_url):
                              "status": "completed", "error": None}],
         "result_message": "aligned", "error_message": None, "error_type": None, "created_at": at(2),
         "started_at": at(4), "finished_at": at(11), "duration_seconds": 7.0,
+        "inputs": ["a.fq"], "outputs": ["a.bam"], "log_files": ["a.log"], "benchmark_file": "a.tsv",
+        "conda_env": "bwa.yaml", "container_image": "docker://bwa", "host": "n1",
+        "resource_usage": {"wall_seconds": 7.0, "max_rss_mb": 12},
     }
     failed = one(database_url, "SELECT * FROM job_executions WHERE id = %s", (str(other),))
     assert (failed["status"], failed["error_message"], failed["error_type"], failed["task_version"]) == (
         "failed", "subprocess.CalledProcessError: exit 1", "subprocess.CalledProcessError", None)
     assert (failed["input_data"], failed["params"], failed["attempts"]) == ({}, {}, 1)
+    assert (failed["inputs"], failed["host"], failed["resource_usage"]) == ([], None, None)
     assert one(database_url, "SELECT * FROM job_accounting") == {
         "job_id": "4242", "task_id": task, "run_id": run, "user_name": "alice", "group_name": "lab",
         "status": "RUNNING", "progress": "50%", "created_at": at(5), "updated_at": at(7),
