@@ -1,6 +1,9 @@
 """What the Snakemake logger plugin costs: wall time of a 1,000-job trivial
 workflow with it and without it, and the same for another published
-monitoring plugin (snkmt's, which writes to SQLite), measured in one run.
+monitoring plugin (snkmt's, which writes to SQLite), measured in one run;
+then the same workflow with a benchmark file on every job (`benchmark:`,
+which the plugin reads after each job and sends as its measured resources),
+with the plugin and without, its own baseline.
 
     .venv/bin/python -m bench.snakemake_overhead [--jobs 1000] [--repeats 3] [--cores 2]
 
@@ -74,10 +77,11 @@ def prepare_database(server) -> str:
     return url
 
 
-def one_run(snakemake: Path, workdir: Path, jobs: int, cores: int, extra: list[str], env: dict) -> float:
-    for leftover in ("out", ".snakemake"):
+def one_run(snakemake: Path, workdir: Path, jobs: int, cores: int, options: list[str], config: list[str],
+            env: dict) -> float:
+    for leftover in ("out", "benchmarks", ".snakemake"):
         shutil.rmtree(workdir / leftover, ignore_errors=True)
-    command = [str(snakemake), "-c", str(cores), *extra, "--config", f"jobs={jobs}"]
+    command = [str(snakemake), "-c", str(cores), *options, "--config", f"jobs={jobs}", *config]
     start = time.perf_counter()
     subprocess.run(command, cwd=workdir, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
@@ -105,24 +109,27 @@ def main() -> None:
         shutil.copytree(WORKFLOW, workdir)
         env = {**os.environ, "SNAKEMAKE_LOGGER_APPLIANCE_TOKEN": TOKEN,
                "SNAKEMAKE_LOGGER_APPLIANCE_SPOOL_DIR": str(work / "spool")}
-        configurations = {
-            "none": [],
-            "appliance": ["--logger", "appliance", "--logger-appliance-url", f"http://127.0.0.1:{port}"],
-            "snkmt": ["--logger", "snkmt", "--logger-snkmt-db", str(work / "snkmt.db")],
+        appliance = ["--logger", "appliance", "--logger-appliance-url", f"http://127.0.0.1:{port}"]
+        configurations = {  # name: (Snakemake's options, the workflow's config)
+            "none": ([], []),
+            "appliance": (appliance, []),
+            "snkmt": (["--logger", "snkmt", "--logger-snkmt-db", str(work / "snkmt.db")], []),
+            "none+benchmark": ([], ["benchmark=1"]),
+            "appliance+benchmark": (appliance, ["benchmark=1"]),
         }
         times: dict[str, list[float]] = {name: [] for name in configurations}
-        one_run(snakemake, workdir, 20, args.cores, [], env)  # warm-up: caches, bytecode
+        one_run(snakemake, workdir, 20, args.cores, [], [], env)  # warm-up: caches, bytecode
         for repeat in range(args.repeats):
-            for name, extra in configurations.items():
-                seconds = one_run(snakemake, workdir, args.jobs, args.cores, extra, env)
+            for name, (options, config) in configurations.items():
+                seconds = one_run(snakemake, workdir, args.jobs, args.cores, options, config, env)
                 times[name].append(seconds)
                 print(f"repeat {repeat + 1}: {name:9} {seconds:6.2f} s", file=sys.stderr)
-        check_recorded(database_url, args.jobs + 1, args.repeats)
-        base = statistics.median(times["none"])
+        check_recorded(database_url, args.jobs + 1, 2 * args.repeats, measured=args.jobs * args.repeats)
         print(f"{args.jobs} trivial jobs, -c {args.cores}, {args.repeats} runs each, {os.cpu_count()} cores")
         for name, values in times.items():
+            base = statistics.median(times["none+benchmark" if name.endswith("+benchmark") else "none"])
             median = statistics.median(values)
-            print(f"{name:10} median {median:6.2f} s  ratio {median / base:.3f}  "
+            print(f"{name:20} median {median:6.2f} s  ratio {median / base:.3f}  "
                   f"(runs: {', '.join(f'{v:.2f}' for v in values)})")
     finally:
         for process in processes:
@@ -132,8 +139,9 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def check_recorded(database_url: str, tasks: int, runs: int) -> None:
-    """Every run with the plugin is in the views, complete, before figures are trusted."""
+def check_recorded(database_url: str, tasks: int, runs: int, measured: int) -> None:
+    """Every run with the plugin is in the views, complete, and every job with a benchmark
+    file has its measured resources, before figures are trusted."""
     import psycopg2
 
     deadline = time.monotonic() + 60
@@ -142,11 +150,14 @@ def check_recorded(database_url: str, tasks: int, runs: int) -> None:
         with connection, connection.cursor() as cursor:
             cursor.execute("SELECT status, tasks_completed FROM workflow_runs")
             rows = cursor.fetchall()
+            cursor.execute("SELECT count(*) FROM job_executions WHERE resource_usage IS NOT NULL")
+            (with_usage,) = cursor.fetchone()
         connection.close()
-        if rows == [("completed", tasks)] * runs:
+        if rows == [("completed", tasks)] * runs and with_usage == measured:
             return
         if time.monotonic() > deadline:
-            raise RuntimeError(f"expected {runs} completed runs of {tasks} tasks in the views, found {rows}")
+            raise RuntimeError(f"expected {runs} completed runs of {tasks} tasks in the views and {measured} tasks "
+                               f"measured, found {rows} and {with_usage}")
         time.sleep(1)
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -378,3 +380,114 @@ def test_a_killed_snakemake_leaves_a_stale_run_not_a_running_one(appliance):
     process.wait()
     stale = appliance.run("slow", status=("stale",), timeout=STALE_AFTER + 10)
     assert stale["id"] == run["id"] and stale["finished_at"] is None
+
+
+# Snakemake runs in full: plan, rule graph, files, params, host, benchmark figures.
+
+
+def rulegraph_of(workdir: Path) -> tuple[set[str], set[tuple[str, str]]]:
+    """Rules and edges of Snakemake's own `--rulegraph` (dot: `0[label = "all", ...]`, `1 -> 0`)."""
+    dot = subprocess.run([str(SNAKEMAKE), "--rulegraph", "-c1"], cwd=workdir, capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    labels = dict(re.findall(r"^\s*(\d+)\[label = \"([^\"]+)\"", dot, re.MULTILINE))
+    edges = {(labels[a], labels[b]) for a, b in re.findall(r"^\s*(\d+) -> (\d+)", dot, re.MULTILINE)}
+    return set(labels.values()), edges
+
+
+def job_stats_in(output: str) -> dict[str, int]:
+    """Snakemake's "Job stats" table as it printed it on the terminal."""
+    table = output.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    rows = [line.split() for line in table.splitlines()[3:] if line.strip()]
+    return {rule: int(count) for rule, count in rows}
+
+
+def test_a_run_in_full_plan_graph_files_params_host_and_benchmark_figures(appliance):
+    workdir = appliance.workflow("full")
+    rules, edges = rulegraph_of(workdir)
+    code, output = appliance.snakemake(workdir, "-c1")
+    assert code == 0, output
+    run = appliance.run("full")
+    assert run["status"] == "completed" and (run["steps_done"], run["steps_total"]) == (5, 5)
+    stats = job_stats_in(output)
+    assert run["planned_jobs"] == {rule: n for rule, n in stats.items() if rule != "total"}
+    assert stats["total"] == 3  # planned before the checkpoint revealed two more jobs
+    assert set(run["rule_graph"]["rules"]) == rules == {"split", "summary", "all"}
+    assert {tuple(edge) for edge in run["rule_graph"]["edges"]} == edges
+    tasks = {t["task_name"] + t["input_data"]["wildcards"].get("i", ""): t for t in appliance.tasks(run)}
+    assert set(tasks) == {"split", "scale1", "scale2", "summary", "all"}
+    scale = tasks["scale1"]
+    assert (scale["inputs"], scale["outputs"], scale["log_files"], scale["benchmark_file"]) == (
+        ["parts/p1.txt"], ["scaled/p1.txt"], ["logs/scale_1.log"], "benchmarks/scale_1.tsv")
+    assert scale["params"]["params"] == {"factor": 3, "label": "part-1"}  # from the live workflow
+    assert (scale["conda_env"], scale["container_image"]) == (None, None)  # not deployed: not used
+    assert {t["host"] for t in tasks.values()} == {platform.node()}
+    measured = {name for name, t in tasks.items() if t["resource_usage"]}
+    assert measured == {"split", "scale1", "scale2", "summary"}  # every job with a benchmark file
+    assert all(tasks[name]["resource_usage"]["wall_seconds"] >= 0 for name in measured)
+    page = appliance.endpoint.get(f"/api/v1/runs/{run['id']}")
+    assert {r["rule"]: (r["planned"], r["completed"]) for r in page["rules"]} == {
+        "split": (1, 1), "summary": (1, 1), "all": (1, 1), "scale": (None, 2)}
+
+
+def test_sigint_before_the_first_job_finishes_cancels_the_run_at_zero_percent(appliance):
+    process = appliance.start(appliance.workflow("slow"), "-c1")
+    run = appliance.run("slow", status=("running",))
+    wait_for(lambda: appliance.tasks(run), 30, "the task")
+    running = appliance.runs("slow")[0]
+    assert (running["steps_done"], running["steps_total"], running["progress_percent"]) == (0, 2, 0)  # 0 of 2
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole process group
+    process.communicate(timeout=60)
+    run = appliance.run("slow")
+    assert run["status"] == "cancelled" and "interrupted" in run["error_message"]
+    assert (run["steps_done"], run["steps_total"], run["progress_percent"]) == (0, 2, 0)
+
+
+def test_spooled_events_are_sent_at_exit_when_the_appliance_is_back_before_snakemake_ends(appliance):
+    # The plugin's retries back off (1, 2, 4, 8 s ...): the appliance comes back between
+    # two of them, shortly before Snakemake ends; at exit the spool is tried at once.
+    appliance.endpoint.stop()
+    process = appliance.start(appliance.workflow("many"), "-c1", "--config", "jobs=16", "pause=0.5")
+    time.sleep(7.5)  # attempts at about 0, 1, 3 and 7 s failed; the next is 8 s later
+    appliance.endpoint.start()
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output
+    assert "not sent yet" not in output, output
+    run = appliance.run("many")
+    assert (run["status"], run["tasks_completed"], run["steps_done"]) == ("completed", 17, 17)
+    assert not appliance.spooled()
+
+
+def test_replay_sends_a_captured_run(appliance):
+    fixture = PLUGIN / "tests/fixtures/full.jsonl"
+    env = appliance.env(SNAKEMAKE_LOGGER_APPLIANCE_URL=appliance.url)
+    command = [sys.executable, "-m", "snakemake_logger_plugin_appliance", "replay", str(fixture),
+               "--name", "imported", "--new-id"]
+    for _ in range(2):  # with --new-id, the same capture imports twice as two runs
+        replay = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        assert replay.returncode == 0 and replay.stdout.startswith("sent "), replay.stdout + replay.stderr
+    runs = wait_for(lambda: [r for r in appliance.runs("imported") if r["status"] == "completed"][1:] and
+                    appliance.runs("imported"), 30, "two imported runs")
+    records = [json.loads(line) for line in fixture.read_text().splitlines()]
+    # The run ends at its last record's time, not when it was replayed.
+    assert all(abs(run["finished_at"].timestamp() - records[-1]["created"]) < 1e-3 for run in runs)
+    assert {run["tasks_completed"] for run in runs} == {5}
+    assert runs[0]["planned_jobs"] == {"split": 1, "summary": 1, "all": 1}
+
+
+def test_an_undecodable_file_name_is_recorded_not_spooled_forever(appliance):
+    workdir = appliance.workflow("undecodable")
+    (workdir / "in").mkdir()
+    with open(os.path.join(os.fsencode(workdir), b"in", b"sample_\xff.fastq"), "w") as fastq:
+        fastq.write("ACGT\n")
+    code, output = appliance.snakemake(workdir, "-c1", "--nolock")
+    assert code == 0, output
+    run = appliance.run("undecodable")
+    assert (run["status"], run["tasks_completed"], run["steps_done"]) == ("completed", 2, 2)
+    count = next(t for t in appliance.tasks(run) if t["task_name"] == "count")
+    assert count["inputs"] == ["in/sample_\ufffd.fastq"] and count["attempts"] == 1
+    assert "rejected" not in output and not appliance.spooled()
+    assert not list(appliance.spool.rglob("rejected/*"))
+    acked = appliance.query("SELECT count(*) AS n FROM ingest_receipts")[0]["n"]
+    stored = appliance.query("SELECT count(DISTINCT event_id) AS n FROM ingest_receipts")[0]["n"]
+    print(f"\nundecodable file name via the plugin: {acked} events acknowledged, {stored} distinct stored")
+    assert acked == stored > 0

@@ -77,7 +77,7 @@ def test_a_retried_job_is_one_task_failed_then_started_again_and_the_run_complet
     events = replay("retry")
     task_events = [(e["type"], e["task_id"]) for e in events if e["type"].startswith("task_")]
     assert [kind for kind, _ in task_events] == [
-        "task_created", "task_started", "task_failed", "task_started", "task_finished"]
+        "task_created", "task_details", "task_started", "task_failed", "task_started", "task_finished"]
     assert len({task_id for _, task_id in task_events}) == 1
     failed = next(e for e in events if e["type"] == "task_failed")
     assert "exit status 1" in failed["error"]
@@ -101,14 +101,15 @@ def test_a_failing_job_fails_its_task_and_the_run(case, created):
 def test_a_checkpoint_adds_the_jobs_it_reveals():
     events = replay("checkpoint")
     assert tasks_by_rule(events) == {"split": 1, "double": 3, "all_done": 1}
-    assert progress(events) == [(1, 2), (2, 5), (3, 5), (4, 5), (5, 5)]  # the total grew after the checkpoint
+    # 0 of the planned total from Snakemake's job stats, then its count: the total grew after the checkpoint.
+    assert progress(events) == [(0, 2), (1, 2), (2, 5), (3, 5), (4, 5), (5, 5)]
     assert events[-1]["type"] == "run_finished"
 
 
 def test_the_run_progress_mid_run_is_the_steps_snakemake_counts_not_the_tasks_so_far(tracker, database_url):
     # After the checkpoint's job: 1 task exists and has finished, but Snakemake counts 1 of 2 steps.
     events = replay("checkpoint")
-    first = next(i for i, e in enumerate(events) if e["type"] == "run_progress")
+    first = next(i for i, e in enumerate(events) if e["type"] == "run_progress" and e["done"])
     apply_batch(tracker, parse_batch({"events": events[:first + 1]}))
     run_id = events[0]["run_id"]
     run = tracker.get_workflow(run_id)
@@ -154,7 +155,7 @@ def test_a_missing_output_that_a_retry_makes_is_a_failed_attempt_not_a_failed_ru
     events += mapper.finish()
     parse_batch({"events": events})
     assert [e["type"] for e in events if e["type"].startswith("task_")] == [
-        "task_created", "task_started", "task_failed", "task_started", "task_finished"]
+        "task_created", "task_details", "task_started", "task_failed", "task_started", "task_finished"]
     assert events[-1]["type"] == "run_finished"
 
 
@@ -219,3 +220,146 @@ def test_under_quiet_jobs_without_a_finished_record_finish_with_the_run():
             events += mapper.map(logging.makeLogRecord(fields))
     events += mapper.finish()
     assert kinds(events)["task_finished"] == 8 and events[-1]["type"] == "run_finished"
+
+
+# Snakemake runs in full: the plan, the rule graph, each job's files and host, its benchmark figures.
+
+
+def records_of(case: str, workdir: Path | None = None) -> list[dict]:
+    text = (FIXTURES / f"{case}.jsonl").read_text()
+    if workdir is not None:
+        text = text.replace("<workdir>", str(workdir))
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def mapped(records: list[dict], mapper: RunMapper | None = None) -> list[dict]:
+    mapper = mapper or RunMapper(Metadata())
+    events = []
+    for fields in records:
+        events += mapper.map(logging.makeLogRecord(fields))
+    events += mapper.finish()
+    parse_batch({"events": events})
+    return events
+
+
+def test_the_plan_is_snakemakes_job_stats_sent_before_the_first_job_with_progress_at_zero():
+    records = records_of("full")
+    stats = next(r for r in records if r.get("event") == "run_info")["stats"]
+    events = mapped(records)
+    planned = next(e for e in events if e["type"] == "run_planned")
+    assert planned["jobs"] == {rule: count for rule, count in stats.items() if rule != "total"}
+    assert planned["total"] == stats["total"] == 3  # before the checkpoint reveals its two jobs
+    first_task = next(i for i, e in enumerate(events) if e["type"] == "task_created")
+    assert events.index(planned) < first_task
+    assert progress(events)[0] == (0, 3) and progress(events)[-1] == (5, 5)
+    assert kinds(events)["run_planned"] == 1
+
+
+def test_the_rule_graph_is_sent_once_with_each_rule_once_and_its_edges():
+    events = mapped(records_of("full"))
+    (graph,) = [e for e in events if e["type"] == "rule_graph"]
+    assert graph["rules"] == ["split", "summary", "all"]
+    assert graph["edges"] == [["split", "summary"], ["summary", "all"]]
+
+
+def test_a_rule_on_two_levels_of_snakemakes_graph_is_one_rule():
+    # Snakemake's rulegraph record has a node per rule and toposort level, and links by node.
+    record = {"msg": "None", "levelname": "INFO", "created": 1.0, "event": "rulegraph", "rulegraph": {
+        "nodes": [{"rule": "a"}, {"rule": "b"}, {"rule": "a"}, {"rule": "all"}],
+        "links": [{"source": 0, "target": 1, "sourcerule": "a", "targetrule": "b"},
+                  {"source": 1, "target": 2, "sourcerule": "b", "targetrule": "a"},
+                  {"source": 2, "target": 3, "sourcerule": "a", "targetrule": "all"},
+                  {"source": 0, "target": 3, "sourcerule": "a", "targetrule": "all"}]}}
+    start = records_of("full")[1]
+    (graph,) = [e for e in mapped([start, record, record]) if e["type"] == "rule_graph"]
+    assert graph["rules"] == ["a", "b", "all"]
+    assert graph["edges"] == [["a", "b"], ["b", "a"], ["a", "all"]]
+
+
+def test_each_job_has_its_files_and_the_host_of_a_local_job():
+    events = mapped(records_of("full"))
+    host = next(r for r in records_of("full") if r.get("event") == "workflow_started")["host"]
+    details = {e["task_id"]: e for e in events if e["type"] == "task_details"}
+    created = {e["task_id"]: e for e in events if e["type"] == "task_created"}
+    scale = next(details[task_id] for task_id, e in created.items() if e["input"]["wildcards"] == {"i": "1"})
+    assert scale["inputs"] == ["parts/p1.txt"] and scale["outputs"] == ["scaled/p1.txt"]
+    assert scale["log_files"] == ["logs/scale_1.log"] and scale["benchmark"] == "benchmarks/scale_1.tsv"
+    assert scale["host"] == host
+    # Without --software-deployment-method, and without the live workflow (a replay): none told.
+    assert "conda_env" not in scale and "container" not in scale
+    assert len(details) == len(created) == 5
+
+
+def test_each_benchmark_file_becomes_the_jobs_measured_resources(tmp_path):
+    (tmp_path / "benchmarks").mkdir()
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    (tmp_path / "benchmarks/split.tsv").write_text(header + "1.5\t0:00:01\t10.5\t20\t3\t4\t0.1\t2\t50\t0.75\n")
+    (tmp_path / "benchmarks/scale_1.tsv").write_text(header + "0.2\t0:00:00\t-\t-\t-\t-\t-\t-\t-\t-\n")
+    (tmp_path / "benchmarks/scale_2.tsv").write_text("not a benchmark\n")  # and summary.tsv is missing
+    warnings = []
+    events = mapped(records_of("full", tmp_path), RunMapper(Metadata(), warn=warnings.append))
+    usage = {e["task_id"]: e["usage"] for e in events if e["type"] == "task_resources"}
+    rule_of = {e["task_id"]: e["name"] + str(e["input"]["wildcards"].get("i", "")) for e in events
+               if e["type"] == "task_created"}
+    assert {rule_of[task_id]: figures for task_id, figures in usage.items()} == {
+        "split": {"wall_seconds": 1.5, "max_rss_mb": 10.5, "max_vms_mb": 20, "max_uss_mb": 3, "max_pss_mb": 4,
+                  "io_in_mb": 0.1, "io_out_mb": 2, "mean_load": 50, "cpu_seconds": 0.75, "repeats": 1},
+        "scale1": {"wall_seconds": 0.2, "repeats": 1},  # "-": not measured, left out
+    }
+    # After the job's end; the unreadable ones skipped with one warning for the run.
+    finished = {e["task_id"]: i for i, e in enumerate(events) if e["type"] == "task_finished"}
+    assert all(events.index(e) > finished[e["task_id"]] for e in events if e["type"] == "task_resources")
+    assert len(warnings) == 1 and "benchmark file could not be read" in warnings[0]
+
+
+def test_the_runs_end_is_the_last_records_time_not_the_clock_at_close():
+    records = records_of("full")
+    events = mapped(records)
+    assert events[-1]["type"] == "run_finished" and events[-1]["time"] == utc(records[-1]["created"])
+
+
+def slurm_records() -> list[dict]:
+    """The diamond run as under Snakemake's Slurm executor: its jobs are not local, and the
+    executor logs each submission as snakemake-executor-plugin-slurm does
+    ("Job {jobid} has been submitted with SLURM jobid {id} (log: {file})."); a failed
+    job's job_error carries it again in aux.external_jobid."""
+    out = []
+    for fields in records_of("diamond"):
+        if fields.get("event") == "workflow_started":
+            out += [fields, {"msg": "SLURM run ID: 5c0f8c1e-1111-4222-8333-944455556666", "levelname": "INFO",
+                             "created": fields["created"]}]
+            continue
+        if fields.get("event") == "job_info":
+            fields = {**fields, "local": fields["rule_name"] == "all"}  # localrules: all
+        out.append(fields)
+        if fields.get("event") == "shellcmd" and not out[-2].get("local"):
+            jobid = out[-2]["jobid"]
+            out.append({"msg": f"Job {jobid} has been submitted with SLURM jobid {9000 + jobid} "
+                               f"(log: <workdir>/.snakemake/slurm_logs/rule_x/{9000 + jobid}.log).",
+                        "levelname": "INFO", "created": fields["created"]})
+    return out
+
+
+def test_under_slurm_each_job_gets_its_slurm_job_id_in_job_accounting(tracker, database_url):
+    records = slurm_records()
+    events = mapped(records)
+    job_ids = [e["job_id"] for e in events if e["type"] == "job_id"]
+    assert len(job_ids) == len(set(job_ids)) == 7  # every job but the local `all`, each once
+    hosts = {e["task_id"]: e.get("host") for e in events if e["type"] == "task_details"}
+    assert list(hosts.values()).count(None) == 7  # a cluster node is not in any record
+    apply_batch(tracker, parse_batch({"events": events}))
+    Projector(tracker).catch_up()
+    rows = query(database_url, "SELECT a.job_id, j.task_name, j.job_ids FROM job_accounting a "
+                 "JOIN job_executions j ON j.id = a.task_id ORDER BY a.job_id")
+    assert [row[0] for row in rows] == sorted(job_ids) and all(row[2] == [row[0]] for row in rows)
+    assert {row[1] for row in rows} == {"make", "left", "right", "merge"}
+
+
+def test_a_failed_slurm_job_repeats_its_id_and_it_is_recorded_once():
+    records = records_of("failing")
+    error_at = next(i for i, r in enumerate(records) if r.get("event") == "job_error")
+    submitted = {"msg": "Job 2 has been submitted with SLURM jobid 4711 (log: x.log).", "levelname": "INFO",
+                 "created": records[error_at]["created"]}
+    job_error = {**records[error_at], "aux": {"external_jobid": "4711"}}
+    events = mapped(records[:error_at] + [submitted, job_error] + records[error_at + 1:])
+    assert [e["job_id"] for e in events if e["type"] == "job_id"] == ["4711"]

@@ -15,6 +15,7 @@ class FakeAppliance:
         self.down = False
         self.status = 200
         self.max_events = 10_000  # more in one request: 413
+        self.reason = ""  # the error a refusal names in its JSON body, as the appliance does
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -29,9 +30,10 @@ class FakeAppliance:
                         fake.received += [event["id"] for event in body["events"]]
                         fake.events += body["events"]
                     self.send_response(fake.status)
-                self.send_header("Content-Length", "2")
+                body = json.dumps({"error": fake.reason} if fake.reason else {}).encode()
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(b"{}")
+                self.wfile.write(body)
 
             def log_message(self, *args):
                 pass

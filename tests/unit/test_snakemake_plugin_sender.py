@@ -242,3 +242,76 @@ def test_at_exit_snakemake_waits_at_most_the_exit_wait(fake, tmp_path, exit_wait
     bound = 5.0 if exit_wait is None else exit_wait
     assert bound - 0.1 <= elapsed <= bound + 2  # it kept trying that long, and no longer
     assert any("20 events not sent yet are kept in" in r for r in reports)
+
+
+def test_an_undecodable_file_name_is_sent_with_a_replacement_character_not_spooled_forever(fake, tmp_path):
+    # A file name that is not UTF-8 reaches Python as a lone surrogate, which no JSON
+    # parser or database takes; sent as is, the run was refused or retried forever.
+    name = os.fsdecode(b"sample_\xff.fastq")
+    reports = []
+    sender = Sender(fake.url, "t", tmp_path, exit_wait=5, report=reports.append).start()
+    sender.put([{"id": str(uuid.uuid4()), "type": "log", "run_id": "r", "message": f"reading {name}",
+                 "params": {name: [name, "\U0001F600 é"]}}])
+    sender.close()
+    (event,) = fake.events
+    assert event["message"] == "reading sample_\ufffd.fastq"
+    assert event["params"] == {"sample_\ufffd.fastq": ["sample_\ufffd.fastq", "\U0001F600 é"]}  # the rest kept
+    assert not reports and not list(tmp_path.rglob("*.jsonl"))
+
+
+def test_a_spooled_undecodable_file_name_is_sent_from_the_spool_too(fake, tmp_path):
+    fake.down = True
+    first = Sender(fake.url, "t", tmp_path, exit_wait=0.3, report=lambda m: None).start()
+    first.put([{"id": str(uuid.uuid4()), "type": "log", "run_id": "r", "message": os.fsdecode(b"\xfe\xff")}])
+    first.close()
+    fake.down = False
+    Sender(fake.url, "t", tmp_path, exit_wait=5, report=lambda m: None).start().close()
+    assert [event["message"] for event in fake.events] == ["\ufffd\ufffd"]
+
+
+@pytest.mark.parametrize("status, reason, says, not_says", [
+    (403, "ingest is disabled: set APPLIANCE_INGEST_TOKEN to a long random secret",
+     "the appliance does not take events (HTTP 403: ingest is disabled: set APPLIANCE_INGEST_TOKEN to a long "
+     "random secret); its administrator must set APPLIANCE_INGEST_TOKEN", "--logger-appliance-token"),
+    (401, "a valid 'Authorization: Bearer <token>' header is required",
+     "the appliance refused the token (HTTP 401: a valid 'Authorization: Bearer <token>' header is required); "
+     "check --logger-appliance-token or SNAKEMAKE_LOGGER_APPLIANCE_TOKEN", "APPLIANCE_INGEST_TOKEN,"),
+])
+def test_a_refusal_relays_the_appliances_reason_and_the_fix_on_the_right_side(fake, tmp_path, status, reason,
+                                                                              says, not_says):
+    fake.status, fake.reason = status, reason
+    reports = []
+    sender = Sender(fake.url, "t", tmp_path, exit_wait=1, report=reports.append).start()
+    sender.put(events(3))
+    sender.close()
+    (refused,) = [r for r in reports if f"HTTP {status}" in r]
+    assert says in refused and not_says not in refused
+
+
+def test_spooled_events_are_sent_at_exit_once_the_appliance_is_back(fake, tmp_path, monkeypatch):
+    # The backoff would wait long after the outage; at exit, the spool is tried at once, then often.
+    monkeypatch.setattr(sending, "RETRY_MIN", 60.0)
+    fake.down = True
+    reports = []
+    sender = Sender(fake.url, "t", tmp_path, exit_wait=5, report=reports.append).start()
+    sent = events(40)
+    sender.put(sent)
+    wait_for(lambda: sender.spool.count == 40, 10, message="the events spooled")
+    fake.down = False
+    started = time.monotonic()
+    sender.close()
+    assert time.monotonic() - started < 2  # well inside the exit wait
+    assert fake.first_arrivals() == [event["id"] for event in sent]
+    assert not [r for r in reports if "not sent yet" in r] and not list(tmp_path.rglob("*.jsonl"))
+
+
+def test_what_stays_spooled_at_exit_names_the_exact_flush_command(fake, tmp_path):
+    fake.down = True
+    reports = []
+    spool_root = tmp_path / "my spool"
+    sender = Sender(fake.url, "t", spool_root, exit_wait=0.5, report=reports.append).start()
+    sender.put(events(5))
+    sender.close()
+    (left,) = [r for r in reports if "not sent yet" in r]
+    assert left.endswith(f"or: python -m snakemake_logger_plugin_appliance flush --url {fake.url} "
+                         f"--spool-dir '{spool_root}' (with SNAKEMAKE_LOGGER_APPLIANCE_TOKEN set)")

@@ -48,8 +48,8 @@ class LogHandler(LogHandlerBase):
     def close(self):
         self.out.close()
         super().close()
-    writes_to_stream = writes_to_file = has_formatter = needs_rulegraph = False
-    has_filter = True
+    writes_to_stream = writes_to_file = has_formatter = False
+    has_filter = needs_rulegraph = True
 '''
 
 CASES = {  # case: (workflow, extra arguments, run twice?, signal sent once a job runs, or None)
@@ -64,6 +64,7 @@ CASES = {  # case: (workflow, extra arguments, run twice?, signal sent once a jo
     # SIGTERM to the whole group, as a batch system's kill or `kill -- -PGID`: the job dies too.
     "sigterm": ("slow", ["-c1"], False, signal.SIGTERM),
     "missing": ("missing", ["-c1", "--latency-wait", "1"], False, None),
+    "full": ("full", ["-c1"], False, None),
 }
 
 

@@ -14,6 +14,7 @@ from typing import Optional
 from snakemake_interface_logger_plugins.base import LogHandlerBase
 from snakemake_interface_logger_plugins.settings import LogHandlerSettingsBase
 
+from snakemake_logger_plugin_appliance.live import LiveJobs
 from snakemake_logger_plugin_appliance.mapping import Metadata, RunMapper
 from snakemake_logger_plugin_appliance.sender import Sender, report
 from snakemake_logger_plugin_appliance.spool import default_root
@@ -49,7 +50,8 @@ class LogHandler(LogHandlerBase):
     def __post_init__(self) -> None:
         settings = self.settings
         tags = [tag.strip() for tag in (settings.tags or "").split(",") if tag.strip()]
-        self._mapper = RunMapper(Metadata(settings.name, settings.user, settings.group, tags))
+        self._mapper = RunMapper(Metadata(settings.name, settings.user, settings.group, tags),
+                                 job_details=LiveJobs().details, warn=report)
         self._sender: Optional[Sender] = None
         self._broken = False
         if self.common_settings.dryrun:
@@ -108,7 +110,7 @@ class LogHandler(LogHandlerBase):
 
     @property
     def needs_rulegraph(self) -> bool:
-        return False
+        return True  # recorded once per run (a rule_graph event)
 
 
 def _number(value, default: float) -> float:

@@ -22,6 +22,14 @@ which differ from the interface's README and test mocks:
   task, failed, then started again (the appliance counts the attempts).
 - The `total` of `progress` grows after a checkpoint; `progress` records
   become `run_progress` events (the run's steps done of its total).
+- `run_info` (the "Job stats" table, once, before the first job) says the
+  jobs planned per rule and their total: a `run_planned` event, and a
+  `run_progress` of 0 of that total, so progress is right before any job ends.
+- `rulegraph` (only to a plugin that asks, `needs_rulegraph`) lists one node
+  per rule and toposort level (a rule may appear twice) and links between
+  node indices: it becomes one `rule_graph` event of rules and rule pairs.
+- `job_info` has no params, conda env, container or host: those come from the
+  live workflow (live.py) and, for a job run locally, the run's host.
 """
 
 from __future__ import annotations
@@ -31,7 +39,10 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
+
+from snakemake_logger_plugin_appliance.benchmark import BenchmarkError, read_usage
 
 MAX_MESSAGE = 100_000  # characters of one log line or error (the appliance takes 1,000,000)
 LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
@@ -39,7 +50,7 @@ LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 # cluster-generic ("Submitted job 3 with external jobid '104829'.") and slurm.
 EXTERNAL_JOBID = re.compile(
     r"Submitted (?:group )?job (?P<jobid>\d+) with external jobid '(?P<external>[^']+)'"
-    r"|Job (?P<jobid2>\d+) has been submitted with SLURM jobid (?P<external2>\S+)"
+    r"|Job (?P<jobid2>\d+) has been submitted with SLURM jobid (?P<external2>\d+(?:[_+]\d+)?)"
 )
 INTERRUPTED = ("Terminating processes on user request", "Cancelling snakemake on user request")
 TERMINATED = "Will exit after finishing currently running jobs"
@@ -67,14 +78,29 @@ class _Task:
     id: str
     rule: str
     status: str = "created"  # created, running, completed, failed
+    benchmark: str | None = None  # its benchmark file, relative to the working directory
+    external_ids: set[str] = field(default_factory=set)  # cluster job ids recorded
 
 
 class RunMapper:
     """The events of one Snakemake run, record by record. Not thread-safe:
-    Snakemake hands records to its plugins from one thread."""
+    Snakemake hands records to its plugins from one thread.
 
-    def __init__(self, metadata: Metadata):
+    `job_details(jobid)` gives what records lack (params, conda env, container;
+    live.LiveJobs in Snakemake's process, nothing when replaying records);
+    `warn(text)` tells the user of a benchmark file that could not be read."""
+
+    def __init__(self, metadata: Metadata, job_details: Callable[[Any], dict | None] = lambda jobid: None,
+                 warn: Callable[[str], None] = lambda text: None):
         self.metadata = metadata
+        self._job_details = job_details
+        self._warn = warn
+        self._warned = False
+        self._host: str | None = None  # Snakemake's, where local jobs run
+        self._workdir: str | None = None  # where relative paths (benchmark files) start
+        self._planned = False
+        self._graphed = False
+        self._last_time: str | None = None  # the latest record's time: the run's end is no later
         self.run_id: str | None = None  # Snakemake's workflow id, once it has started
         self.tasks: dict[Any, _Task] = {}  # by Snakemake job id
         self.ended = False
@@ -88,6 +114,8 @@ class RunMapper:
     def map(self, record: Any) -> list[dict]:
         """The events for one log record (none for most before the run starts)."""
         kind = str(getattr(record, "event", None) or "")
+        if getattr(record, "created", None):
+            self._last_time = _time(record.created)
         if self.run_id is None and kind != "workflow_started":
             self._early.append(record)
             del self._early[:-100]  # only the last lines, should the start never come
@@ -106,7 +134,7 @@ class RunMapper:
             return []
         self.ended = True
         events = self._task_started(self._job_info) if self._job_info is not None else []
-        at = _now()
+        at = self._last_time or _now()  # Snakemake's last word, not when it closed its loggers
         unfinished = [task for task in self.tasks.values() if task.status in ("created", "running")]
         failed = [task for task in self.tasks.values() if task.status == "failed"]
         if self._stopped_by is not None:
@@ -139,6 +167,8 @@ class RunMapper:
 
     def _on_workflow_started(self, record: Any) -> list[dict]:
         self.run_id = str(getattr(record, "workflow_id", None) or uuid.uuid4())
+        self._host = getattr(record, "host", None)
+        self._workdir = getattr(record, "cwd", None)
         meta = self.metadata
         snakefile = getattr(record, "snakefile_main", None)
         params = {
@@ -167,12 +197,49 @@ class RunMapper:
             return []
         return self._task_started(info, getattr(record, "shellcmd", None))
 
+    def _on_run_info(self, record: Any) -> list[dict]:
+        """Snakemake's job stats: the jobs planned per rule and their total, once a run."""
+        stats = getattr(record, "stats", None)
+        events = self._on_message(record)  # the table stays in the run's log
+        try:
+            jobs = {str(rule): int(count) for rule, count in dict(stats).items() if rule != "total"}
+            total = int(dict(stats).get("total", sum(jobs.values())))
+        except (TypeError, ValueError):
+            return events  # not the record we know
+        if self._planned or total < 0 or any(count < 0 for count in jobs.values()):
+            return events
+        self._planned = True
+        return [self._event("run_planned", record, run_id=self.run_id, jobs=jobs, total=total),
+                self._event("run_progress", record, run_id=self.run_id, done=0, total=total), *events]
+
+    def _on_rulegraph(self, record: Any) -> list[dict]:
+        graph = getattr(record, "rulegraph", None) or {}
+        if self._graphed or not isinstance(graph, dict):
+            return []
+        self._graphed = True
+        return [self._event("rule_graph", record, run_id=self.run_id, **rule_graph(graph))]
+
     def _on_job_finished(self, record: Any) -> list[dict]:
         task = self.tasks.get(getattr(record, "job_id", getattr(record, "jobid", None)))
         if task is None:
             return self._on_message(record)
         task.status = "completed"
-        return [self._event("task_finished", record, task_id=task.id)]
+        return [self._event("task_finished", record, task_id=task.id), *self._resources(task, record)]
+
+    def _resources(self, task: _Task, record: Any) -> list[dict]:
+        """The figures of the job's benchmark file, if it has one; one warning a run for any unreadable."""
+        if not task.benchmark:
+            return []
+        path = Path(self._workdir or ".") / task.benchmark
+        try:
+            usage = read_usage(path)
+        except BenchmarkError as error:
+            if not self._warned:
+                self._warned = True
+                self._warn(f"a benchmark file could not be read, its figures are not recorded "
+                           f"(and no more such warnings for this run): {error}")
+            return []
+        return [self._event("task_resources", record, task_id=task.id, usage=usage)]
 
     def _on_job_error(self, record: Any) -> list[dict]:
         jobid = getattr(record, "jobid", None)
@@ -181,7 +248,7 @@ class RunMapper:
         task = self.tasks[jobid]
         external = (getattr(record, "aux", None) or {}).get("external_jobid")
         if external:
-            events.append(self._event("job_id", record, task_id=task.id, job_id=str(external)))
+            events += self._external_id(task, str(external), record)
         # The error record just before a job_error is that job's (the exception).
         error = self._errors.pop()[1] if self._claimable else None
         self._claimable = False
@@ -239,8 +306,7 @@ class RunMapper:
         if match:
             task = self.tasks.get(int(match["jobid"] or match["jobid2"]))
             if task is not None:
-                events.append(self._event("job_id", record, task_id=task.id,
-                                          job_id=match["external"] or match["external2"]))
+                events += self._external_id(task, match["external"] or match["external2"], record)
         if message and message != "None":
             events.append(self._log(record, message))
         return events
@@ -254,15 +320,35 @@ class RunMapper:
         if task is None:
             # The same id for the same job of the same run, whoever computes it.
             task_id = str(uuid.uuid5(uuid.UUID(self.run_id), f"job {jobid}"))
-            task = self.tasks[jobid] = _Task(task_id, getattr(info, "rule_name", None) or "unknown")
+            task = self.tasks[jobid] = _Task(task_id, getattr(info, "rule_name", None) or "unknown",
+                                             benchmark=_text(getattr(info, "benchmark", None)))
+            live = self._job_details(jobid) or {}
             events.append(self._event(
                 "task_created", info, task_id=task.id, run_id=self.run_id, name=task.rule,
                 input={"input": _strings(getattr(info, "input", None)), "wildcards": _wildcards(info)},
-                params=_job_params(info, shellcmd)))
+                params=_job_params(info, shellcmd, live.get("params"))))
+            events.append(self._event("task_details", info, **self._details(task, info, live)))
         if task.status != "running":  # a restart after a failed attempt is a new attempt
             task.status = "running"
             events.append(self._event("task_started", info, task_id=task.id))
         return events
+
+    def _details(self, task: _Task, info: Any, live: dict) -> dict:
+        # A job run by Snakemake's own process or its local executor runs on its host;
+        # a cluster job's node is not in any record.
+        host = self._host if getattr(info, "local", False) else None
+        details = {"inputs": _strings(getattr(info, "input", None)),
+                   "outputs": _strings(getattr(info, "output", None)),
+                   "log_files": _strings(getattr(info, "log", None)), "benchmark": task.benchmark,
+                   "conda_env": live.get("conda_env"), "container": live.get("container"), "host": host}
+        return {"task_id": task.id, **{key: value for key, value in details.items() if value not in (None, [])}}
+
+    def _external_id(self, task: _Task, external: str, record: Any) -> list[dict]:
+        """A cluster's job id of the task, once (a failed Slurm job's job_error repeats it)."""
+        if external in task.external_ids:
+            return []
+        task.external_ids.add(external)
+        return [self._event("job_id", record, task_id=task.id, job_id=external)]
 
     def _task_failed(self, task: _Task, error: str, at: Any) -> dict:
         task.status = "failed"
@@ -290,7 +376,17 @@ def workflow_name(snakefile: str | None) -> str:
     return os.path.basename(folder) or "snakemake"
 
 
-def _job_params(info: Any, shellcmd: str | None) -> dict:
+def rule_graph(graph: dict) -> dict:
+    """Snakemake's rulegraph record ({"nodes": [{"rule"}], "links": [{"sourcerule", "targetrule"}]}) as
+    rules (each once, in Snakemake's order) and [source, target] rule pairs (each once), as --rulegraph
+    draws them: one node per rule, an edge for each rule whose jobs need another's."""
+    rules = list(dict.fromkeys(str(node["rule"]) for node in graph.get("nodes") or []))
+    edges = list(dict.fromkeys((str(link["sourcerule"]), str(link["targetrule"]))
+                               for link in graph.get("links") or []))
+    return {"rules": rules, "edges": [list(edge) for edge in edges]}
+
+
+def _job_params(info: Any, shellcmd: str | None, rule_params: dict | None = None) -> dict:
     params = {
         "jobid": getattr(info, "jobid", None), "output": _strings(getattr(info, "output", None)),
         "log": _strings(getattr(info, "log", None)), "threads": getattr(info, "threads", None),
@@ -298,14 +394,15 @@ def _job_params(info: Any, shellcmd: str | None) -> dict:
         "shellcmd": getattr(info, "shellcmd", None) or shellcmd, "reason": getattr(info, "reason", None),
         "benchmark": getattr(info, "benchmark", None), "message": getattr(info, "rule_msg", None),
         "priority": getattr(info, "priority", None), "is_checkpoint": getattr(info, "is_checkpoint", None),
+        "params": rule_params,
     }
-    return {key: _json(value) for key, value in params.items() if value not in (None, "", [], {})}
+    return {key: as_json(value) for key, value in params.items() if value not in (None, "", [], {})}
 
 
 def _resources(value: Any) -> dict:
     # A ResourceList: a list of values with names (items()); `_cores`, `_nodes` are Snakemake's own.
     items = value.items() if hasattr(value, "items") else []
-    return {str(name): _json(amount) for name, amount in items if not str(name).startswith("_")}
+    return {str(name): as_json(amount) for name, amount in items if not str(name).startswith("_")}
 
 
 def _wildcards(info: Any) -> dict:
@@ -317,15 +414,21 @@ def _strings(values: Any) -> list[str]:
     return [str(value) for value in values or []]
 
 
-def _json(value: Any) -> Any:
-    """The value as JSON can hold it (Snakemake passes its own str and list subclasses)."""
+def _text(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+def as_json(value: Any, limit: int | None = None) -> Any:
+    """The value as JSON can hold it (Snakemake passes its own str and list subclasses);
+    anything else as its text, cut at `limit` characters if given."""
     if value is None or isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, dict):
-        return {str(k): _json(v) for k, v in value.items()}
+        return {str(k): as_json(v, limit) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
-        return [_json(v) for v in value]
-    return str(value)
+        return [as_json(v, limit) for v in value]
+    text = str(value)
+    return text if limit is None or len(text) <= limit else text[:limit] + "[...]"
 
 
 def _message(record: Any) -> str:

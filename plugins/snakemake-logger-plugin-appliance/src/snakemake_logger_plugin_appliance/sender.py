@@ -14,6 +14,7 @@ import http.client
 import json
 import queue
 import re
+import shlex
 import sys
 import threading
 import time
@@ -32,6 +33,7 @@ BATCH_BYTES = 1_000_000
 # batches cost the appliance less (one transaction each) than many small ones.
 LINGER = 1.0
 RETRY_MIN, RETRY_MAX = 1.0, 30.0  # seconds between attempts while unreachable
+EXIT_RETRY = 0.5  # seconds between attempts while Snakemake waits at exit
 
 
 class Unreachable(Exception):
@@ -86,7 +88,7 @@ def endpoint(url: str) -> str:
 
 def post(url: str, token: str, events: list[dict] | list[str], timeout: float) -> dict:
     """POST one batch (events, or events already encoded); raises Unreachable, Refused or Rejected."""
-    encoded = [event if isinstance(event, str) else _encode(event) for event in events]
+    encoded = [event if isinstance(event, str) else encode_event(event) for event in events]
     request = urllib.request.Request(
         endpoint(url), data=('{"events":[' + ",".join(encoded) + "]}").encode(), method="POST",
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
@@ -100,14 +102,26 @@ def post(url: str, token: str, events: list[dict] | list[str], timeout: float) -
         if error.code == 413:
             raise TooLarge(detail) from None
         if error.code in (401, 403):
-            raise Refused(f"the appliance refused the token (HTTP {error.code}); check "
-                          "--logger-appliance-token or SNAKEMAKE_LOGGER_APPLIANCE_TOKEN") from None
+            raise Refused(refusal(error.code, detail)) from None
         if error.code in (404, 405):
             raise Refused(f"{masked(endpoint(url))} answered HTTP {error.code}: is --logger-appliance-url "
                           "the appliance's address (such as http://host:8000)?") from None
         raise Unreachable(f"HTTP {error.code}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as error:
         raise Unreachable(str(getattr(error, "reason", error)) or type(error).__name__) from None
+
+
+def refusal(status: int, body: str) -> str:
+    """What to fix after a 401 or 403, with the appliance's own reason (from its JSON error)."""
+    try:
+        reason = str(json.loads(body).get("error") or "").strip()
+    except (ValueError, AttributeError):
+        reason = ""
+    if status == 403:  # the appliance takes no events at all: the fix is on its side
+        return (f"the appliance does not take events (HTTP 403: {reason or 'forbidden'}); its administrator "
+                "must set APPLIANCE_INGEST_TOKEN, then give you that token")
+    return (f"the appliance refused the token (HTTP 401{': ' + reason if reason else ''}); check "
+            "--logger-appliance-token or SNAKEMAKE_LOGGER_APPLIANCE_TOKEN")
 
 
 def send_batch(url: str, token: str, encoded: list[str], timeout: float,
@@ -152,6 +166,7 @@ class Sender:
         self._last_activity = time.monotonic()
         self._idle_wait = min(1.0, heartbeat / 4)  # how often an idle thread looks at the clock
         self._reported: set[str] = set()
+        self._exiting = False  # Snakemake is closing: the spool is retried often, within exit_wait
         self._left_behind = True  # earlier runs' spools may wait: tried at start, and again until sent
         self.problem = url_problem(url)  # a malformed URL: nothing can be sent, nothing is kept
         self._thread = threading.Thread(target=self._run, name="appliance-sender", daemon=True)
@@ -201,7 +216,14 @@ class Sender:
             self.spool.close()
         if remaining:
             self.report(f"{remaining} events not sent yet are kept in {self.spool.folder}; the next Snakemake "
-                        "run with this logger sends them, or: python -m snakemake_logger_plugin_appliance flush")
+                        f"run with this logger sends them, or: {self.flush_command()}")
+
+    def flush_command(self) -> str:
+        """The command that sends this appliance's spooled events, as the user can paste it."""
+        command = f"python -m snakemake_logger_plugin_appliance flush --url {shlex.quote(masked(self.url))}"
+        if self.spool_root != spooling.default_root():
+            command += f" --spool-dir {shlex.quote(str(self.spool_root))}"
+        return command + " (with SNAKEMAKE_LOGGER_APPLIANCE_TOKEN set)"
 
     # The sending thread.
 
@@ -221,11 +243,14 @@ class Sender:
                     self._drain_own()
                 if stop:
                     break
-            # At exit, keep trying the spool until close() gives up waiting.
+            # At exit, keep trying the spool until close() gives up waiting: at once (the
+            # appliance may be back while the backoff still waits), then every EXIT_RETRY.
+            self._exiting = True
+            self._retry_at = time.monotonic()
             while self.spool.count and not self._closed and not self._refused:
-                time.sleep(min(0.2, max(0.0, self._retry_at - time.monotonic())))
                 if time.monotonic() >= self._retry_at:
                     self._drain_own()
+                time.sleep(min(0.1, max(0.0, self._retry_at - time.monotonic())))
         except Exception as error:  # never let a bug here surface in Snakemake
             self._once("bug", f"stopped sending after an unexpected error: {error!r}")
 
@@ -278,7 +303,7 @@ class Sender:
                 self._in_flight = []
 
     def _send(self, events: list[dict]) -> None:
-        for batch in _by_size([_encode(event) for event in events]):
+        for batch in _by_size([encode_event(event) for event in events]):
             send_batch(self.url, self.token, batch, self.timeout, self._rejected)
             self.sent += len(batch)
         if "unreachable" in self._reported and "back" not in self._reported:
@@ -294,10 +319,13 @@ class Sender:
         if isinstance(error, Refused):
             self._refused = True
             self._once("refused", f"{error}. Events are kept in {self.spool.folder} (send them later with: "
-                                  "python -m snakemake_logger_plugin_appliance flush)")
+                                  f"{self.flush_command()})")
         else:
             self._once("unreachable", f"cannot reach the appliance at {masked(self.url)} ({error}); events are "
                                       f"kept in {self.spool.folder} and sent when it answers again")
+        if self._exiting:  # Snakemake waits at most exit_wait: no long backoff now
+            self._retry_at = time.monotonic() + EXIT_RETRY
+            return
         self._retry_at = time.monotonic() + self._backoff
         self._backoff = min(self._backoff * 2, RETRY_MAX)
 
@@ -345,15 +373,23 @@ class Sender:
             self.report(message)
 
 
-def _encode(event: dict) -> str:
-    return json.dumps(event, separators=(",", ":"))
+# A lone surrogate: how Python decodes a file name that is not UTF-8
+# (os.fsdecode(b"sample_\xff.fastq") == "sample_\udcff.fastq"). No JSON parser
+# or database must take it, so it becomes U+FFFD before sending.
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def encode_event(event: dict) -> str:
+    """One event as compact JSON the appliance takes: any undecodable character replaced."""
+    encoded = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    return SURROGATE.sub("\ufffd", encoded)
 
 
 def _by_size(encoded: list[str]) -> list[list[str]]:
     """Batches of at most BATCH_BYTES (one oversized event goes alone)."""
     batches, batch, size = [], [], 0
     for event in encoded:
-        length = len(event) + 1
+        length = (len(event) if event.isascii() else len(event.encode())) + 1
         if batch and size + length > BATCH_BYTES:
             batches.append(batch)
             batch, size = [], 0
