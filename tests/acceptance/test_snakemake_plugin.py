@@ -253,7 +253,7 @@ def test_a_checkpoint(appliance):
     assert by_rule(appliance.tasks(run)) == {"split": 1, "double": 3, "all_done": 1}
     # Snakemake's total was 2 before the checkpoint ran, 5 after: the run ends at 5 of 5.
     assert (run["steps_done"], run["steps_total"], run["progress_percent"]) == (5, 5, 100)
-    assert appliance.progress_reports(run) == 5
+    assert appliance.progress_reports(run) == 1 + 5  # 0 of the planned total, then one per finished job
 
 
 def test_a_dry_run_records_nothing(appliance):
@@ -282,7 +282,7 @@ def test_500_jobs_all_counted_exactly_once(appliance):
     assert (run["status"], run["tasks_total"], run["tasks_completed"]) == ("completed", 501, 501)
     assert appliance.query("SELECT count(*) AS n, sum(attempts) AS a FROM job_executions") == [{"n": 501, "a": 501}]
     assert (run["steps_done"], run["steps_total"], run["progress_percent"]) == (501, 501, 100)
-    assert appliance.progress_reports(run) == 501  # one per finished job, none twice
+    assert appliance.progress_reports(run) == 1 + 501  # 0 of the planned total, then one per finished job, none twice
 
 
 def test_the_appliance_stopped_during_a_run_misses_nothing(appliance):
@@ -299,7 +299,7 @@ def test_the_appliance_stopped_during_a_run_misses_nothing(appliance):
     assert (run["status"], run["tasks_total"], run["tasks_completed"]) == ("completed", 41, 41)
     assert {t["attempts"] for t in appliance.tasks(run)} == {1}  # no event applied twice
     assert (run["steps_done"], run["steps_total"]) == (41, 41)
-    assert appliance.progress_reports(run) == 41  # none lost, none applied twice
+    assert appliance.progress_reports(run) == 1 + 41  # none lost, none applied twice
     assert not appliance.spooled()
 
 
@@ -331,7 +331,7 @@ def test_a_wrong_token_or_url_is_reported_once_and_snakemake_carries_on(applianc
     url = {"url": appliance.url + "/not-the-appliance", "unreachable": "http://127.0.0.1:9"}.get(problem)
     code, output = appliance.snakemake(appliance.workflow("diamond"), "-c2", url=url, **env)
     assert code == 0, output
-    expected = {"token": "the appliance refused the token (HTTP 401)", "url": "answered HTTP 404",
+    expected = {"token": "the appliance refused the token (HTTP 401: a valid", "url": "answered HTTP 404",
                 "unreachable": "cannot reach the appliance at http://127.0.0.1:9"}[problem]
     assert output.count(expected) == 1, output
     assert TOKEN not in output and "bad-token-xyz" not in output  # no secret in messages
