@@ -168,13 +168,13 @@ def test_an_event_with_an_earlier_time_does_not_move_last_event_at_back():
 # Progress.
 
 
-def test_progress_counts_finished_tasks_until_the_source_reports_steps():
+def test_progress_counts_completed_tasks_until_the_source_reports_steps():
     run = new_run()
     tasks = [new_task(run, f"t{n}", minutes=1) for n in range(4)]
     tasks[0].complete("ok", at=at(2))
-    tasks[1].fail("boom", at=at(2))
+    tasks[1].fail("boom", at=at(2))  # a failed task is not done
     rows = project(run, *tasks)
-    assert run_row(rows, run)["progress_percent"] == 50.0
+    assert run_row(rows, run)["progress_percent"] == 25.0
     run.report_progress(3, 12, at=at(3))
     assert run_row(project(run, rows=rows), run)["progress_percent"] == 25.0
 
