@@ -19,11 +19,8 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-import psycopg2
-import psycopg2.extras
-
+from appliance import db
 from appliance.config import parse_database_url
-from appliance.db import libpq_dsn
 from appliance.sql import load_queries
 
 QUERIES = load_queries("analytics.sql")
@@ -53,7 +50,7 @@ class BiomeroReads:
     """BIOMERO's JobAccounting and WorkflowAnalytics read methods, over the appliance's views."""
 
     def __init__(self, database_url: str):
-        self._dsn = libpq_dsn(parse_database_url(database_url))
+        self._url = parse_database_url(database_url)
 
     def get_task_id(self, job_id: Any) -> UUID | None:
         """The task of a (Slurm) job id, or None."""
@@ -89,12 +86,9 @@ class BiomeroReads:
                                               **params))
 
     def _read(self, read):
-        connection = psycopg2.connect(self._dsn, application_name="appliance-analytics")
-        try:
-            with connection, connection.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cursor:
-                return read(cursor)
-        finally:
-            connection.close()
+        with db.connection(self._url, "appliance-analytics") as connection, \
+                connection.transaction(dict_rows=True) as cursor:
+            return read(cursor)
 
 
 def _as_given(value: str | None) -> int | str | None:

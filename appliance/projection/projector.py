@@ -34,7 +34,7 @@ import select
 import signal
 import time
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from sqlalchemy import inspect
 
@@ -180,7 +180,7 @@ class Projector:
             store.prepare(self._tracking, connection)
             if not self._wait_for_lock(connection):
                 return
-            with connection, connection.cursor() as cursor:
+            with connection.transaction() as cursor:
                 for upstream in (store.APPLIANCE, store.BIOMERO):  # BIOMERO's channel even before its table exists
                     cursor.execute(store.QUERIES[upstream.listen_query])
             self.active = True
@@ -196,7 +196,7 @@ class Projector:
             self.active = False
             connection.close()  # gives the lock back
 
-    def _project(self, connection: Any) -> None:
+    def _project(self, connection: db.Connection) -> None:
         while not self._stopped:
             batches = self._project_each(connection)
             self.events_applied += sum(batch.applied for batch in batches)
@@ -210,7 +210,7 @@ class Projector:
             if not more:
                 self._wait_for_events(connection)
 
-    def _project_each(self, connection: Any, *, look_now: bool = False) -> list[store.Batch]:
+    def _project_each(self, connection: db.Connection, *, look_now: bool = False) -> list[store.Batch]:
         """One batch of each log followed (BIOMERO's from when it exists); an event
         that cannot be applied is set aside (appliance.projection.quarantine)."""
         self._look_for_biomero(connection, look_now)
@@ -218,24 +218,24 @@ class Projector:
                                                  upstream=upstream)
                 for upstream in self._following]
 
-    def _note_progress(self, connection: Any) -> None:
+    def _note_progress(self, connection: db.Connection) -> None:
         if self._failures or time.monotonic() >= self._next_progress_note:
-            with connection, connection.cursor() as cursor:
+            with connection.transaction() as cursor:
                 cursor.execute(quarantine.QUERIES["progressed"], {"application": store.UPSTREAM})
             self._next_progress_note = time.monotonic() + PROGRESS_NOTE_INTERVAL
 
-    def _note_failure(self, connection: Any, error: Exception) -> None:
+    def _note_failure(self, connection: db.Connection, error: Exception) -> None:
         """One more failure in a row, for health to see; nothing when the database is away."""
         if isinstance(error, db.DISCONNECTED) or connection.closed:
             return
         try:
-            with connection, connection.cursor() as cursor:
+            with connection.transaction() as cursor:
                 cursor.execute(quarantine.QUERIES["failed"], {"application": store.UPSTREAM,
                                                                "error": quarantine.describe(error)})
         except Exception:  # noqa: BLE001 - the failure itself is logged by run()
             pass
 
-    def _look_for_biomero(self, connection: Any, now: bool) -> None:
+    def _look_for_biomero(self, connection: db.Connection, now: bool) -> None:
         # BIOMERO may start recording after the appliance: look once a poll interval.
         if store.BIOMERO in self._following or (not now and time.monotonic() < self._next_look_for_biomero):
             return
@@ -246,13 +246,13 @@ class Projector:
             log.info("following BIOMERO's log (%s) too, read only, from notification %d",
                      store.BIOMERO.table, store.position(connection, store.BIOMERO))
 
-    def _positions(self, connection: Any) -> str:
+    def _positions(self, connection: db.Connection) -> str:
         said = f"position {store.position(connection)}"
         if store.BIOMERO in self._following:
             said += f" (BIOMERO's log: position {store.position(connection, store.BIOMERO)})"
         return said
 
-    def _wait_for_lock(self, connection: Any) -> bool:
+    def _wait_for_lock(self, connection: db.Connection) -> bool:
         said = False
         while not self._stopped:
             if store.try_lock(connection):
@@ -266,26 +266,18 @@ class Projector:
             self._sleep(STANDBY_RETRY)
         return False
 
-    def _check_stale_runs(self, connection: Any) -> None:
+    def _check_stale_runs(self, connection: db.Connection) -> None:
         # Once a poll interval at most, and only by the active projector.
         if self.stale_after > 0 and time.monotonic() >= self._next_stale_check:
             staleness.check_stale_runs(connection, self.stale_after)
             self._next_stale_check = time.monotonic() + min(self.poll_interval, self.stale_after)
 
-    def _wait_for_events(self, connection: Any) -> None:
+    def _wait_for_events(self, connection: db.Connection) -> None:
         """Until a NOTIFY, stop(), or poll_interval seconds."""
-        connection.poll()  # notifications that came with the last replies
-        if connection.notifies:
-            connection.notifies.clear()
-            return
         assert self._wake is not None
         # Never idle as long as the fence (store.FENCE_SECONDS): a look at the log is cheap.
         wait = min(self.poll_interval, store.FENCE_SECONDS / 2)
-        readable, _, _ = select.select([connection, self._wake[0]], [], [], wait)
-        if connection in readable:
-            connection.poll()  # raises if the connection is gone
-            connection.notifies.clear()
-        if self._wake[0] in readable:
+        if self._wake[0] in connection.wait_for_notification(wait, self._wake[0]):
             _drain(self._wake[0])
 
     def _log_failure(self, error: Exception) -> None:

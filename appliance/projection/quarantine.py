@@ -22,6 +22,7 @@ import psycopg2
 import sqlalchemy.exc
 from eventsourcing.persistence import Mapper
 
+from appliance import db
 from appliance.projection import store
 from appliance.sql import load_queries
 
@@ -40,7 +41,7 @@ def systemic(error: BaseException) -> bool:
     return isinstance(error, (psycopg2.Error, sqlalchemy.exc.SQLAlchemyError, store.ViewsMissing, MemoryError))
 
 
-def project_or_quarantine(connection: Any, mapper: Mapper, limit: int, *,
+def project_or_quarantine(connection: db.Connection, mapper: Mapper, limit: int, *,
                           at_end: Callable[[Any], None] | None = None,
                           upstream: store.Upstream = store.APPLIANCE) -> store.Batch:
     """store.project_batch, but an event that cannot be applied is quarantined
@@ -55,7 +56,7 @@ def project_or_quarantine(connection: Any, mapper: Mapper, limit: int, *,
     return _bisect(connection, mapper, limit, upstream)
 
 
-def _bisect(connection: Any, mapper: Mapper, failing: int, upstream: store.Upstream) -> store.Batch:
+def _bisect(connection: db.Connection, mapper: Mapper, failing: int, upstream: store.Upstream) -> store.Batch:
     """The first `failing` events hold one that fails: apply the halves before it, set it aside."""
     applied = 0
     while True:
@@ -77,9 +78,9 @@ def _bisect(connection: Any, mapper: Mapper, failing: int, upstream: store.Upstr
         failing -= size
 
 
-def _quarantine_next(connection: Any, error: BaseException, upstream: store.Upstream) -> int:
+def _quarantine_next(connection: db.Connection, error: BaseException, upstream: store.Upstream) -> int:
     """Record the event after the position with its error and move the position past it."""
-    with connection, connection.cursor() as cursor:
+    with connection.transaction() as cursor:
         cursor.execute(store.QUERIES["lock_position"], {"application": upstream.name})
         after = cursor.fetchone()[0]
         event_id, originator_id, version, topic, _ = _stored_event(cursor, upstream, after + 1)
@@ -116,22 +117,22 @@ class Retried:
     error: str | None = None
 
 
-def quarantined_events(connection: Any) -> list[dict]:
+def quarantined_events(connection: db.Connection) -> list[dict]:
     return _rows(connection, QUERIES["quarantined_events"], {})
 
 
-def given_up_changes(connection: Any) -> list[dict]:
+def given_up_changes(connection: db.Connection) -> list[dict]:
     return _rows(connection, QUERIES["given_up_changes"], {})
 
 
-def retry_event(connection: Any, mappers: dict[str, Mapper], application: str, notification_id: int) -> Retried:
+def retry_event(connection: db.Connection, mappers: dict[str, Mapper], application: str, notification_id: int) -> Retried:
     """Apply a quarantined event to the views as they are now (after a fix, say);
     released on success, kept with its new error otherwise. The log's tracking
     row is locked meanwhile, so no live batch interleaves with it. `mappers`:
     the mapper of each log, by its application name."""
     upstream = _upstream(application)
     try:
-        with connection, connection.cursor() as cursor:
+        with connection.transaction() as cursor:
             cursor.execute(store.QUERIES["lock_position"], {"application": application})
             cursor.execute(QUERIES["is_quarantined"], {"application": application, "id": notification_id})
             stored = _stored_event(cursor, upstream, notification_id) if cursor.fetchone() else None
@@ -143,7 +144,7 @@ def retry_event(connection: Any, mappers: dict[str, Mapper], application: str, n
     except Exception as error:  # noqa: BLE001 - systemic errors go on up
         if systemic(error):
             raise
-        with connection, connection.cursor() as cursor:
+        with connection.transaction() as cursor:
             cursor.execute(QUERIES["retry_failed"], {"application": application, "id": notification_id,
                                                      "error": describe(error)})
         return Retried(notification_id, False, describe(error))
@@ -154,30 +155,30 @@ def _upstream(application: str) -> store.Upstream:
     return next(u for u in (store.APPLIANCE, store.BIOMERO) if u.name == application)
 
 
-def discard_event(connection: Any, application: str, notification_id: int) -> bool:
+def discard_event(connection: db.Connection, application: str, notification_id: int) -> bool:
     """Stop reporting a quarantined event; the event stays in the store, unapplied."""
-    with connection, connection.cursor() as cursor:
+    with connection.transaction() as cursor:
         cursor.execute(QUERIES["release_event"], {"application": application, "id": notification_id})
         return cursor.rowcount > 0
 
 
-def retry_changes(connection: Any, ids: list[int]) -> list[int]:
+def retry_changes(connection: db.Connection, ids: list[int]) -> list[int]:
     """Given-up changes back to the monitor; the ids it takes back."""
     return [row["id"] for row in _rows(connection, QUERIES["retry_changes"], {"ids": ids})]
 
 
-def discard_changes(connection: Any, ids: list[int]) -> list[int]:
+def discard_changes(connection: db.Connection, ids: list[int]) -> list[int]:
     return [row["id"] for row in _rows(connection, QUERIES["discard_changes"], {"ids": ids})]
 
 
-def clear(connection: Any, upstreams: tuple[store.Upstream, ...]) -> None:
+def clear(connection: db.Connection, upstreams: tuple[store.Upstream, ...]) -> None:
     """A rebuild starts over: it sets aside anew what it cannot apply."""
-    with connection, connection.cursor() as cursor:
+    with connection.transaction() as cursor:
         cursor.execute(QUERIES["clear_quarantine"], {"applications": [upstream.name for upstream in upstreams]})
 
 
-def _rows(connection: Any, sql: str, params: dict) -> list[dict]:
-    with connection, connection.cursor() as cursor:
+def _rows(connection: db.Connection, sql: str, params: dict) -> list[dict]:
+    with connection.transaction() as cursor:
         cursor.execute(sql, params)
         columns = [column.name for column in cursor.description]
         return [dict(zip(columns, row)) for row in cursor.fetchall()]

@@ -85,20 +85,20 @@ def tracking_recorder(datastore: SQLAlchemyDatastore) -> SQLAlchemyTrackingRecor
     return SQLAlchemyTrackingRecorder(datastore, tracking_table_name=TRACKING_TABLE)
 
 
-def prepare(recorder: SQLAlchemyTrackingRecorder, connection: Any, upstream: Upstream = APPLIANCE) -> None:
+def prepare(recorder: SQLAlchemyTrackingRecorder, connection: db.Connection, upstream: Upstream = APPLIANCE) -> None:
     """Create the tracking table and the upstream's row if missing (idempotent, safe to race)."""
     assert recorder.datastore.engine is not None
     with recorder.datastore.engine.begin() as schema_connection:
         # Concurrent CREATE TABLE IF NOT EXISTS can still collide: serialise.
         schema_connection.exec_driver_sql(db.QUERIES["schema_xact_lock"], {"key": SCHEMA_LOCK_KEY})
         recorder.tracking_table.create(schema_connection, checkfirst=True)
-    with connection, connection.cursor() as cursor:
+    with connection.transaction() as cursor:
         cursor.execute(QUERIES["ensure_position"], {"application": upstream.name})
 
 
-def present(connection: Any, upstream: Upstream) -> bool:
+def present(connection: db.Connection, upstream: Upstream) -> bool:
     """Whether the upstream's log exists in this database (BIOMERO's may not, or not yet)."""
-    with connection, connection.cursor() as cursor:
+    with connection.transaction() as cursor:
         cursor.execute(QUERIES["missing_tables"], {"tables": [upstream.table]})
         return not cursor.fetchall()
 
@@ -111,9 +111,9 @@ class ViewsMissing(RuntimeError):
         super().__init__(f"the view tables are missing ({', '.join(missing)}): run `appliance migrate` first")
 
 
-def check_views(connection: Any) -> None:
+def check_views(connection: db.Connection) -> None:
     """Raise ViewsMissing unless every view table exists; reads only."""
-    with connection, connection.cursor() as cursor:
+    with connection.transaction() as cursor:
         cursor.execute(QUERIES["missing_tables"], {"tables": [*VIEW_TABLES, REBUILD_TABLE, SKIPPED_TABLE,
                                                          QUARANTINE_TABLE, PROGRESS_TABLE]})
         missing = [name for name, in cursor.fetchall()]
@@ -121,15 +121,15 @@ def check_views(connection: Any) -> None:
         raise ViewsMissing(missing)
 
 
-def try_lock(connection: Any) -> bool:
-    with connection, connection.cursor() as cursor:
+def try_lock(connection: db.Connection) -> bool:
+    with connection.transaction() as cursor:
         cursor.execute(QUERIES["try_lock"], {"key": LOCK_KEY})
         return cursor.fetchone()[0]
 
 
-def lock_holder(connection: Any) -> str:
+def lock_holder(connection: db.Connection) -> str:
     """Who holds the projector lock, in words, for a waiting process to say."""
-    with connection, connection.cursor() as cursor:
+    with connection.transaction() as cursor:
         cursor.execute(QUERIES["lock_holder"], {"key": LOCK_KEY})
         row = cursor.fetchone()
     if row is None:
@@ -138,20 +138,20 @@ def lock_holder(connection: Any) -> str:
     return f"backend pid {pid} ({name or 'no application name'}, from {client}, connected since {since:%Y-%m-%d %H:%M:%S %Z})"
 
 
-def position(connection: Any, upstream: Upstream = APPLIANCE) -> int:
-    with connection, connection.cursor() as cursor:
+def position(connection: db.Connection, upstream: Upstream = APPLIANCE) -> int:
+    with connection.transaction() as cursor:
         cursor.execute(QUERIES["select_position"], {"application": upstream.name})
         row = cursor.fetchone()
         return 0 if row is None else row[0]
 
 
-def max_notification_id(connection: Any, upstream: Upstream = APPLIANCE) -> int:
-    with connection, connection.cursor() as cursor:
+def max_notification_id(connection: db.Connection, upstream: Upstream = APPLIANCE) -> int:
+    with connection.transaction() as cursor:
         cursor.execute(QUERIES[upstream.newest_query])
         return cursor.fetchone()[0]
 
 
-def reset(connection: Any, upstreams: tuple[Upstream, ...] = (APPLIANCE,)) -> None:
+def reset(connection: db.Connection, upstreams: tuple[Upstream, ...] = (APPLIANCE,)) -> None:
     """Empty the view tables (not change_notifications), rewind the upstreams' positions to 0.
 
     Also marks each upstream's newest event now: until its position passes
@@ -160,7 +160,7 @@ def reset(connection: Any, upstreams: tuple[Upstream, ...] = (APPLIANCE,)) -> No
     for old runs. The count of events skipped for unknown topics starts over.
     """
     names = [upstream.name for upstream in upstreams]
-    with connection, connection.cursor() as cursor:
+    with connection.transaction() as cursor:
         cursor.execute(QUERIES["suppress_change_notifications"])
         cursor.execute(QUERIES["reset_views"], {"applications": names})
         for upstream in upstreams:
@@ -183,7 +183,7 @@ class Batch:
     more: bool  # more events may follow at once: a full batch, or one that stopped at a rebuild's marker
 
 
-def project_batch(connection: Any, mapper: Mapper, limit: int, *,
+def project_batch(connection: db.Connection, mapper: Mapper, limit: int, *,
                   at_end: Callable[[Any], None] | None = None, upstream: Upstream = APPLIANCE) -> Batch:
     """Project the upstream's next `limit` events at most, in one transaction.
 
@@ -200,9 +200,9 @@ def project_batch(connection: Any, mapper: Mapper, limit: int, *,
         return _project_batch(connection, mapper, limit, at_end, upstream)
 
 
-def _project_batch(connection: Any, mapper: Mapper, limit: int, at_end: Callable[[Any], None] | None,
+def _project_batch(connection: db.Connection, mapper: Mapper, limit: int, at_end: Callable[[Any], None] | None,
                    upstream: Upstream) -> Batch:
-    with connection, connection.cursor() as cursor:
+    with connection.transaction() as cursor:
         cursor.execute(QUERIES["lock_position"], {"application": upstream.name})
         after, replaying, upto = cursor.fetchone()
         stored = _select_events(cursor, upstream, after, upto, limit)
