@@ -39,6 +39,13 @@ def views(url: str) -> dict:
     return {name: query(url, sql) for name, sql in VIEW_SNAPSHOT.items()}
 
 
+def on_old_columns(rows_by_table: dict, old: dict) -> dict:
+    """The rows cut to the columns the old copy had: later revisions add columns at the end
+    (job_executions.attempt_history), and a move must keep every value that was there."""
+    return {name: [row[:len(old[name][0])] if old[name] else row for row in rows]
+            for name, rows in rows_by_table.items()}
+
+
 def tables(url: str) -> set[str]:
     return {name for name, in query(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
 
@@ -54,7 +61,7 @@ def test_the_appliance_alone_keeps_every_event_id_position_and_view_row(empty_da
     assert events(url, "appliance_events") == before_events
     assert "workflowtracker_events" not in tables(url)
     assert query(url, "SELECT application_name, notification_id FROM projector_tracking") == [("Appliance", 70)]
-    assert views(url) == before_views
+    assert on_old_columns(views(url), before_views) == before_views
     tracker = WorkflowTracker(database_url=url)
     try:
         assert Projector(tracker).catch_up() == 0  # nothing applied twice
@@ -65,7 +72,7 @@ def test_the_appliance_alone_keeps_every_event_id_position_and_view_row(empty_da
     finally:
         tracker.close()
     rebuilt = views(url)
-    assert rebuilt["log_entries"] == before_views["log_entries"]  # ids are notification ids: kept
+    assert on_old_columns(rebuilt, before_views)["log_entries"] == before_views["log_entries"]  # ids are notification ids: kept
     assert len(rebuilt["workflow_runs"]) == len(before_views["workflow_runs"]) + 1
 
 
