@@ -425,7 +425,7 @@ def test_a_run_in_full_plan_graph_files_params_host_and_benchmark_figures(applia
     assert measured == {"split", "scale1", "scale2", "summary"}  # every job with a benchmark file
     assert all(tasks[name]["resource_usage"]["wall_seconds"] >= 0 for name in measured)
     page = appliance.endpoint.get(f"/api/v1/runs/{run['id']}")
-    assert {r["rule"]: (r["planned"], r["completed"]) for r in page["rules"]} == {
+    assert {r["name"]: (r["planned"], r["completed"]) for r in page["rules"]} == {
         "split": (1, 1), "summary": (1, 1), "all": (1, 1), "scale": (None, 2)}
 
 

@@ -7,7 +7,9 @@ import uuid
 
 import psycopg2
 import pytest
+from sqlalchemy.engine import make_url
 
+from appliance import db
 from appliance.ingest import IngestError, apply_batch, parse_batch
 from appliance.projection import Projector
 from appliance.staleness import check_stale_runs
@@ -51,7 +53,7 @@ def test_a_silent_running_run_is_stale_until_it_is_heard_from(tracker, database_
     projector = Projector(tracker)
     projector.catch_up()
     _sql(database_url, "UPDATE workflow_runs SET last_event_at = now() - interval '1 hour'")
-    connection = psycopg2.connect(database_url)
+    connection = db.connect(make_url(database_url), "test-staleness")  # the seam's connection, as the projector's
     try:
         assert check_stale_runs(connection, 0) == (0, 0)  # off
         assert check_stale_runs(connection, 60) == (1, 0)
