@@ -362,7 +362,8 @@ def parse_whole_number(text: str, minimum: int, maximum: int = MAX_INTEGER) -> i
     (appliance.web.data). int() alone would take "٣", "８０" or "1_000", which
     the health check (reading BACKEND_PORT itself) and supervisord would not.
     """
-    value = int(text) if re.fullmatch(r"-?[0-9]{1,18}", text) else None
+    # 19 digits hold every bound used (2**62 and 2**63 - 1); more only makes work.
+    value = int(text) if re.fullmatch(r"-?[0-9]{1,19}", text) else None
     if value is not None and minimum <= value <= maximum:
         return value
     shown = f", not {value}" if value is not None else f", not {text!r}" if len(text) <= 40 else ""

@@ -1,6 +1,6 @@
 import pytest
 
-from appliance.config import ConfigError, Settings
+from appliance.config import ConfigError, Settings, parse_whole_number
 
 SECRET = "s3cr3t-pa55"
 
@@ -89,6 +89,14 @@ def test_numbers_are_plain_digits_within_bounds(name, value, expected):
         Settings.from_env({"DATABASE_URL": URL, name: value})
     assert len(caught.value.problems) == 1
     assert name in str(caught.value) and expected in str(caught.value)
+
+
+@pytest.mark.parametrize("maximum", [2**31 - 1, 2**62, 2**63 - 1])
+def test_every_whole_number_up_to_the_bound_is_taken_and_one_more_refused(maximum):
+    # the schema's maximum is inclusive: the bound itself is a valid value (found by schemathesis)
+    assert parse_whole_number(str(maximum), 0, maximum) == maximum
+    with pytest.raises(ValueError, match=f"{maximum}, not {maximum + 1}"):
+        parse_whole_number(str(maximum + 1), 0, maximum)
 
 
 def test_a_value_that_is_not_utf8_is_named_once_and_not_used():
