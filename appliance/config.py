@@ -216,11 +216,17 @@ def log_format(environ: Mapping[str, str] | None = None) -> str:
     return value if value in LOG_FORMATS else "text"
 
 
+# libpq takes secrets as query parameters too (postgresql://host/db?password=...).
+SECRET_PARAMETERS = frozenset({"password", "sslpassword", "passfile", "sslkey"})
+
+
 def mask_url(url: URL | str) -> str:
-    """The URL as text with its password replaced by ***."""
+    """The URL as text with its password, and any secret query parameter, replaced by ***."""
     if isinstance(url, str):
         url = make_url(url)
-    return url.render_as_string(hide_password=True)
+    hidden = {name: "***" for name in url.query if name.lower() in SECRET_PARAMETERS}
+    text = url.update_query_dict(hidden).render_as_string(hide_password=True)
+    return text.replace("=%2A%2A%2A", "=***")  # as the password shows, not percent-encoded
 
 
 def parse_database_url(text: str) -> URL:

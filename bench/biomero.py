@@ -12,10 +12,10 @@ holds `--events`; BIOMERO at its own pace would need hours for a million.
 `reproject` rebuilds the views from that log; a bare batched INSERT of the
 same number of rows, in the same run, is the floor (as bench/reprojection.py).
 
-    python -m bench.biomero lag [--rate 1000] [--seconds 60]
+    python -m bench.biomero lag [--rate 1000] [--seconds 60] [--writers 2]
 
 BIOMERO records facility days back to back, at its own pace (its four views
-following each event), while a writer records `--rate` events/s through the
+following each event), while `--writers` processes record `--rate` events/s through the
 appliance's tracker (bench/projection_lag.py's writer) and `appliance
 projector` runs as its own process. Bench-only triggers NOTIFY when each
 BIOMERO event commits and when the projector's position in BIOMERO's log
@@ -139,11 +139,16 @@ def bench_lag(args) -> None:
         listener = _listen_once_biomero_writes(url)
         spawn = multiprocessing.get_context("spawn")
         results = spawn.Queue()
-        writer = spawn.Process(target=write_steadily, args=(url, args.rate, args.seconds, results))
-        writer.start()
+        # Several writers share the rate, as several runs sending at once would: one
+        # writer's commands wait on its own commits (about 600 events/s here).
+        writers = [spawn.Process(target=write_steadily, args=(url, args.rate / args.writers, args.seconds, results))
+                   for _ in range(args.writers)]
+        for writer in writers:
+            writer.start()
         committed, visible = _collect(listener, biomero, args.seconds + 60)
-        outcome = results.get(timeout=args.seconds * 5)  # a writer behind its rate catches up first
-        writer.join()
+        outcomes = [results.get(timeout=args.seconds * 5) for _ in writers]  # a writer behind catches up first
+        for writer in writers:
+            writer.join()
         listener.close()
     finally:
         for process in processes:
@@ -151,7 +156,7 @@ def bench_lag(args) -> None:
                 process.terminate()
                 process.wait(timeout=30)
         server.destroy()
-    _report(committed, visible, outcome, args)
+    _report(committed, visible, outcomes, args)
 
 
 def _listen_once_biomero_writes(url: str):
@@ -194,7 +199,7 @@ def _collect(listener, biomero, timeout: float) -> tuple[dict[int, float], list[
     return committed, visible
 
 
-def _report(committed: dict[int, float], visible: list[tuple[float, int]], outcome, args) -> None:
+def _report(committed: dict[int, float], visible: list[tuple[float, int]], outcomes, args) -> None:
     first = min(committed.values())
     lags = []
     for event_id, at in committed.items():
@@ -203,9 +208,10 @@ def _report(committed: dict[int, float], visible: list[tuple[float, int]], outco
             lags.append((seen - at) * 1000)
     lags.sort()
     missing = sum(1 for event_id in committed if not any(position >= event_id for _, position in visible))
-    _, events, elapsed = outcome
+    events = sum(events for _, events, _ in outcomes)
+    elapsed = max(elapsed for _, _, elapsed in outcomes)
     quantiles = statistics.quantiles(lags, n=100)
-    print(f"appliance writer: {events:,} events in {elapsed:.1f} s = {events / elapsed:.0f} events/s "
+    print(f"appliance writers ({args.writers}): {events:,} events in {elapsed:.1f} s = {events / elapsed:.0f} events/s "
           f"(target {args.rate:.0f})")
     print(f"BIOMERO: {len(committed):,} events in about {args.seconds:.0f} s, at its own pace")
     print(f"projection lag of BIOMERO's events over {len(lags):,} after {WARM_UP_SECONDS:.0f} s warm-up: "
@@ -219,6 +225,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=10_000, help="reproject: events per transaction")
     parser.add_argument("--rate", type=float, default=1000.0, help="lag: the appliance's events per second")
     parser.add_argument("--seconds", type=float, default=60.0, help="lag: how long both record")
+    parser.add_argument("--writers", type=int, default=2, help="lag: processes sharing the appliance's rate")
     args = parser.parse_args()
     (bench_reproject if args.what == "reproject" else bench_lag)(args)
 

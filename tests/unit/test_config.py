@@ -1,6 +1,6 @@
 import pytest
 
-from appliance.config import ConfigError, Settings, parse_whole_number
+from appliance.config import ConfigError, Settings, mask_url, parse_whole_number
 
 SECRET = "s3cr3t-pa55"
 
@@ -89,6 +89,12 @@ def test_numbers_are_plain_digits_within_bounds(name, value, expected):
         Settings.from_env({"DATABASE_URL": URL, name: value})
     assert len(caught.value.problems) == 1
     assert name in str(caught.value) and expected in str(caught.value)
+
+
+def test_a_password_given_as_a_query_parameter_is_masked_too():
+    masked = mask_url(f"postgresql://app@db/tracking?password={SECRET}&sslpassword={SECRET}&sslmode=require")
+    assert SECRET not in masked
+    assert masked == "postgresql://app@db/tracking?password=***&sslmode=require&sslpassword=***"
 
 
 @pytest.mark.parametrize("maximum", [2**31 - 1, 2**62, 2**63 - 1])
