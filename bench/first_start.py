@@ -13,6 +13,7 @@ to installing (until scripts/run starts PostgreSQL).
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
@@ -54,6 +55,7 @@ def ctrl_c(run: subprocess.Popen) -> float:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-first-"))
     rows = []
     try:
