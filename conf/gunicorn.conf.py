@@ -32,7 +32,7 @@ class WebLogger(Logger):
 logger_class = WebLogger
 # The asyncio worker reads requests in its event loop, so clients that send slowly
 # hold no thread; appliance/web/asgi.py runs each whole request in one of a few threads.
-worker_class = "asgi"
+worker_class = "appliance.web.worker.PromptStopWorker"  # "asgi", stopping at once (its docstring)
 worker_connections = 1000
 # Stop timeouts must nest (docs/deploy.md): this 2 s < web's stopwaitsecs in
 # conf/supervisord.conf (3 s) < Docker's 10 s, so no worker is killed mid-request.

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+from pathlib import Path
+from typing import NamedTuple
 from uuid import uuid4
 
 import pytest
@@ -62,17 +66,26 @@ def timed_request(request: urllib.request.Request | str) -> tuple[int, float]:
         return response.status, time.monotonic() - started
 
 
+class Web(NamedTuple):
+    port: int
+    base: str
+    process: subprocess.Popen
+    log: Path
+
+
 @pytest.fixture
-def web(database_url):
+def web(database_url, tmp_path):
     port = free_port()
     env = {name: value for name, value in os.environ.items() if not name.startswith(("DATABASE_URL", "POSTGRES_"))}
-    process = subprocess.Popen([sys.executable, "-m", "appliance.cli", "web"], env={
-        **env, "DATABASE_URL": database_url, "BACKEND_PORT": str(port), "APPLIANCE_BIND": "127.0.0.1",
-        "WEB_WORKERS": "2", "APPLIANCE_INGEST_TOKEN": TOKEN}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "web.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen([sys.executable, "-m", "appliance.cli", "web"], env={
+            **env, "DATABASE_URL": database_url, "BACKEND_PORT": str(port), "APPLIANCE_BIND": "127.0.0.1",
+            "WEB_WORKERS": "2", "APPLIANCE_INGEST_TOKEN": TOKEN}, stdout=output, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: _answers(base + "/healthz"), 60, interval=0.2, message="the web to answer")
-        yield port, base
+        yield Web(port, base, process, log)
     finally:
         process.terminate()
         process.wait(15)
@@ -86,7 +99,7 @@ def _answers(url: str) -> bool:
 
 
 def test_200_slow_clients_leave_health_pages_and_ingest_answering_within_1_s(web):
-    port, base = web
+    port, base = web.port, web.base
     slow = SlowClients(port, SLOW_CLIENTS)
     slow.start()
     try:
@@ -107,3 +120,39 @@ def test_200_slow_clients_leave_health_pages_and_ingest_answering_within_1_s(web
     assert still_open == SLOW_CLIENTS  # they were really holding connections open
     assert page_status == 200 and ingest_status == 200
     assert p99 < BUDGET and page < BUDGET and posted < BUDGET
+
+
+def idle_keep_alive_connection(port: int) -> socket.socket:
+    """A connection that was answered once and is kept open, as a browser keeps one."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: idle\r\n\r\n")
+    assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    return sock
+
+
+def test_a_stop_with_connections_waiting_for_a_request_needs_no_kill(web):
+    """Idle keep-alive, preconnected and slow connections do not hold the stop: each made
+    gunicorn's asyncio worker wait out its graceful_timeout, then be killed."""
+    slow = SlowClients(web.port, 20)
+    slow.start()
+    idle = [idle_keep_alive_connection(web.port) for _ in range(4)]
+    preconnected = [socket.create_connection(("127.0.0.1", web.port), timeout=5) for _ in range(4)]
+    try:
+        started = time.monotonic()
+        web.process.send_signal(signal.SIGTERM)
+        code = web.process.wait(30)
+        stopped_in = time.monotonic() - started
+    finally:
+        slow.stop()
+        for sock in idle + preconnected:
+            sock.close()
+    log = web.log.read_text(errors="replace")
+    print(f"web stopped in {stopped_in:.2f} s with {len(idle)} idle, {len(preconnected)} preconnected "
+          f"and 20 slow connections open")
+    assert code == 0, log[-2000:]
+    # A worker killed by gunicorn at graceful_timeout never says it is exiting (nor does gunicorn
+    # say it killed it, when it stops): each booted worker must have left on its own.
+    booted = set(re.findall(r"Booting worker with pid: (\d+)", log))
+    left = set(re.findall(r"Worker exiting \(pid: (\d+)\)", log))
+    assert booted and booted == left, log[-3000:]
+    assert not re.findall(r".*(?:SIGKILL|Forcing close|Worker exception).*", log), log[-2000:]

@@ -1,0 +1,63 @@
+"""gunicorn's asyncio worker, made to stop as soon as it is told to.
+
+Told SIGTERM, gunicorn's asyncio worker notices it at its next 1 s heartbeat,
+then waits up to graceful_timeout for every open connection to end: those
+serving a request, but also those waiting for one (a browser's idle keep-alive
+or preconnected socket, a client still sending its headers). With one such
+connection open, the worker outlived gunicorn's 2 s and was killed with
+SIGKILL, and under load the whole `web` program outlived supervisord's 3 s.
+
+This worker starts its stop at once and closes the connections that wait for
+a request (no answer is lost: a client retries a request it never sent); the
+requests in hand still finish, as gunicorn's own stop lets them.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+from gunicorn.workers.gasgi import ASGIWorker
+
+
+class PromptStopWorker(ASGIWorker):
+    """The asyncio worker (conf/gunicorn.conf.py) whose SIGTERM closes idle connections at once."""
+
+    def run(self):
+        self.connections: weakref.WeakSet = weakref.WeakSet()
+        self._track_connections()
+        self._serving = self.loop.create_task(self._serve())
+        try:
+            self.loop.run_until_complete(self._serving)
+        except Exception as error:
+            self.log.exception("Worker exception: %s", error)
+        finally:
+            self._cleanup()
+
+    def handle_exit_signal(self):
+        if not self.alive:
+            return  # the stop is under way
+        super().handle_exit_signal()
+        for server in self.servers:
+            server.close()  # no new connections
+        for connection in list(self.connections):
+            if connection._awaiting_request and not connection._finishing_calls:
+                connection._keepalive_timeout()  # closes it as an idle keep-alive ends
+        if self.servers:  # serving: wake the heartbeat's 1 s sleep, so the stop starts now
+            self.loop.call_soon(self._wake)
+
+    def _wake(self) -> None:
+        if not self._serving.done():
+            self._serving.cancel()  # _serve catches it in its heartbeat loop, then shuts down
+
+    def _track_connections(self) -> None:
+        """Every connection's protocol, as the loop makes it (gunicorn keeps only a count)."""
+        create_server = self.loop.create_server
+
+        async def create_tracked_server(protocol_factory, *args, **kwargs):
+            def tracked_protocol():
+                protocol = protocol_factory()
+                self.connections.add(protocol)
+                return protocol
+            return await create_server(tracked_protocol, *args, **kwargs)
+
+        self.loop.create_server = create_tracked_server
