@@ -16,6 +16,7 @@ first seconds are left out as warm-up.
 from __future__ import annotations
 
 import argparse
+import itertools
 import multiprocessing
 import os
 import select
@@ -48,31 +49,40 @@ CREATE TRIGGER bench_visible AFTER INSERT ON log_entries
 
 
 def commands():
-    """An endless stream of single commands: (events it records, log sequence or None, function of a tracker)."""
+    """An endless stream of single commands: (events it records, log sequence or None, function of a tracker).
+
+    Each command binds its run's state: a writer may take the next run's first
+    commands before this run's last ones have been applied."""
     sequence = 0
     while True:
         state = {}
-        yield 1, None, lambda t: state.update(run=t.initiate_workflow("bench", "lag", "bench", "lab"))
-        yield 1, None, lambda t: t.start_workflow(state["run"])
+        yield 1, None, lambda t, state=state: state.update(run=t.initiate_workflow("bench", "lag", "bench", "lab"))
+        yield 1, None, lambda t, state=state: t.start_workflow(state["run"])
         for n in range(TASKS_PER_RUN):
             # Adding a task records TaskAdded on the run and Created on the task.
-            yield 2, None, lambda t, n=n: state.update(task=t.add_task_to_workflow(state["run"], f"rule_{n}", "1", {}, {}))
-            yield 1, None, lambda t: t.start_task(state["task"])
-            yield 1, None, lambda t, n=n: t.add_job_id(state["task"], 1000 + n)
-            yield 1, None, lambda t: t.update_task_progress(state["task"], "50%")
+            yield 2, None, lambda t, n=n, state=state: state.update(task=t.add_task_to_workflow(state["run"], f"rule_{n}", "1", {}, {}))
+            yield 1, None, lambda t, state=state: t.start_task(state["task"])
+            yield 1, None, lambda t, n=n, state=state: t.add_job_id(state["task"], 1000 + n)
+            yield 1, None, lambda t, state=state: t.update_task_progress(state["task"], "50%")
             sequence += 1
-            yield 1, sequence, lambda t, s=sequence: t.record_log(state["run"], str(s), task_id=state["task"])
-            yield 1, None, lambda t: t.complete_task(state["task"], "ok")
-        yield 1, None, lambda t: t.complete_workflow(state["run"])
+            yield 1, sequence, lambda t, s=sequence, state=state: t.record_log(state["run"], str(s), task_id=state["task"])
+            yield 1, None, lambda t, state=state: t.complete_task(state["task"], "ok")
+        yield 1, None, lambda t, state=state: t.complete_workflow(state["run"])
 
 
-def write_steadily(url: str, rate: float, seconds: float, results) -> None:
-    """The writer process: events at `rate` per second; commit times of log lines."""
+def write_steadily(url: str, rate: float, seconds: float, results, per_transaction: int = 1) -> None:
+    """The writer process: events at `rate` per second; commit times of log lines.
+
+    One command a transaction, as a script calling the tracker does; or
+    `per_transaction` commands in one `tracker.batch()`, as ingest saves a batch
+    of events that a sender posted together."""
     tracker = WorkflowTracker(Settings(database_url=parse_database_url(url)))
     committed = {}
     events = 0
     started = time.monotonic()
-    for count, sequence, command in commands():
+    stream = commands()
+    while True:
+        group = list(itertools.islice(stream, per_transaction))
         due = started + events / rate
         # Done when the schedule ends, or (a writer that falls behind on a busy machine) when time is up.
         if due - started > seconds or time.monotonic() - started > seconds:
@@ -80,13 +90,22 @@ def write_steadily(url: str, rate: float, seconds: float, results) -> None:
         delay = due - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        command(tracker)
-        if sequence is not None:
-            committed[sequence] = time.monotonic()
-        events += count
+        _record(tracker, group)
+        now = time.monotonic()
+        committed.update((sequence, now) for _, sequence, _ in group if sequence is not None)
+        events += sum(count for count, _, _ in group)
     elapsed = time.monotonic() - started
     tracker.close()
     results.put((committed, events, elapsed))
+
+
+def _record(tracker: WorkflowTracker, group: list) -> None:
+    if len(group) == 1:
+        group[0][2](tracker)
+        return
+    with tracker.batch() as batch:
+        for _, _, command in group:
+            command(batch)
 
 
 def wait_for_projector_lock(url: str, timeout: float = 30.0) -> None:
@@ -168,7 +187,7 @@ def main() -> None:
         if at - first >= WARM_UP_SECONDS and sequence in visible
     )
     missing = sum(1 for sequence in committed if sequence not in visible)
-    quantiles = statistics.quantiles(lags, n=100)
+    quantiles = statistics.quantiles(lags, n=100, method="inclusive")  # never beyond the largest
     print(f"writer: {events:,} events in {elapsed:.1f} s = {events / elapsed:.0f} events/s (target {args.rate:.0f})")
     print(f"projection lag over {len(lags):,} log lines after {WARM_UP_SECONDS:.0f} s warm-up: "
           f"p50 {quantiles[49]:.1f} ms, p99 {quantiles[98]:.1f} ms, max {lags[-1]:.1f} ms; never visible: {missing}")
