@@ -142,6 +142,7 @@ class Settings:
     enable_db_monitoring: bool = True
     run_migrations: bool = True
     allow_auto_stamp: bool = False
+    biomero_views: bool = False
     migrations_dir: Path = DEFAULT_MIGRATIONS_DIR
     install_triggers: bool = True
     init_db_dir: Path = DEFAULT_INIT_DB_DIR
@@ -185,6 +186,9 @@ class Settings:
         run_migrations = env.boolean("APPLIANCE_RUN_MIGRATIONS", default=True)
         # 1: a database whose view tables exist without Alembic's version table is stamped at head.
         allow_auto_stamp = env.boolean("APPLIANCE_ALLOW_AUTO_STAMP", default=False)
+        # true: the projector keeps BIOMERO 2.8's four view tables (biomero_job_view, ...) itself,
+        # for a facility that turned BIOMERO's own views off (docs/biomero.md).
+        biomero_views = env.boolean("APPLIANCE_BIOMERO_VIEWS", default=False)
         # Where Alembic's environment and revisions are (default: migrations/ beside the package).
         migrations_dir = env.directory("APPLIANCE_MIGRATIONS_DIR", default=DEFAULT_MIGRATIONS_DIR, holding="env.py")
         # 0: `appliance install-triggers` / `init` leave functions and triggers alone.
@@ -204,7 +208,7 @@ class Settings:
                    db_wait_timeout=db_wait_timeout, enable_db_monitoring=enable_db_monitoring,
                    run_stale_after=run_stale_after, health_stuck_after=health_stuck_after,
                    run_migrations=run_migrations,
-                   allow_auto_stamp=allow_auto_stamp, migrations_dir=migrations_dir,
+                   allow_auto_stamp=allow_auto_stamp, biomero_views=biomero_views, migrations_dir=migrations_dir,
                    install_triggers=install_triggers, init_db_dir=init_db_dir, log_format=chosen_log_format,
                    monitor=monitor, web=web)
 

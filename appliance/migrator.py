@@ -72,8 +72,8 @@ def head_revision(migrations_dir: Path) -> str:
     return head
 
 
-def current_revision(connection: Connection) -> str | None:
-    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+def current_revision(connection: Connection, version_table: str = VERSION_TABLE) -> str | None:
+    context = MigrationContext.configure(connection, opts={"version_table": version_table})
     return context.get_current_revision()
 
 
@@ -129,8 +129,10 @@ def upgrade_to_head(
 
 def migrate(settings: Settings, announce: Announce = print) -> bool:
     """`appliance migrate`: take the lock, upgrade to head, move the appliance's events out of
-    BIOMERO's table if any are left there (appliance.eventstore_move), release the lock.
+    BIOMERO's table if any are left there (appliance.eventstore_move), with APPLIANCE_BIOMERO_VIEWS
+    BIOMERO's four view tables (appliance.biomero_schema), release the lock.
     True when it changed something."""
+    from appliance.biomero_schema import upgrade_biomero_views
     from appliance.eventstore_move import move_appliance_events
 
     if not settings.run_migrations:
@@ -143,7 +145,10 @@ def migrate(settings: Settings, announce: Announce = print) -> bool:
             changed = upgrade_to_head(
                 engine, settings.migrations_dir, allow_auto_stamp=settings.allow_auto_stamp, announce=announce,
             )
-            return bool(move_appliance_events(engine, announce)) or changed
+            changed = bool(move_appliance_events(engine, announce)) or changed
+            if settings.biomero_views:
+                changed = upgrade_biomero_views(engine, settings.migrations_dir, announce) or changed
+            return changed
     except db.DATABASE_ERRORS as error:
         # The driver's own message (refused, authentication failed, permission denied) holds no password.
         raise MigrationError(f"database error on {settings.database_url_masked}: {db.first_line(error)}") from None

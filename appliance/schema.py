@@ -3,7 +3,8 @@
 First the event store's tables (the library creates them, taking the schema
 lock per transaction), then, holding the schema lock for the session, the
 Alembic revisions (appliance.migrator), the move of events an earlier version
-left in BIOMERO's table (appliance.eventstore_move) and the init-db triggers
+left in BIOMERO's table (appliance.eventstore_move), with APPLIANCE_BIOMERO_VIEWS
+BIOMERO's four view tables (appliance.biomero_schema), and the init-db triggers
 (appliance.triggers). The steps are their modules' own; this one only orders
 them, and turns a database error into one line that names no password.
 """
@@ -20,6 +21,7 @@ SCHEMA_ERRORS = (MigrationError, TriggerInstallError)
 
 def init(settings: Settings, announce: Announce = print) -> None:
     """The event store's tables, then migrate, move old events and install triggers under one lock."""
+    from appliance.biomero_schema import upgrade_biomero_views
     from appliance.eventstore_move import move_appliance_events
     from appliance.tracker import WorkflowTracker
 
@@ -37,6 +39,8 @@ def init(settings: Settings, announce: Announce = print) -> None:
             else:
                 announce("APPLIANCE_RUN_MIGRATIONS=0: leaving the schema as it is")
             move_appliance_events(engine, announce)  # the event store's, not the schema's: always
+            if settings.run_migrations and settings.biomero_views:
+                upgrade_biomero_views(engine, settings.migrations_dir, announce)
             if settings.install_triggers:
                 install_scripts(engine, loaded, announce)
             else:
