@@ -91,7 +91,7 @@ def _events(action: str, connection: Any, settings: Settings, ids: list[tuple[st
     tracker = WorkflowTracker(settings)
     try:
         mappers = {store.APPLIANCE.name: tracker.mapper, store.BIOMERO.name: biomero.mapper_like(tracker.mapper)}
-        results = [quarantine.retry_event(connection, mappers, *i) for i in ids]
+        results = [quarantine.retry_event(connection, mappers, *i, biomero_views=settings.biomero_views) for i in ids]
     finally:
         tracker.close()
     for name, result in zip(names, results):

@@ -38,9 +38,9 @@ from typing import TYPE_CHECKING, Callable
 
 from sqlalchemy import inspect
 
-from appliance import db, staleness
+from appliance import biomero_guard, db, staleness
 from appliance.config import Settings
-from appliance.projection import biomero, quarantine, store
+from appliance.projection import biomero, biomero_views, quarantine, store
 
 if TYPE_CHECKING:
     from appliance.tracker import WorkflowTracker
@@ -68,7 +68,8 @@ class Projector:
 
     def __init__(self, tracker: WorkflowTracker | None = None, *,
                  open_tracker: Callable[[], WorkflowTracker] | None = None, batch_size: int = 1000,
-                 poll_interval: float = 5.0, application_name: str = "appliance-projector", stale_after: float = 0):
+                 poll_interval: float = 5.0, application_name: str = "appliance-projector", stale_after: float = 0,
+                 biomero_views: bool = False):
         """Give the tracker, or `open_tracker` to make one inside run()'s retries.
 
         A tracker needs the database (it creates the event store's tables), so
@@ -93,6 +94,11 @@ class Projector:
         self._failures = 0  # in a row, since the last batch that succeeded
         self.stale_after = stale_after  # seconds; 0: runs are never marked stale
         self._next_stale_check = 0.0
+        # APPLIANCE_BIOMERO_VIEWS: BIOMERO's four tables kept too, while BIOMERO's own
+        # views stay where they were at the start (appliance.biomero_guard).
+        self.biomero_views = biomero_views
+        self._biomero_baseline: dict[str, int] = {}
+        self._next_biomero_check = 0.0
         self._next_look_for_biomero = 0.0
         self._next_progress_note = 0.0
 
@@ -142,6 +148,7 @@ class Projector:
             store.prepare(self._tracking, connection)
             if not store.try_lock(connection):
                 raise ProjectorBusy(f"the projector lock is held by {store.lock_holder(connection)}")
+            self._start_biomero_views(connection)
             total = 0
             while True:
                 batches = self._project_each(connection, look_now=True)
@@ -176,7 +183,7 @@ class Projector:
         self._ensure_tracker()
         connection = db.connect(self.url, self.application_name, idle_limit=store.FENCE_SECONDS)
         try:
-            store.check_views(connection)
+            store.check_views(connection, self.biomero_views)
             store.prepare(self._tracking, connection)
             if not self._wait_for_lock(connection):
                 return
@@ -187,6 +194,7 @@ class Projector:
             self._next_look_for_biomero = 0.0
             log.info("active: projecting from %s", self._positions(connection))
             try:
+                self._start_biomero_views(connection)
                 self._project(connection)
             except Exception as error:
                 self._note_failure(connection, error)
@@ -203,6 +211,7 @@ class Projector:
             more = any(batch.more for batch in batches)
             if not more:
                 self._check_stale_runs(connection)
+            self._check_biomero_views(connection)
             self._note_progress(connection)
             # Only now: a connection that succeeds before a failure that
             # persists must not bring the retries back to twice a second.
@@ -215,8 +224,32 @@ class Projector:
         that cannot be applied is set aside (appliance.projection.quarantine)."""
         self._look_for_biomero(connection, look_now)
         return [quarantine.project_or_quarantine(connection, self._mappers[upstream], self.batch_size,
-                                                 upstream=upstream)
+                                                 upstream=upstream, biomero_views=self.biomero_views)
                 for upstream in self._following]
+
+    def _start_biomero_views(self, connection: db.Connection) -> None:
+        """APPLIANCE_BIOMERO_VIEWS: refuse while BIOMERO's own views write the four tables;
+        rebuild every view once when the four are behind the others (the setting was off)."""
+        if not self.biomero_views:
+            return
+        with connection.transaction() as cursor:
+            self._biomero_baseline = biomero_guard.check(cursor)
+            behind = biomero_views.out_of_step(cursor)
+        self._next_biomero_check = time.monotonic() + self.poll_interval
+        if behind:
+            upstreams = store.present_upstreams(connection)
+            log.warning("BIOMERO's four view tables are behind the other views in %s (APPLIANCE_BIOMERO_VIEWS "
+                        "was off): rebuilding every view from the start, quietly, writing over their rows",
+                        " and ".join(behind))
+            store.reset(connection, upstreams, biomero_views=True)
+            quarantine.clear(connection, upstreams)
+
+    def _check_biomero_views(self, connection: db.Connection) -> None:
+        # Once a poll interval: BIOMERO's own views turned on again make two writers.
+        if self.biomero_views and time.monotonic() >= self._next_biomero_check:
+            with connection.transaction() as cursor:
+                biomero_guard.check_unmoved(cursor, self._biomero_baseline)
+            self._next_biomero_check = time.monotonic() + self.poll_interval
 
     def _note_progress(self, connection: db.Connection) -> None:
         if self._failures or time.monotonic() >= self._next_progress_note:
@@ -284,7 +317,7 @@ class Projector:
         self._failures += 1
         if isinstance(error, db.DISCONNECTED):
             log.warning("database unavailable (%s); retrying in %.1f s", db.first_line(error), self._backoff)
-        elif isinstance(error, store.ViewsMissing):
+        elif isinstance(error, (store.ViewsMissing, biomero_guard.BiomeroViewsWriting)):
             log.warning("%s; retrying in %.1f s", error, self._backoff)
         elif self._failures == 1:
             # A batch that fails is retried as a whole: nothing is skipped.
@@ -324,7 +357,8 @@ def run_projector(settings: Settings) -> int:
     # off, not a traceback and exit 1 (which supervisord would soon make FATAL).
     projector = Projector(open_tracker=partial(WorkflowTracker, settings),
                           batch_size=settings.projector_batch_size,
-                          poll_interval=settings.projector_poll_interval, stale_after=settings.run_stale_after)
+                          poll_interval=settings.projector_poll_interval, stale_after=settings.run_stale_after,
+                          biomero_views=settings.biomero_views)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: projector.stop())
     projector.run()

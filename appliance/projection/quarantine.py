@@ -23,6 +23,7 @@ import sqlalchemy.exc
 from eventsourcing.persistence import Mapper
 
 from appliance import db
+from appliance.projection import biomero_views as biomero_views_rows
 from appliance.projection import store
 from appliance.sql import load_queries
 
@@ -43,31 +44,33 @@ def systemic(error: BaseException) -> bool:
 
 def project_or_quarantine(connection: db.Connection, mapper: Mapper, limit: int, *,
                           at_end: Callable[[Any], None] | None = None,
-                          upstream: store.Upstream = store.APPLIANCE) -> store.Batch:
+                          upstream: store.Upstream = store.APPLIANCE, biomero_views: bool = False) -> store.Batch:
     """store.project_batch, but an event that cannot be applied is quarantined
     (the batches before it applied) instead of failing the batch again and again."""
     try:
-        return store.project_batch(connection, mapper, limit, at_end=at_end, upstream=upstream)
+        return store.project_batch(connection, mapper, limit, at_end=at_end, upstream=upstream,
+                                   biomero_views=biomero_views)
     except Exception as error:  # noqa: BLE001 - systemic errors go on up
         if systemic(error):
             raise
         log.warning("%s: a batch of up to %d events failed (%s): looking for the event that fails",
                     upstream.table, limit, _summary(error))
-    return _bisect(connection, mapper, limit, upstream)
+    return _bisect(connection, mapper, limit, upstream, biomero_views)
 
 
-def _bisect(connection: db.Connection, mapper: Mapper, failing: int, upstream: store.Upstream) -> store.Batch:
+def _bisect(connection: db.Connection, mapper: Mapper, failing: int, upstream: store.Upstream,
+            biomero_views: bool) -> store.Batch:
     """The first `failing` events hold one that fails: apply the halves before it, set it aside."""
     applied = 0
     while True:
         size = max(failing // 2, 1)
         try:
-            batch = store.project_batch(connection, mapper, size, upstream=upstream)
+            batch = store.project_batch(connection, mapper, size, upstream=upstream, biomero_views=biomero_views)
         except Exception as error:  # noqa: BLE001 - systemic errors go on up
             if systemic(error):
                 raise
             if size == 1:
-                return store.Batch(applied, _quarantine_next(connection, error, upstream), more=True)
+                return store.Batch(applied, _quarantine_next(connection, error, upstream, biomero_views), more=True)
             failing = size
             continue
         applied += batch.applied
@@ -78,7 +81,8 @@ def _bisect(connection: db.Connection, mapper: Mapper, failing: int, upstream: s
         failing -= size
 
 
-def _quarantine_next(connection: db.Connection, error: BaseException, upstream: store.Upstream) -> int:
+def _quarantine_next(connection: db.Connection, error: BaseException, upstream: store.Upstream,
+                     biomero_views: bool) -> int:
     """Record the event after the position with its error and move the position past it."""
     with connection.transaction() as cursor:
         cursor.execute(store.QUERIES["lock_position"], {"application": upstream.name})
@@ -88,6 +92,8 @@ def _quarantine_next(connection: db.Connection, error: BaseException, upstream: 
             "application": upstream.name, "id": event_id, "originator_id": str(originator_id),
             "originator_version": version, "topic": topic, "error": describe(error)})
         cursor.execute(store.QUERIES["save_position"], {"application": upstream.name, "position": event_id})
+        if biomero_views:
+            biomero_views_rows.save_position(cursor, upstream.name, event_id)
     log.error("%s: event %d (%s of %s) cannot be applied and is set aside: %s; "
               "`appliance quarantine` lists, retries and discards such events",
               upstream.table, event_id, topic.rpartition(".")[2], originator_id, _summary(error))
@@ -125,11 +131,13 @@ def given_up_changes(connection: db.Connection) -> list[dict]:
     return _rows(connection, QUERIES["given_up_changes"], {})
 
 
-def retry_event(connection: db.Connection, mappers: dict[str, Mapper], application: str, notification_id: int) -> Retried:
+def retry_event(connection: db.Connection, mappers: dict[str, Mapper], application: str, notification_id: int,
+                biomero_views: bool = False) -> Retried:
     """Apply a quarantined event to the views as they are now (after a fix, say);
     released on success, kept with its new error otherwise. The log's tracking
     row is locked meanwhile, so no live batch interleaves with it. `mappers`:
-    the mapper of each log, by its application name."""
+    the mapper of each log, by its application name; `biomero_views`: BIOMERO's
+    four tables are kept too (APPLIANCE_BIOMERO_VIEWS)."""
     upstream = _upstream(application)
     try:
         with connection.transaction() as cursor:
@@ -139,7 +147,7 @@ def retry_event(connection: db.Connection, mappers: dict[str, Mapper], applicati
             if stored is None or stored[0] != notification_id:
                 return Retried(notification_id, False, "no such quarantined event")
             events, _ = store.decode(mappers[application], [stored])
-            store.apply_events(cursor, events)
+            store.apply_events(cursor, events, biomero_views)
             cursor.execute(QUERIES["release_event"], {"application": application, "id": notification_id})
     except Exception as error:  # noqa: BLE001 - systemic errors go on up
         if systemic(error):

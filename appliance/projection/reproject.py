@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from tqdm import tqdm
 
-from appliance import db, staleness
+from appliance import biomero_guard, db, staleness
 from appliance.config import Settings
 from appliance.projection import biomero, quarantine, store
 from appliance.projection.projector import STANDBY_RETRY, ProjectorBusy
@@ -50,11 +50,14 @@ class Reprojection:
 
 
 def reproject(tracker: WorkflowTracker, *, batch_size: int = DEFAULT_BATCH_SIZE, wait: bool = False,
-              progress: TextIO | None = None, stale_after: float = 0) -> Reprojection:
+              progress: TextIO | None = None, stale_after: float = 0, biomero_views: bool = False) -> Reprojection:
     """Rebuild the views from the log; a progress bar goes to `progress` if given.
 
     Runs silent for more than `stale_after` seconds (0: never) are marked
     stale in the transaction of the last batch, as the live projector would.
+    With `biomero_views` (APPLIANCE_BIOMERO_VIEWS), BIOMERO's four tables are
+    emptied and rebuilt too, unless BIOMERO's own views still write them
+    (biomero_guard.BiomeroViewsWriting, before anything is emptied).
 
     Raises ProjectorBusy if the projector lock is held and `wait` is false,
     ValueError for a batch size below 1 and store.ViewsMissing on a database
@@ -63,15 +66,17 @@ def reproject(tracker: WorkflowTracker, *, batch_size: int = DEFAULT_BATCH_SIZE,
     check_batch_size(batch_size)
     connection = db.connect(tracker.settings.database_url, "appliance-reproject")
     try:
-        store.check_views(connection)
+        store.check_views(connection, biomero_views)
         recorder = store.tracking_recorder(tracker.factory.datastore)
-        upstreams = tuple(upstream for upstream in (store.APPLIANCE, store.BIOMERO)
-                          if upstream is store.APPLIANCE or store.present(connection, upstream))
+        upstreams = store.present_upstreams(connection)
         for upstream in upstreams:
             store.prepare(recorder, connection, upstream)
         _take_lock(connection, wait, progress)
+        if biomero_views:
+            with connection.transaction() as cursor:
+                biomero_guard.check(cursor)
         started = time.perf_counter()
-        store.reset(connection, upstreams)
+        store.reset(connection, upstreams, biomero_views=biomero_views, empty_biomero_tables=True)
         quarantine.clear(connection, upstreams)
         mappers = {store.APPLIANCE: tracker.mapper, store.BIOMERO: biomero.mapper_like(tracker.mapper)}
         events = 0
@@ -82,19 +87,21 @@ def reproject(tracker: WorkflowTracker, *, batch_size: int = DEFAULT_BATCH_SIZE,
             for upstream in upstreams:
                 last = upstream is upstreams[-1]
                 events += _replay(connection, upstream, mappers[upstream], batch_size, bar,
-                                  partial(_at_end, upstream=upstream, stale_after=stale_after if last else 0))
+                                  partial(_at_end, upstream=upstream, stale_after=stale_after if last else 0),
+                                  biomero_views)
         return Reprojection(events, time.perf_counter() - started)
     finally:
         connection.close()
 
 
-def _replay(connection, upstream: store.Upstream, mapper, batch_size: int, bar, at_end) -> int:
+def _replay(connection, upstream: store.Upstream, mapper, batch_size: int, bar, at_end, biomero_views: bool) -> int:
     """One log from its start (position 0: its first event included) to its end; the events applied."""
     events = position = 0
     while True:
         # Quiet up to the marker store.reset left (the old history); events
         # recorded while the rebuild runs come after it and reach the feed.
-        batch = quarantine.project_or_quarantine(connection, mapper, batch_size, at_end=at_end, upstream=upstream)
+        batch = quarantine.project_or_quarantine(connection, mapper, batch_size, at_end=at_end, upstream=upstream,
+                                                 biomero_views=biomero_views)
         events += batch.applied
         if batch.position is not None:
             bar.update(batch.position - position)
@@ -135,7 +142,8 @@ def run_reproject(settings: Settings, *, batch_size: int = DEFAULT_BATCH_SIZE, w
     """`appliance reproject`: progress bar on stderr, then the events-per-second line.
 
     Exit 2 for a bad batch size, 1 when the database is unreachable, not
-    migrated or busy; in each case with one line on stderr and nothing changed.
+    migrated or busy, or BIOMERO's own views write the tables it would rebuild;
+    in each case with one line on stderr and nothing changed.
     """
     try:
         check_batch_size(batch_size)
@@ -144,7 +152,7 @@ def run_reproject(settings: Settings, *, batch_size: int = DEFAULT_BATCH_SIZE, w
     except ValueError as error:
         print(f"appliance reproject: {error}", file=sys.stderr)
         return 2
-    except (ProjectorBusy, store.ViewsMissing) as error:
+    except (ProjectorBusy, store.ViewsMissing, biomero_guard.BiomeroViewsWriting) as error:
         print(f"appliance reproject: {error}", file=sys.stderr)
         return 1
     except db.DISCONNECTED as error:
@@ -158,7 +166,7 @@ def run_reproject(settings: Settings, *, batch_size: int = DEFAULT_BATCH_SIZE, w
 def _check_views(settings: Settings) -> None:
     connection = db.connect(settings.database_url, "appliance-reproject")
     try:
-        store.check_views(connection)
+        store.check_views(connection, settings.biomero_views)
     finally:
         connection.close()
 
@@ -169,6 +177,6 @@ def _reproject(settings: Settings, batch_size: int, wait: bool) -> Reprojection:
     tracker = WorkflowTracker(settings)
     try:
         return reproject(tracker, batch_size=batch_size, wait=wait, progress=sys.stderr,
-                         stale_after=settings.run_stale_after)
+                         stale_after=settings.run_stale_after, biomero_views=settings.biomero_views)
     finally:
         tracker.close()

@@ -34,7 +34,9 @@ from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyTrackingRecorder
 
 from appliance import db
+from appliance.biomero_tables import BIOMERO_TABLE_NAMES, POSITION
 from appliance.db import SCHEMA_LOCK_KEY
+from appliance.projection import biomero_views as keep_biomero
 from appliance.projection import rules
 from appliance.sql import load_queries
 from appliance.views import VIEW_TABLES
@@ -103,6 +105,12 @@ def present(connection: db.Connection, upstream: Upstream) -> bool:
         return not cursor.fetchall()
 
 
+def present_upstreams(connection: db.Connection) -> tuple[Upstream, ...]:
+    """The logs in this database: the appliance's, and BIOMERO's when it is here."""
+    return tuple(upstream for upstream in (APPLIANCE, BIOMERO)
+                 if upstream is APPLIANCE or present(connection, upstream))
+
+
 class ViewsMissing(RuntimeError):
     """The view tables do not exist: the database was never migrated."""
 
@@ -111,11 +119,14 @@ class ViewsMissing(RuntimeError):
         super().__init__(f"the view tables are missing ({', '.join(missing)}): run `appliance migrate` first")
 
 
-def check_views(connection: db.Connection) -> None:
-    """Raise ViewsMissing unless every view table exists; reads only."""
+def check_views(connection: db.Connection, biomero_views: bool = False) -> None:
+    """Raise ViewsMissing unless every view table exists (BIOMERO's four too, with
+    `biomero_views`); reads only."""
+    tables = [*VIEW_TABLES, REBUILD_TABLE, SKIPPED_TABLE, QUARANTINE_TABLE, PROGRESS_TABLE]
+    if biomero_views:
+        tables += [*BIOMERO_TABLE_NAMES, POSITION.name]
     with connection.transaction() as cursor:
-        cursor.execute(QUERIES["missing_tables"], {"tables": [*VIEW_TABLES, REBUILD_TABLE, SKIPPED_TABLE,
-                                                         QUARANTINE_TABLE, PROGRESS_TABLE]})
+        cursor.execute(QUERIES["missing_tables"], {"tables": tables})
         missing = [name for name, in cursor.fetchall()]
     if missing:
         raise ViewsMissing(missing)
@@ -151,18 +162,24 @@ def max_notification_id(connection: db.Connection, upstream: Upstream = APPLIANC
         return cursor.fetchone()[0]
 
 
-def reset(connection: db.Connection, upstreams: tuple[Upstream, ...] = (APPLIANCE,)) -> None:
+def reset(connection: db.Connection, upstreams: tuple[Upstream, ...] = (APPLIANCE,), *,
+          biomero_views: bool = False, empty_biomero_tables: bool = False) -> None:
     """Empty the view tables (not change_notifications), rewind the upstreams' positions to 0.
 
     Also marks each upstream's newest event now: until its position passes
     it, its batches are quiet, whoever projects them (see lock_position), so a
     projector that finishes an interrupted rebuild fires no change triggers
     for old runs. The count of events skipped for unknown topics starts over.
+    With `biomero_views`, BIOMERO's four tables are rebuilt along (their
+    position rewound too); their rows are emptied only with `empty_biomero_tables`,
+    else the replay writes over them.
     """
     names = [upstream.name for upstream in upstreams]
     with connection.transaction() as cursor:
         cursor.execute(QUERIES["suppress_change_notifications"])
         cursor.execute(QUERIES["reset_views"], {"applications": names})
+        if biomero_views:
+            keep_biomero.rewind(cursor, empty=empty_biomero_tables)
         for upstream in upstreams:
             cursor.execute(QUERIES[upstream.newest_query])
             cursor.execute(QUERIES["mark_rebuild"], {"application": upstream.name,
@@ -184,7 +201,8 @@ class Batch:
 
 
 def project_batch(connection: db.Connection, mapper: Mapper, limit: int, *,
-                  at_end: Callable[[Any], None] | None = None, upstream: Upstream = APPLIANCE) -> Batch:
+                  at_end: Callable[[Any], None] | None = None, upstream: Upstream = APPLIANCE,
+                  biomero_views: bool = False) -> Batch:
     """Project the upstream's next `limit` events at most, in one transaction.
 
     An event whose topic no mapping knows (another application writing to
@@ -193,15 +211,16 @@ def project_batch(connection: db.Connection, mapper: Mapper, limit: int, *,
     projects them) silence the change triggers: no flood of old changes.
     `at_end(cursor)` runs in the same transaction when this batch reaches the
     end of the log, so its work commits with the last events (reproject's
-    stale check).
+    stale check). With `biomero_views` the batch keeps BIOMERO's four tables
+    too, and their position (appliance.projection.biomero_views).
     """
     with _cycle_collector_paused():
         # The batch's objects are freed on return, before the collector is back.
-        return _project_batch(connection, mapper, limit, at_end, upstream)
+        return _project_batch(connection, mapper, limit, at_end, upstream, biomero_views)
 
 
 def _project_batch(connection: db.Connection, mapper: Mapper, limit: int, at_end: Callable[[Any], None] | None,
-                   upstream: Upstream) -> Batch:
+                   upstream: Upstream, biomero_views: bool) -> Batch:
     with connection.transaction() as cursor:
         cursor.execute(QUERIES["lock_position"], {"application": upstream.name})
         after, replaying, upto = cursor.fetchone()
@@ -212,11 +231,13 @@ def _project_batch(connection: db.Connection, mapper: Mapper, limit: int, at_end
         if replaying:
             cursor.execute(QUERIES["suppress_change_notifications"])
         if events:
-            apply_events(cursor, events)
+            apply_events(cursor, events, biomero_views)
         last = stored[-1][0] if stored else None
         if last is not None:
             _count_skipped(cursor, upstream, skipped)
             cursor.execute(QUERIES["save_position"], {"application": upstream.name, "position": last})
+            if biomero_views:
+                keep_biomero.save_position(cursor, upstream.name, last)
         more = len(stored) == limit or replaying
         if at_end is not None and not more:
             at_end(cursor)
@@ -277,13 +298,19 @@ def _count_skipped(cursor: Any, upstream: Upstream, skipped: dict[str, list[int]
                         upstream.table, topic, ids[0])
 
 
-def apply_events(cursor: Any, events: list[tuple[int, Any]]) -> None:
-    """Apply the events to their view rows (the position is the caller's)."""
+def apply_events(cursor: Any, events: list[tuple[int, Any]], biomero_views: bool = False) -> None:
+    """Apply the events to their view rows, and BIOMERO's four tables' with `biomero_views`
+    (the position is the caller's)."""
     rows = _load(cursor, [event for _, event in events])
+    tables = keep_biomero.load(cursor, rows) if biomero_views else None
     for row_id, event in events:
         rules.apply(rows, row_id, event)
+        if tables is not None:
+            keep_biomero.apply(tables, rows, event)  # reads the rows as this event left them
     rules.finish(rows)
     _save(cursor, rows)
+    if tables is not None:
+        keep_biomero.save(cursor, tables, rows, _to_json)
 
 
 def _load(cursor: Any, events: list[Any]) -> rules.Rows:

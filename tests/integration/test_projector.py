@@ -32,6 +32,7 @@ from appliance.projection import store
 from appliance.projection.reproject import run_reproject
 from appliance.projection.rules import error_type
 from tests.support import waiting
+from tests.support.projecting import running
 from tests.support.schema import prepare_schema
 
 VIEW_KEYS = {
@@ -79,17 +80,6 @@ def max_position(url: str) -> int:
 # Projection is fast: poll often, and wait at most 10 s unless a test says otherwise.
 wait_for = partial(waiting.wait_for, timeout=10.0, interval=0.005)
 
-
-@contextmanager
-def running(projector: Projector):
-    thread = threading.Thread(target=projector.run, daemon=True)
-    thread.start()
-    try:
-        yield projector
-    finally:
-        projector.stop()
-        thread.join(timeout=10)
-        assert not thread.is_alive(), "the projector did not stop"
 
 
 def rebuild_uninterrupted(tracker, url: str) -> dict[str, list[dict]]:
@@ -727,8 +717,8 @@ def test_events_recorded_while_a_reprojection_runs_reach_the_feed(tracker, datab
     before = last_change(database_url)
     late = []
 
-    def reset_then_someone_records(connection, upstreams):
-        reset(connection, upstreams)  # the marker is the newest event now; this run comes after it
+    def reset_then_someone_records(connection, upstreams, **options):
+        reset(connection, upstreams, **options)  # the marker is the newest event now; this run comes after it
         late.append(tracker.initiate_workflow("recorded during the rebuild", "", None, None))
 
     reset = store.reset

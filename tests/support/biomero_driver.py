@@ -8,12 +8,22 @@ settings SlurmClient would have (a real SlurmClient validates its SSH
 connection to Slurm on construction). The database URL comes from
 SQLALCHEMY_URL, as in a BIOMERO deployment.
 
-    python biomero_driver.py facility-day FIRST_JOB_ID
+    python biomero_driver.py facility-day FIRST_JOB_ID [VIEWS]
         tests/support/biomero_calls.facility_day once; prints the ids and what
         SLURM_Get_Results.py would read back, as one JSON line
-    python biomero_driver.py record SECONDS FIRST_JOB_ID
+    python biomero_driver.py record SECONDS FIRST_JOB_ID [VIEWS]
         facility days back to back until SECONDS pass (or stdin closes); prints
         every id recorded and the number of calls, as one JSON line
+    python biomero_driver.py init [VIEWS]
+        only SlurmClient's set-up: BIOMERO's tables made, nothing recorded
+    python biomero_driver.py catch-up
+        BIOMERO's four views process every event of the log they have not
+        processed yet (pull_and_process from their own positions, as the
+        runner prompts them)
+
+VIEWS is `on` (the default: SlurmClient's enable_job_accounting,
+enable_job_progress and enable_workflow_analytics, as BIOMERO ships) or `off`
+(all three False: a facility whose views the appliance keeps).
 
 It imports nothing of the appliance (another virtualenv).
 """
@@ -35,27 +45,28 @@ WIRING = ("initialize_analytics_system", "setup_listeners", "get_listeners", "_g
           "_CONFIG_ENV_VARS", "_find_analytics_start_id", "bring_listener_uptodate")
 
 
-def biomero_tracker():
+def biomero_tracker(views: str = "on"):
     """BIOMERO's WorkflowTracker and views, as SlurmClient(track_workflows=True, ...) sets them up."""
     wiring = type("SlurmClientAnalytics", (), {name: SlurmClient.__dict__[name] for name in WIRING})()
     wiring.track_workflows = True
-    wiring.enable_job_accounting = wiring.enable_job_progress = wiring.enable_workflow_analytics = True
+    on = {"on": True, "off": False}[views]
+    wiring.enable_job_accounting = wiring.enable_job_progress = wiring.enable_workflow_analytics = on
     wiring.sqlalchemy_url = None  # SQLALCHEMY_URL from the environment, as deployments give it
     wiring.analytics_rebuild_start_time = wiring.analytics_rebuild_days_ago = None
     wiring.initialize_analytics_system(reset_tables=False)
     return wiring
 
 
-def facility_day(first_job_id: int) -> dict:
-    wiring = biomero_tracker()
+def facility_day(first_job_id: int, views: str = "on") -> dict:
+    wiring = biomero_tracker(views)
     tracker = wiring.workflowTracker
     ids = biomero_calls.facility_day(tracker, first_job_id)
     read = {kind: biomero_calls.read_back(tracker, wf_id) for kind, (wf_id, _) in ids.items()}
     return {"ids": ids, "read_back": read, "tracker": type(tracker).__module__ + "." + type(tracker).__qualname__}
 
 
-def record(seconds: float, first_job_id: int) -> dict:
-    tracker = biomero_tracker().workflowTracker
+def record(seconds: float, first_job_id: int, views: str = "on") -> dict:
+    tracker = biomero_tracker(views).workflowTracker
     deadline = time.monotonic() + seconds
     days = []
     job_id = first_job_id
@@ -65,13 +76,25 @@ def record(seconds: float, first_job_id: int) -> dict:
     return {"days": days}
 
 
+def catch_up() -> dict:
+    wiring = biomero_tracker("on")
+    for listener in (wiring.jobAccounting, wiring.jobProgress, wiring.wfProgress, wiring.workflowAnalytics):
+        listener.pull_and_process(leader_name="WorkflowTracker")  # from its own position: nothing dropped
+    return {}
+
+
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     mode = argv[0]
     if mode == "facility-day":
-        out = facility_day(int(argv[1]))
+        out = facility_day(int(argv[1]), *argv[2:])
     elif mode == "record":
-        out = record(float(argv[1]), int(argv[2]))
+        out = record(float(argv[1]), int(argv[2]), *argv[3:])
+    elif mode == "init":
+        biomero_tracker(*argv[1:])
+        out = {}
+    elif mode == "catch-up":
+        out = catch_up()
     else:
         raise SystemExit(f"unknown mode {mode}")
     print(json.dumps(out, default=str))
