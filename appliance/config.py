@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
-from urllib.parse import urlsplit
 from dataclasses import dataclass, field, fields
-from typing import Callable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any, Callable, Mapping
+from urllib.parse import quote, unquote, unquote_plus, urlsplit, urlunsplit
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -225,37 +226,112 @@ SECRET_PARAMETERS = frozenset({"password", "sslpassword", "passfile", "sslkey"})
 
 
 def mask_url(url: URL | str) -> str:
-    """The URL as text with its password, and any secret query parameter, replaced by ***."""
+    """The URL as text with its password, and any secret query parameter, replaced by ***;
+    several hosts shown as libpq's URI writes them (postgresql://user:***@h1:5432,h2:5433/db?...)."""
     if isinstance(url, str):
         url = make_url(url)
-    hidden = {name: "***" for name in url.query if name.lower() in SECRET_PARAMETERS}
-    text = url.update_query_dict(hidden).render_as_string(hide_password=True)
-    return text.replace("=%2A%2A%2A", "=***")  # as the password shows, not percent-encoded
+    url = url.update_query_dict({name: "***" for name in url.query if name.lower() in SECRET_PARAMETERS})
+    try:
+        hosts = database_hosts(url)
+    except ValueError:  # not a URL parse_database_url took: shown as it is
+        hosts = []
+    if len(hosts) < 2:
+        return _readable(url.render_as_string(hide_password=True))
+    text = url.difference_update_query(["host", "port"]).render_as_string(hide_password=True)
+    scheme, _, rest = text.partition("://")
+    credentials, _, database = rest.partition("/")  # no host here: credentials end with @, or are empty
+    shown = ",".join(f"{host}:{port}" if port else host for host, port in hosts)
+    return _readable(f"{scheme}://{credentials}{shown}/{database}")
+
+
+def _readable(url_text: str) -> str:
+    """A rendered URL without its percent-escapes (host=h:5432, not host=h%3A5432): to be read, not parsed."""
+    before, mark, query = url_text.partition("?")
+    return unquote(before) + mark + unquote_plus(query)
+
+
+def libpq_params(url: URL) -> dict[str, Any]:
+    """The URL as libpq's keywords, password included: give them to psycopg2, never print them.
+
+    Read by SQLAlchemy's psycopg2 dialect, as a pool (db.make_engine) reads it, so
+    db.connect's connections go to the same servers: several hosts, as
+    `?host=h1:5432&host=h2:5433` or `?host=h1,h2&port=5432,5433`, become
+    host='h1,h2' and port='5432,5433', which libpq tries in turn (and, with
+    target_session_attrs=read-write, passes over a standby).
+    """
+    return _psycopg2_dialect().create_connect_args(url)[1]
+
+
+def database_hosts(url: URL) -> list[tuple[str, int | None]]:
+    """Every server the URL names, in the order libpq tries them: (host, port or None).
+
+    ValueError (never repeating the URL) when its hosts and ports do not pair up.
+    """
+    try:
+        params = libpq_params(url)
+    except ArgumentError:  # the dialect's words: ports that are not numbers, or counts that differ
+        raise ValueError("has hosts and ports that do not pair up (host=h1:5432&host=h2:5433, "
+                         "or host=h1,h2&port=5432,5433)") from None
+    hosts = str(params.get("host") or "").split(",")
+    ports = str(params.get("port") or "").split(",")  # one port is an int; none leaves libpq's 5432
+    ports += [""] * (len(hosts) - len(ports))
+    return [(host, int(port) if port else None) for host, port in zip(hosts, ports)]
+
+
+@cache
+def _psycopg2_dialect():
+    from sqlalchemy.dialects.postgresql.psycopg2 import PGDialect_psycopg2
+
+    return PGDialect_psycopg2()
 
 
 def parse_database_url(text: str) -> URL:
     """A PostgreSQL URL for SQLAlchemy with psycopg2; ValueError names what is wrong.
 
-    The message never repeats the text, which may hold a password.
+    Several hosts (a standby to fail over to) may be given as SQLAlchemy writes them
+    (`?host=h1:5432&host=h2:5433`), as libpq's keywords (`?host=h1,h2&port=5432,5433`)
+    or as libpq's URI (`@h1:5432,h2:5433/`, read as the first). The message never
+    repeats the text, which may hold a password.
     """
     try:
-        url = make_url(text.strip())
+        url = make_url(_hosts_into_query(text.strip()))
     except ArgumentError:
         raise ValueError("is not a URL (expected postgresql://user:password@host:5432/dbname)") from None
     except ValueError:  # SQLAlchemy's int() of what it took for the port
         raise ValueError("has a malformed host or port (expected host:5432)") from None
     if url.drivername not in POSTGRES_SCHEMES:
         raise ValueError(f"must be a postgresql:// URL, not {url.drivername}://")
-    if not url.host and "host" not in url.query:
-        raise ValueError("names no host")
-    if url.host and not re.fullmatch(r"[!-~]+", url.host):
-        # libpq resolves ASCII names only; a space or an invisible character is a typo.
-        raise ValueError("has a host name that is not plain ASCII (an international name goes in its xn-- form)")
-    if url.port is not None and not 1 <= url.port <= 65535:
-        raise ValueError(f"has port {url.port}; a port is from 1 to 65535")
+    if url.host and "host" in url.query:
+        raise ValueError("names hosts both before the database and in host= (give them in one place)")
+    for host, port in database_hosts(url):
+        _check_host(host, port)
     if not url.database:
         raise ValueError("names no database")
     return url.set(drivername="postgresql+psycopg2")
+
+
+def _check_host(host: str, port: int | None) -> None:
+    if not host:
+        raise ValueError("names no host")
+    if not re.fullmatch(r"[!-~]+", host):
+        # libpq resolves ASCII names only; a space or an invisible character is a typo.
+        raise ValueError("has a host name that is not plain ASCII (an international name goes in its xn-- form)")
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"has port {port}; a port is from 1 to 65535")
+
+
+def _hosts_into_query(text: str) -> str:
+    """libpq's URI with several hosts (postgresql://u@h1:5432,h2:5433/db) as SQLAlchemy reads
+    them (postgresql://u@/db?host=h1:5432&host=h2:5433); any other text as it is."""
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # brackets that do not pair up: make_url says what is wrong
+        return text
+    credentials, at, hosts = parts.netloc.rpartition("@")
+    if "," not in hosts:
+        return text
+    query = "&".join([*(f"host={quote(host, safe=':')}" for host in hosts.split(",")), *filter(None, [parts.query])])
+    return urlunsplit(parts._replace(netloc=credentials + at, query=query))
 
 
 class _Reader:

@@ -32,6 +32,7 @@ from eventsourcing import persistence
 from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import URL
 
+from appliance.config import libpq_params
 from appliance.sql import load_queries
 
 QUERIES = load_queries("db.sql")
@@ -139,26 +140,23 @@ def savepoint(cursor: Any) -> Iterator[None]:
     cursor.execute(QUERIES["release_savepoint"])
 
 
-def libpq_dsn(url: URL) -> str:
-    """The URL as libpq takes it, password included: pass it to psycopg2, never print it."""
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 def connect(url: URL, application_name: str, *, connect_timeout: int | None = None,
             idle_limit: int | None = None, async_: bool = False) -> Connection:
     """One connection with the shared settings; `connect_timeout` in seconds overrides libpq's 10.
 
-    With `idle_limit` (seconds) the server ends the session once it is idle that
-    long, in a transaction or not: a fence for a process that may freeze holding a lock.
+    Every host the URL names is tried in turn, as the pool's connections do
+    (config.libpq_params). With `idle_limit` (seconds) the server ends the session once
+    it is idle that long, in a transaction or not: a fence for a process that may
+    freeze holding a lock.
     """
-    settings = {**KEEPALIVE_ARGS, "application_name": application_name}
+    params = {**libpq_params(url), **KEEPALIVE_ARGS, "application_name": application_name}
     if connect_timeout is not None:
-        settings["connect_timeout"] = connect_timeout
+        params["connect_timeout"] = connect_timeout
     if idle_limit is not None:
         limit = f"{idle_limit}s"
-        settings["options"] = " ".join(filter(None, [
-            url.query.get("options"), f"-c idle_session_timeout={limit} -c idle_in_transaction_session_timeout={limit}"]))
-    return psycopg2.connect(libpq_dsn(url), connection_factory=Connection, async_=async_, **settings)
+        params["options"] = " ".join(filter(None, [
+            params.get("options"), f"-c idle_session_timeout={limit} -c idle_in_transaction_session_timeout={limit}"]))
+    return psycopg2.connect(connection_factory=Connection, async_=async_, **params)
 
 
 @contextmanager
@@ -235,4 +233,9 @@ def first_line(error: BaseException) -> str:
         error = error.__context__
     cause = getattr(error, "orig", None) or error
     lines = str(cause).strip().splitlines()
+    # Given several hosts, libpq says why each one failed, a line apiece: during a failover
+    # the second host's reason ("session is read-only") is the one that matters.
+    attempts = [line for line in lines if line.startswith("connection to server")]
+    if len(attempts) > 1:
+        return "; ".join(attempts)
     return lines[0] if lines else type(cause).__name__

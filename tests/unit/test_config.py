@@ -1,6 +1,6 @@
 import pytest
 
-from appliance.config import ConfigError, Settings, mask_url, parse_whole_number
+from appliance.config import ConfigError, Settings, database_hosts, mask_url, parse_whole_number
 
 SECRET = "s3cr3t-pa55"
 
@@ -59,6 +59,34 @@ def test_missing_database_is_explained():
     (f"postgresql://app:{SECRET}@dé.example/x", "xn--"),
 ])
 def test_malformed_url_is_refused_without_repeating_it(url, expected):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"DATABASE_URL": url})
+    assert expected in str(caught.value)
+    assert SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize("url", [
+    f"postgresql://app:{SECRET}@/tracking?host=10.0.0.1:5432&host=10.0.0.2:5433&target_session_attrs=read-write",
+    f"postgresql://app:{SECRET}@/tracking?host=10.0.0.1,10.0.0.2&port=5432,5433&target_session_attrs=read-write",
+    f"postgresql://app:{SECRET}@10.0.0.1:5432,10.0.0.2:5433/tracking?target_session_attrs=read-write",
+])
+def test_a_primary_and_its_standby_are_both_shown_without_the_password(url):
+    settings = Settings.from_env({"DATABASE_URL": url})
+    assert database_hosts(settings.database_url) == [("10.0.0.1", 5432), ("10.0.0.2", 5433)]
+    assert settings.database_url_masked == (
+        "postgresql+psycopg2://app:***@10.0.0.1:5432,10.0.0.2:5433/tracking?target_session_attrs=read-write")
+    assert SECRET not in repr(settings)
+
+
+@pytest.mark.parametrize("url, expected", [
+    (f"postgresql://app:{SECRET}@/x?host=a,b&port=5432", "hosts and ports that do not pair up"),
+    (f"postgresql://app:{SECRET}@/x?host=a:one&host=b", "hosts and ports that do not pair up"),
+    (f"postgresql://app:{SECRET}@db/x?host=other", "names hosts both before the database and in host="),
+    (f"postgresql://app:{SECRET}@a:5432,b:99999/x", "has port 99999"),
+    (f"postgresql://app:{SECRET}@/x?host=a&host=d%20b", "not plain ASCII"),
+    (f"postgresql://app:{SECRET}@a,b", "names no database"),
+])
+def test_a_malformed_list_of_hosts_is_refused_without_repeating_the_url(url, expected):
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({"DATABASE_URL": url})
     assert expected in str(caught.value)

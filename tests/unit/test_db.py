@@ -1,12 +1,16 @@
-"""The database seam's error kinds and what an operator is shown of an error (no server)."""
+"""The database seam: its error kinds, what an operator is shown of an error, and the servers a URL
+names reaching libpq (no server)."""
 
 import psycopg2
 import psycopg2.errors
+import psycopg2.extensions
 import pytest
 from eventsourcing import persistence
 from sqlalchemy import exc
 
 from appliance import db
+from appliance.config import libpq_params, parse_database_url
+from appliance.localpg import free_port
 
 
 def _wrapped(orig, cls=exc.DBAPIError, **kwargs):
@@ -64,3 +68,61 @@ def test_first_line_shows_the_lost_connection_behind_a_later_error():
             raise psycopg2.InterfaceError("connection already closed")
     except psycopg2.InterfaceError as error:
         assert db.first_line(error) == "server closed the connection unexpectedly"
+
+
+def test_first_line_names_every_host_that_was_tried():
+    error = psycopg2.OperationalError(
+        'connection to server at "10.0.0.1", port 5432 failed: Connection refused\n'
+        "\tIs the server running on that host and accepting TCP/IP connections?\n"
+        'connection to server at "10.0.0.2", port 5433 failed: session is read-only\n')
+    assert db.first_line(error) == ('connection to server at "10.0.0.1", port 5432 failed: Connection refused; '
+                                    'connection to server at "10.0.0.2", port 5433 failed: session is read-only')
+
+
+# A primary and its standby: the same two servers written in each form the appliance takes.
+TWO_HOSTS = {
+    "SQLAlchemy's host=h:p, repeated": "postgresql://app:pw@/tracking?host=10.0.0.1:5432&host=10.0.0.2:5433"
+                                       "&target_session_attrs=read-write",
+    "libpq's host=a,b&port=x,y": "postgresql://app:pw@/tracking?host=10.0.0.1,10.0.0.2&port=5432,5433"
+                                 "&target_session_attrs=read-write",
+    "libpq's URI, hosts before the database": "postgresql://app:pw@10.0.0.1:5432,10.0.0.2:5433/tracking"
+                                              "?target_session_attrs=read-write",
+}
+
+
+@pytest.mark.parametrize("text", TWO_HOSTS.values(), ids=TWO_HOSTS)
+def test_every_host_of_the_url_reaches_libpq_in_order(text):
+    assert libpq_params(parse_database_url(text)) == {
+        "host": "10.0.0.1,10.0.0.2", "port": "5432,5433", "dbname": "tracking", "user": "app", "password": "pw",
+        "target_session_attrs": "read-write"}
+
+
+@pytest.mark.parametrize("text", TWO_HOSTS.values(), ids=TWO_HOSTS)
+def test_the_pool_and_a_plain_connection_go_to_the_same_servers(text):
+    url = parse_database_url(text)
+    engine = db.make_engine(url)  # connects to nothing until used
+    try:
+        assert engine.dialect.create_connect_args(engine.url)[1] == libpq_params(url)
+    finally:
+        engine.dispose()
+
+
+def test_hosts_without_ports_keep_libpqs_default_port():
+    params = libpq_params(parse_database_url("postgresql://app@/tracking?host=primary,standby"))
+    assert (params["host"], params["port"]) == ("primary,standby", ",")
+    assert psycopg2.extensions.parse_dsn(psycopg2.extensions.make_dsn(**params))["port"] == ","
+
+
+def test_one_host_is_read_as_before():
+    assert libpq_params(parse_database_url("postgres://app:pw@db.example:5433/tracking")) == {
+        "host": "db.example", "port": 5433, "dbname": "tracking", "user": "app", "password": "pw"}
+
+
+def test_connect_tries_each_host_in_turn():
+    # Two ports nothing listens on: libpq reports a refusal from each, so both were tried.
+    first, second = free_port(), free_port()
+    url = parse_database_url(f"postgresql://app@/tracking?host=127.0.0.1:{first}&host=127.0.0.1:{second}")
+    with pytest.raises(psycopg2.OperationalError) as caught:
+        db.connect(url, "test", connect_timeout=2)
+    assert f"port {first} failed" in db.first_line(caught.value)
+    assert f"port {second} failed" in db.first_line(caught.value)
