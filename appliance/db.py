@@ -233,9 +233,10 @@ def first_line(error: BaseException) -> str:
         error = error.__context__
     cause = getattr(error, "orig", None) or error
     lines = str(cause).strip().splitlines()
-    # Given several hosts, libpq says why each one failed, a line apiece: during a failover
-    # the second host's reason ("session is read-only") is the one that matters.
-    attempts = [line for line in lines if line.startswith("connection to server")]
-    if len(attempts) > 1:
-        return "; ".join(attempts)
+    # Given several hosts, libpq says why each one failed, a line apiece (the first one without
+    # its "connection to server" in an asynchronous connection): during a failover the second
+    # host's reason ("session is read-only") is the one that matters.
+    later_hosts = [line for line in lines[1:] if line.startswith("connection to server")]
+    if later_hosts:
+        return "; ".join([lines[0], *later_hosts])
     return lines[0] if lines else type(cause).__name__

@@ -79,6 +79,15 @@ def test_first_line_names_every_host_that_was_tried():
                                     'connection to server at "10.0.0.2", port 5433 failed: session is read-only')
 
 
+def test_first_line_names_every_host_of_an_asynchronous_connection_too():
+    # libpq leaves the first host's "connection to server" out when connecting asynchronously (the monitor's listener).
+    error = psycopg2.OperationalError(
+        "Connection refused\n\tIs the server running on that host and accepting TCP/IP connections?\n"
+        'connection to server at "10.0.0.2", port 5433 failed: session is read-only\n')
+    assert db.first_line(error) == ('Connection refused; '
+                                    'connection to server at "10.0.0.2", port 5433 failed: session is read-only')
+
+
 # A primary and its standby: the same two servers written in each form the appliance takes.
 TWO_HOSTS = {
     "SQLAlchemy's host=h:p, repeated": "postgresql://app:pw@/tracking?host=10.0.0.1:5432&host=10.0.0.2:5433"
