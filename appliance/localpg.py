@@ -99,11 +99,27 @@ class LocalPostgres:
     def postmaster_pid(self) -> int:
         return int((self.data_dir / "postmaster.pid").read_text().split()[0])
 
-    def _initdb(self) -> None:
+    def standby(self) -> "LocalPostgres":
+        """A new cluster in a temporary folder, a copy of this running one that streams
+        from it once started (`pg_basebackup -R` over this cluster's socket): a standby."""
+        standby = LocalPostgres.temporary(durable=self.durable, password=self.password)
+        standby._make_base_dir()
+        self._server_command("pg_basebackup", "-D", str(standby.data_dir), "-h", str(self.base_dir),
+                             "-p", str(self.port), "-U", self.user, "-R", "--checkpoint=fast", "--no-sync")
+        return standby
+
+    def promote(self) -> None:
+        """A standby made a primary; returns once it accepts writes."""
+        self._server_command("pg_ctl", "-D", str(self.data_dir), "-w", "-t", "60", "promote")
+
+    def _make_base_dir(self) -> None:
         self.base_dir.mkdir(parents=True, exist_ok=True)
         if self._run_as is not None:
             os.chown(self.base_dir, self._run_as.pw_uid, self._run_as.pw_gid)
             self.base_dir.chmod(0o755)
+
+    def _initdb(self) -> None:
+        self._make_base_dir()
         options = ["-D", str(self.data_dir), "-U", self.user, "--encoding=UTF8", "--locale=C", "--no-sync"]
         if self.password is None:
             self._server_command("initdb", *options, "--auth=trust")
