@@ -22,11 +22,9 @@ import pytest
 
 from appliance import WorkflowTracker, db
 from appliance.config import parse_database_url
-from appliance.localpg import free_port
 from appliance.projection import store
 from tests.support import secret_scan
-from tests.support.appliance_process import Appliance
-from tests.support.fault_kit import (PROGRAMS, TOKEN, appliance_environment, create_database, error_lines,
+from tests.support.fault_kit import (PROGRAMS, TOKEN, appliance_starter, create_database, error_lines,
                                      settle_exactly_once, wait_until_serving)
 from tests.support.loadgen import LoadGenerator
 from tests.support.replication import replicated_pair, two_hosts_url
@@ -48,24 +46,15 @@ def servers():
 
 @pytest.fixture
 def start_appliance(tmp_path):
-    """start_appliance(name, database_url) -> (Appliance, port); every one stopped afterwards."""
-    appliances = []
-
-    def start(name: str, database_url: str) -> tuple[Appliance, int]:
-        port = free_port()
-        appliance = Appliance(appliance_environment(database_url, port), tmp_path / f"{name}.log").start()
-        appliances.append(appliance)
-        return appliance, port
-
-    yield start
-    for appliance in appliances:
-        appliance.stop()
+    """start_appliance(database_url, name) -> (Appliance, port); every one stopped afterwards."""
+    with appliance_starter(tmp_path) as start:
+        yield start
 
 
 def test_promoting_the_standby_under_load_loses_nothing_and_every_program_comes_back(servers, start_appliance):
     primary, standby = servers
     new_primary = standby.url(DATABASE)
-    appliance, port = start_appliance("appliance", two_hosts_url(primary, standby, DATABASE, "repeated"))
+    appliance, port = start_appliance(two_hosts_url(primary, standby, DATABASE, "repeated"), "appliance")
     wait_until_serving(appliance, port)
     pids = {program: appliance.pid_of(program) for program in PROGRAMS}
     tracker = WorkflowTracker(database_url=two_hosts_url(primary, standby, DATABASE, "uri"))
@@ -76,7 +65,7 @@ def test_promoting_the_standby_under_load_loses_nothing_and_every_program_comes_
             primary.stop()
             stopped_at = time.monotonic()
             # Started with no primary anywhere: its wait-for-db waits for the promotion, and says why.
-            late, late_port = start_appliance("late", two_hosts_url(primary, standby, DATABASE, "keywords"))
+            late, late_port = start_appliance(two_hosts_url(primary, standby, DATABASE, "keywords"), "late")
             wait_for(lambda: f"port {standby.port} failed" in late.output, 60, interval=0.1,
                      message="the late appliance's wait-for-db to name both servers' refusals")
             standby.promote()

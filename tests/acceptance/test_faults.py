@@ -15,9 +15,8 @@ import time
 
 import pytest
 
-from appliance.localpg import LocalPostgres, free_port
-from tests.support.appliance_process import Appliance
-from tests.support.fault_kit import (PROGRAMS, TOKEN, appliance_environment, create_database, administer, error_lines,
+from appliance.localpg import LocalPostgres
+from tests.support.fault_kit import (PROGRAMS, TOKEN, appliance_starter, create_database, administer, error_lines,
                              frozen, handled_by, http_status, kill_and_wait, plugin_run, plugin_run_stored,
                              settle_exactly_once, wait_until_serving)
 from tests.support.loadgen import LoadGenerator
@@ -45,17 +44,8 @@ def database_url(server):
 @pytest.fixture
 def start_appliance(database_url, tmp_path):
     """start_appliance(name) -> (Appliance, port): one more appliance on the test's database."""
-    appliances = []
-
-    def start(name: str = "appliance") -> tuple[Appliance, int]:
-        port = free_port()
-        appliance = Appliance(appliance_environment(database_url, port), tmp_path / f"{name}.log").start()
-        appliances.append(appliance)
-        return appliance, port
-
-    yield start
-    for appliance in appliances:
-        appliance.stop()
+    with appliance_starter(tmp_path) as start:
+        yield lambda name="appliance": start(database_url, name)
 
 
 def assert_exactly_once(load: LoadGenerator, database_url: str, fault: str, **figures) -> None:

@@ -12,10 +12,12 @@ import urllib.error
 import urllib.request
 import uuid
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
 
 import psycopg2
 
-from appliance.localpg import LocalPostgres
+from appliance.localpg import LocalPostgres, free_port
 from tests.support import fault_handler
 from tests.support.appliance_process import REPO, Appliance, base_environment, process_stats
 from tests.support.loadgen import LoadGenerator, Outcome, monitor_outcome
@@ -89,6 +91,25 @@ def appliance_environment(database_url: str, port: int, **settings: str) -> dict
         MONITOR_POLL_INTERVAL="1", PROJECTOR_POLL_INTERVAL="1", WEB_WORKERS="2",
         MONITOR_HANDLERS="tests.support.fault_handler:record", PYTHONPATH=str(REPO), **settings,
     )
+
+
+@contextmanager
+def appliance_starter(log_dir: Path) -> Iterator[Callable[[str, str], tuple[Appliance, int]]]:
+    """start(database_url, name) -> (Appliance, port): one more appliance, its log in `log_dir`/name.log;
+    every one stopped when the block ends."""
+    appliances = []
+
+    def start(database_url: str, name: str) -> tuple[Appliance, int]:
+        port = free_port()
+        appliance = Appliance(appliance_environment(database_url, port), log_dir / f"{name}.log").start()
+        appliances.append(appliance)
+        return appliance, port
+
+    try:
+        yield start
+    finally:
+        for appliance in appliances:
+            appliance.stop()
 
 
 def wait_until_serving(appliance: Appliance, port: int, timeout: float = 90) -> None:
