@@ -22,13 +22,6 @@ from appliance.projection import quarantine, store
 EXIT_OK, EXIT_LEFT = 0, 1
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", nargs="?", choices=("list", "retry", "discard"), default="list")
-    parser.add_argument("kind", nargs="?", choices=("event", "change"),
-                        help="an event the projector set aside, or a change the monitor gave up on")
-    parser.add_argument("ids", nargs="*", help="their ids (as listed), or `all`")
-
-
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.action != "list" and (args.kind is None or not args.ids):
         print(f"appliance quarantine {args.action}: name `event` or `change`, then ids or `all`")
