@@ -22,7 +22,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from supervisor import loggers, options, supervisord
+from supervisor import loggers, options, poller, supervisord
 
 from appliance import logs
 
@@ -70,9 +70,28 @@ def make_logger(self: options.ServerOptions) -> None:
         self.logger.info(message)
 
 
+class PromptFirstPoller(poller.Poller):
+    """supervisord's poller, whose first poll does not wait.
+
+    supervisord spawns its programs after its loop's first poll, which waits for
+    its whole timeout (1 s) when nothing happens, as nothing does at start: a
+    second of every start-up spent idle. Every later poll waits as before.
+    """
+
+    def __init__(self, server_options: options.ServerOptions):
+        super().__init__(server_options)
+        self.polled = False
+
+    def poll(self, timeout: float):
+        if not self.polled:
+            self.polled, timeout = True, 0
+        return super().poll(timeout)
+
+
 def supervise(marker: Path, supervisord_args: list[str]) -> int:
     marker.unlink(missing_ok=True)  # a marker left by an earlier run of this container
     options.ServerOptions.make_logger = make_logger
+    poller.Poller = PromptFirstPoller  # ServerOptions makes its poller from this name
     supervisord.main(args=supervisord_args)
     if marker.is_file() and marker.stat().st_size:
         program = marker.read_text().strip()
