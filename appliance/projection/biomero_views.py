@@ -242,36 +242,23 @@ def _job_rows(cursor: Any, jobs: set[str]) -> tuple[list[dict], list[dict]]:
     """
     if not jobs:
         return [], []
-    cursor.execute(QUERIES["load_jobs"], {"jobs": list(jobs)})
+    cursor.execute(QUERIES["load_jobs"], {"jobs": list(jobs)})  # the newest owner and report of each
     columns = [column.name for column in cursor.description]
-    given: dict[int, list[dict]] = {}
+    newest: dict[tuple[str, int], dict] = {}
     for row in (dict(zip(columns, values)) for values in cursor.fetchall()):
         job = omero_id(row["job_id"])
-        if job is not None and kept(row):
-            given.setdefault(job, []).append(row)
-    job_rows, progress_rows = [], []
-    for job, rows in given.items():
-        owners = [row for row in rows if omero_id(row["user_name"]) is not None
-                  and omero_id(row["group_name"]) is not None]  # BIOMERO's user and group are NOT NULL
-        if owners:
-            newest = max(owners, key=_given_at)
-            job_rows.append({"slurm_job_id": job, "user": omero_id(newest["user_name"]),
-                             "group": omero_id(newest["group_name"]), "task_id": newest["task_id"]})
-        reported = [row for row in rows if _reported(row)]
-        if reported:
-            newest = max(reported, key=_given_at)
-            progress_rows.append({"slurm_job_id": job, "status": as_text(newest["status"]) or "UNKNOWN",
-                                  "progress": as_text(newest["progress"])})
+        key = (row["kind"], job)
+        if job is not None and (key not in newest or _given_at(row) > _given_at(newest[key])):
+            newest[key] = row  # "4711" and "04711" are one job id here
+    job_rows = [{"slurm_job_id": job, "user": omero_id(row["user_name"]), "group": omero_id(row["group_name"]),
+                 "task_id": row["task_id"]} for (kind, job), row in newest.items() if kind == "owner"]
+    progress_rows = [{"slurm_job_id": job, "status": as_text(row["status"]) or "UNKNOWN",
+                      "progress": as_text(row["progress"])} for (kind, job), row in newest.items() if kind != "owner"]
     return job_rows, progress_rows
 
 
 def _given_at(row: dict) -> tuple:
-    return row["created_at"], row["task_id"]  # ties (equal times) go to the larger task id, every time
-
-
-def _reported(row: dict) -> bool:
-    """Whether the job has had a status or progress report (one of None moves updated_at only)."""
-    return row["status"] is not None or row["progress"] is not None or row["updated_at"] > row["created_at"]
+    return row["created_at"], row["task_id"]  # ties (equal times) go to the larger task id, as in load_jobs
 
 
 def _task_rows(tables: Tables, rows: Rows) -> list[dict]:

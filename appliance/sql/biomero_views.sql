@@ -90,9 +90,26 @@ ON CONFLICT (task_id) DO UPDATE SET
     end_time = EXCLUDED.end_time, error_type = EXCLUDED.error_type;
 
 -- name: load_jobs
--- The job_accounting rows of some Slurm job ids (every task each was given
--- to), with their run's user, group and source: what BIOMERO's two job tables follow from.
-SELECT a.job_id, a.task_id::text, a.status, a.progress, a.created_at, a.updated_at,
-       r.user_name, r.group_name, r.source
-FROM job_accounting a JOIN workflow_runs r ON r.id = a.run_id
-WHERE a.job_id = ANY(%(jobs)s::text[]);
+-- What BIOMERO's two job tables follow from, for some Slurm job ids (as
+-- job_accounting keeps them): of the tasks each was given to, the newest
+-- whose run has OMERO ids for user and group (`owner`: biomero_job_view's
+-- row), and the newest with a status or progress report whose run is kept
+-- (`reported`: biomero_job_progress_view's); newest by the time the id was
+-- given, ties to the larger task id. Picked here, so a job id given to many
+-- tasks (BIOMERO's -1 for every job sbatch refused) costs a batch no more rows.
+WITH given AS (
+    SELECT a.job_id, a.task_id::text AS task_id, a.status, a.progress, a.created_at, r.user_name, r.group_name,
+           CASE WHEN r.user_name ~ '^-?[0-9]{1,10}$'
+                THEN r.user_name::bigint BETWEEN -2147483648 AND 2147483647 ELSE false END
+           AND CASE WHEN r.group_name ~ '^-?[0-9]{1,10}$'
+                THEN r.group_name::bigint BETWEEN -2147483648 AND 2147483647 ELSE false END AS owned,
+           r.source IS NOT DISTINCT FROM 'biomero' AS biomero_run,
+           a.status IS NOT NULL OR a.progress IS NOT NULL OR a.updated_at > a.created_at AS reported
+    FROM job_accounting a JOIN workflow_runs r ON r.id = a.run_id
+    WHERE a.job_id = ANY(%(jobs)s::text[])
+)
+(SELECT DISTINCT ON (job_id) 'owner' AS kind, job_id, task_id, status, progress, created_at, user_name, group_name
+ FROM given WHERE owned ORDER BY job_id, created_at DESC, task_id DESC)
+UNION ALL
+(SELECT DISTINCT ON (job_id) 'reported', job_id, task_id, status, progress, created_at, user_name, group_name
+ FROM given WHERE reported AND (owned OR biomero_run) ORDER BY job_id, created_at DESC, task_id DESC);

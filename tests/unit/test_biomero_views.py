@@ -40,23 +40,36 @@ class Column:
 
 class Writes:
     """A cursor that keeps what save() writes, rows by query name, and answers its one read
-    (the job_accounting rows of some job ids) from the appliance's rows, as the database would."""
+    (load_jobs: each job id's newest owner and newest report) from the appliance's rows, as the
+    database would."""
+
+    COLUMNS = ("kind", "job_id", "task_id", "status", "progress", "created_at", "user_name", "group_name")
 
     def __init__(self, rows: rules.Rows):
         self.appliance = rows
         self.rows: dict[str, list[dict]] = {}
-        self.description, self.found = [], []
+        self.description, self.found = [Column(column) for column in self.COLUMNS], []
 
     def execute(self, sql, params):
         name = next(name for name, text in biomero_views.QUERIES.items() if text == sql)
         if name != "load_jobs":
             self.rows[name] = json.loads(params["rows"])
             return
-        columns = ["job_id", "task_id", "status", "progress", "created_at", "updated_at", "user_name",
-                   "group_name", "source"]
-        self.description = [Column(column) for column in columns]
-        self.found = [tuple({**self.appliance.runs[row["run_id"]], **row}[column] for column in columns)
-                      for row in self.appliance.accounting.values() if row["job_id"] in params["jobs"]]
+        given = [{**self.appliance.runs[row["run_id"]], **row} for row in self.appliance.accounting.values()
+                 if row["job_id"] in params["jobs"]]
+        for row in given:
+            row["owned"] = all(biomero_views.omero_id(row[name]) is not None for name in ("user_name", "group_name"))
+            row["reported"] = row["status"] is not None or row["progress"] is not None \
+                or row["updated_at"] > row["created_at"]
+        picks = {"owner": lambda row: row["owned"],
+                 "reported": lambda row: row["reported"] and (row["owned"] or row["source"] == "biomero")}
+        self.found = []
+        for kind, wanted in picks.items():
+            for job in {row["job_id"] for row in given}:
+                candidates = [row for row in given if row["job_id"] == job and wanted(row)]
+                if candidates:
+                    newest = max(candidates, key=lambda row: (row["created_at"], row["task_id"]))
+                    self.found.append(tuple({**newest, "kind": kind}[column] for column in self.COLUMNS))
 
     def fetchall(self):
         return self.found
