@@ -179,7 +179,16 @@ def make_engine(url: URL | str, *, pool_size: int = 5, application_name: str = "
     )
     event.listen(engine, "checkout", _ping_if_idle)
     event.listen(engine, "checkin", _remember_last_use)
+    event.listen(engine, "handle_error", _drop_if_read_only)
     return engine
+
+
+def _drop_if_read_only(context) -> None:
+    # A server that turned read-only under its sessions (a primary fenced or demoted in place)
+    # is not the one target_session_attrs=read-write chose: the pool drops its connections,
+    # and new ones go to the writable server, instead of every write failing on them for good.
+    if isinstance(context.original_exception, psycopg2.errors.ReadOnlySqlTransaction):
+        context.is_disconnect = True
 
 
 def _remember_last_use(dbapi_connection, connection_record) -> None:

@@ -202,7 +202,9 @@ def _translated_errors(connection: Any) -> Iterator[None]:
         yield
     except psycopg2.errors.UniqueViolation as error:
         raise persistence.IntegrityError(error) from error
-    except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
+    except (psycopg2.OperationalError, psycopg2.InterfaceError, psycopg2.errors.ReadOnlySqlTransaction) as error:
+        # Read-only: a primary fenced or demoted in place; a new connection finds the writable
+        # server (target_session_attrs=read-write) where this one would fail every append.
         if connection is not None:
             connection.invalidate(error)
         raise persistence.OperationalError(error) from error

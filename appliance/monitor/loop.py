@@ -67,7 +67,9 @@ class Monitor:
                 self._connect()
                 backoff = 0.5
                 self._serve()
-            except db.DISCONNECTED as error:
+            except db.DATABASE_ERRORS as error:
+                if not db.unavailable(error):  # lost, refused, or read-only (a primary fenced in place)
+                    raise
                 log.warning("database connection lost (%s); reconnecting in %.1f s", db.first_line(error), backoff)
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, 10.0)

@@ -315,7 +315,7 @@ class Projector:
 
     def _log_failure(self, error: Exception) -> None:
         self._failures += 1
-        if isinstance(error, db.DISCONNECTED):
+        if db.unavailable(error):  # lost, refused, or read-only (a primary fenced in place)
             log.warning("database unavailable (%s); retrying in %.1f s", db.first_line(error), self._backoff)
         elif isinstance(error, (store.ViewsMissing, biomero_guard.BiomeroViewsWriting)):
             log.warning("%s; retrying in %.1f s", error, self._backoff)
