@@ -6,11 +6,14 @@ BIOMERO 2.8.3 (.venv-biomero, made by tests/support/biomero_venv.py).
     python -m bench.biomero reproject [--events 1000000] [--batch-size 10000]
 
 BIOMERO records one facility day (tests/support/biomero_calls.py: 56 events,
-4 workflows, 7 tasks, fabric Results and all), then its events are cloned
-with fresh ids (originators and the ids their states refer to) until the log
-holds `--events`; BIOMERO at its own pace would need hours for a million.
-`reproject` rebuilds the views from that log; a bare batched INSERT of the
-same number of rows, in the same run, is the floor (as bench/reprojection.py).
+4 workflows, 7 tasks, fabric Results and all; its own views off, as beside an
+appliance that keeps them), then its events are cloned with fresh ids
+(originators and the ids their states refer to) until the log holds
+`--events`; BIOMERO at its own pace would need hours for a million.
+`reproject` rebuilds the views from that log twice: without BIOMERO's four
+view tables, then with them (APPLIANCE_BIOMERO_VIEWS); a bare batched INSERT
+of the same number of rows, in the same run, is the floor (as
+bench/reprojection.py).
 
     python -m bench.biomero lag [--rate 1000] [--seconds 60] [--writers 2] [--per-transaction 1]
 
@@ -101,23 +104,26 @@ def bench_reproject(args) -> None:
         for name in ("bench", "bare"):
             _create_database(server.url(), name)
         url = server.url("bench")
-        settings = Settings(database_url=parse_database_url(url))
-        init(settings, announce=lambda line: None)
-        run_driver(url, "facility-day", "4711")
+        settings = Settings(database_url=parse_database_url(url), biomero_views=True)
+        run_driver(url, "facility-day", "4711", "off")
         started = time.perf_counter()
         events = clone_log(url, args.events)
         print(f"BIOMERO's log: {events:,} events ({time.perf_counter() - started:.1f} s to clone)", file=sys.stderr)
+        init(settings, announce=lambda line: None)  # BIOMERO's four tables adopted
         tracker = WorkflowTracker(settings)
-        result = reproject(tracker, batch_size=args.batch_size, progress=sys.stderr,
-                           stale_after=settings.run_stale_after)
+        results = [reproject(tracker, batch_size=args.batch_size, progress=sys.stderr,
+                             stale_after=settings.run_stale_after, biomero_views=views) for views in (False, True)]
         tracker.close()
-        bare = bare_batched_inserts(server.url("bare"), result.events, args.batch_size)
+        bare = bare_batched_inserts(server.url("bare"), results[0].events, args.batch_size)
     finally:
         server.destroy()
-    print(f"reproject of BIOMERO's log:          {result.rate:8.0f} events/s ({result})")
-    print(f"bare batched INSERT, same row count: {bare:8.0f} rows/s ({result.events:,} rows, "
+    without, with_views = results
+    print(f"reproject of BIOMERO's log:                      {without.rate:8.0f} events/s ({without})")
+    print(f"the same with BIOMERO's four tables kept too:    {with_views.rate:8.0f} events/s ({with_views})")
+    print(f"bare batched INSERT, same row count:             {bare:8.0f} rows/s ({without.events:,} rows, "
           f"{args.batch_size:,} a transaction)")
-    print(f"ratio: reproject events / bare insert rows = {result.rate / bare:.2f}")
+    print(f"ratios: reproject / bare insert = {without.rate / bare:.2f}; with BIOMERO's tables = "
+          f"{with_views.rate / bare:.2f}; with / without = {with_views.rate / without.rate:.2f}")
 
 
 # Lag.
