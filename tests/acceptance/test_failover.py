@@ -1,7 +1,8 @@
 """PostgreSQL failover under load: a primary and a synchronous standby (two clusters the
 test starts, tests/support/replication.py) and DATABASE_URL naming both with
 target_session_attrs=read-write. While tests/support/loadgen.py sends events, the
-primary is stopped and the standby promoted.
+primary is stopped (or fenced: left running read-only, its sessions ended) and the
+standby promoted.
 
 Acknowledged means on the standby too (synchronous replication), so no acknowledged
 event may be lost, and none applied twice; and every program must be back on the new
@@ -22,10 +23,11 @@ import pytest
 
 from appliance import WorkflowTracker, db
 from appliance.config import parse_database_url
+from appliance.localpg import LocalPostgres
 from appliance.projection import store
 from tests.support import secret_scan
-from tests.support.fault_kit import (PROGRAMS, TOKEN, appliance_starter, create_database, error_lines,
-                                     settle_exactly_once, wait_until_serving)
+from tests.support.fault_kit import (PROGRAMS, TOKEN, administer, appliance_starter, create_database, error_lines,
+                                     read_only, settle_exactly_once, wait_until_serving)
 from tests.support.loadgen import LoadGenerator
 from tests.support.replication import replicated_pair, two_hosts_url
 from tests.support.sql import query
@@ -51,7 +53,21 @@ def start_appliance(tmp_path):
         yield start
 
 
-def test_promoting_the_standby_under_load_loses_nothing_and_every_program_comes_back(servers, start_appliance):
+def fence(primary: LocalPostgres) -> None:
+    """The old primary left running, but read-only and its client sessions ended (as a failover
+    manager fences it): libpq must pass over it though it is named first."""
+    read_only(primary, "on")
+    administer(primary, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")
+
+
+# How the old primary goes.
+OLD_PRIMARY = {"stopped": LocalPostgres.stop, "fenced": fence}
+
+
+@pytest.mark.parametrize("old_primary", OLD_PRIMARY)
+def test_promoting_the_standby_under_load_loses_nothing_and_every_program_comes_back(
+        servers, start_appliance, old_primary):
     primary, standby = servers
     new_primary = standby.url(DATABASE)
     appliance, port = start_appliance(two_hosts_url(primary, standby, DATABASE, "repeated"), "appliance")
@@ -62,7 +78,7 @@ def test_promoting_the_standby_under_load_loses_nothing_and_every_program_comes_
         run_id = tracker.initiate_workflow("through a failover", "", "tester", "lab")
         with LoadGenerator([port], TOKEN) as load:
             load.wait_for_acks(500, 60)
-            primary.stop()
+            OLD_PRIMARY[old_primary](primary)
             stopped_at = time.monotonic()
             # Started with no primary anywhere: its wait-for-db waits for the promotion, and says why.
             late, late_port = start_appliance(two_hosts_url(primary, standby, DATABASE, "keywords"), "late")
@@ -82,9 +98,9 @@ def test_promoting_the_standby_under_load_loses_nothing_and_every_program_comes_
             late_serving = time.monotonic() - promoted_at
             load.wait_for_acks(500, 60)
             outcome, (changes, handled, _, _) = settle_exactly_once(load, new_primary)
-        print(f"\nFAULT failover (primary stopped, standby promoted): {outcome}; {load.rate:.0f} events/s "
+        print(f"\nFAULT failover (primary {old_primary}, standby promoted): {outcome}; {load.rate:.0f} events/s "
               f"acknowledged; answers {dict(load.ledger.answers)}; changes {changes}, handled once {handled}; "
-              f"promotion {promoted_at - stopped_at:.1f} s after the stop; back after the promotion: "
+              f"promotion {promoted_at - stopped_at:.1f} s after the primary went; back after the promotion: "
               + ", ".join(f"{what} {seconds:.1f} s" for what, seconds in back.items())
               + f", late appliance serving {late_serving:.1f} s")
     finally:

@@ -5,8 +5,7 @@ import pytest
 
 from appliance import WorkflowTracker, db
 from appliance.localpg import LocalPostgres
-from tests.support.fault_kit import administer
-from tests.support.waiting import wait_for
+from tests.support.fault_kit import read_only
 
 
 @pytest.fixture
@@ -29,23 +28,6 @@ def test_tracker_works_again_after_a_database_restart(own_server, monkeypatch):
         assert tracker.get_workflow(run_id).status == "running"
     finally:
         tracker.close()
-
-
-def read_only(server: LocalPostgres, value: str) -> None:
-    """Every session of the server, those open already too, read-only (on) or not (off):
-    a primary fenced in place, as a failover manager may do before promoting its standby."""
-    watcher = psycopg2.connect(server.url())  # opened before: it sees the change once sessions have it
-    try:
-        administer(server, f"ALTER SYSTEM SET default_transaction_read_only = {value}")
-        administer(server, "SELECT pg_reload_conf()")
-
-        def seen() -> bool:
-            with watcher.cursor() as cursor:
-                cursor.execute("SHOW default_transaction_read_only")
-                return cursor.fetchone()[0] == value
-        wait_for(seen, 10, message=f"default_transaction_read_only {value} in open sessions")
-    finally:
-        watcher.close()
 
 
 def sessions(server: LocalPostgres, application_name: str) -> set[int]:

@@ -82,6 +82,23 @@ def frozen(server: LocalPostgres):
             os.kill(pid, signal.SIGCONT)
 
 
+def read_only(server: LocalPostgres, value: str) -> None:
+    """Every session of the server, those open already too, read-only (on) or not (off):
+    a primary fenced in place, as a failover manager may do before promoting its standby."""
+    watcher = psycopg2.connect(server.url())  # opened before: it sees the change once sessions have it
+    try:
+        administer(server, f"ALTER SYSTEM SET default_transaction_read_only = {value}")
+        administer(server, "SELECT pg_reload_conf()")
+
+        def seen() -> bool:
+            with watcher.cursor() as cursor:
+                cursor.execute("SHOW default_transaction_read_only")
+                return cursor.fetchone()[0] == value
+        wait_for(seen, 10, message=f"default_transaction_read_only {value} in open sessions")
+    finally:
+        watcher.close()
+
+
 # The appliances.
 
 def appliance_environment(database_url: str, port: int, **settings: str) -> dict[str, str]:
