@@ -138,6 +138,18 @@ def install(program: str, log_format: str, level: int = logging.INFO) -> Callabl
     return restore
 
 
+def rename(program: str) -> None:
+    """The lines from now on name `program`: for one process that runs several commands'
+    steps in turn (`appliance prepare`), each writing as its own command does."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, LineStream):
+            stream.close_pending()
+            stream.program = program
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, RecordFormatter):
+            handler.formatter.program = program
+
+
 def use_format(handler: logging.Handler, log_format: str, program: str, logger: str) -> None:
     """A handler made by someone else (gunicorn's) writes the appliance's format, to the real stream."""
     handler.setFormatter(RecordFormatter(log_format, program, logger))
