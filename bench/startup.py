@@ -4,7 +4,9 @@
 
 On a private PostgreSQL it prints the seconds from starting entrypoint.sh to
 the first 200 from /readyz, on an empty database (the migration and the
-triggers included) and then on the same, now migrated, database; then the
+triggers included) and then on the same, now migrated, database, with the
+seconds from the start to each step's log line (config, wait-for-db, init,
+supervisord, web spawned, gunicorn listening, a worker serving, /readyz); then the
 memory of all the appliance's processes together (supervisord, which the
 entrypoint became, the listener, web with its workers, monitor, projector)
 after SECONDS idle: the sum of their resident sets (RSS) and of their
@@ -33,6 +35,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 
 from appliance.localpg import LocalPostgres, _create_database, free_port
@@ -54,12 +57,34 @@ def ready(port: int) -> bool:
 
 def start_and_time(env: dict[str, str], log: Path, port: int) -> tuple[Appliance, float]:
     started = time.monotonic()
+    log.write_text(f"{STARTED} {time.time()}\n")
     appliance = Appliance(env, log).start()
     wait_for(lambda: ready(port) or appliance.process.poll() is not None, 60, interval=0.05,
              message="/readyz")
     if appliance.process.poll() is not None:
         raise SystemExit(f"entrypoint.sh exited {appliance.process.returncode}:\n{appliance.output[-3000:]}")
     return appliance, time.monotonic() - started
+
+
+STARTED = "bench: started at"
+# Where a start's time goes: the first log line that shows each step done (text format).
+MILESTONES = (("config", " config INFO config: "), ("wait-for-db", "the database accepts connections"),
+              ("init", " init INFO init: installed"), ("supervisord", "supervisord started with pid"),
+              ("web spawned", "spawned: 'web'"), ("gunicorn", "gunicorn: Listening at"),
+              ("a worker", "ASGI server listening"), ("/readyz", '"GET /readyz HTTP/1.1" 200'))
+
+
+def breakdown(log: Path) -> str:
+    """'config 0.41, wait-for-db 0.52, ...': seconds from the start to each milestone in the log."""
+    lines = log.read_text(errors="replace").splitlines()
+    started = float(lines[0].removeprefix(STARTED))
+    found = {}
+    for line in lines[1:]:
+        for name, text in MILESTONES:
+            if name not in found and text in line:
+                stamp = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+                found[name] = stamp.timestamp() - started
+    return ", ".join(f"{name} {found[name]:.2f}" for name, _ in MILESTONES if name in found)
 
 
 def memory(pids) -> list[tuple[int, str, int, int]]:
@@ -177,6 +202,9 @@ def main() -> None:
     print(f"entrypoint start -> /readyz 200, empty database:    {empty:.2f} s")
     print(f"entrypoint start -> /readyz 200, migrated database: {statistics.median(migrated):.2f} s "
           f"(median of {len(migrated)}: {', '.join(f'{s:.2f}' for s in migrated)})")
+    print(f"  seconds to each step, empty database:    {breakdown(work / 'empty.log')}")
+    median_round = migrated.index(statistics.median_low(migrated))
+    print(f"  seconds to each step, migrated (median): {breakdown(work / f'migrated-{median_round}.log')}")
     for name, rows in (("cold", cold), (f"warm, after {len(load.ledger.acked):,} events", warm)):
         print(f"memory after {args.idle:g} s idle ({name}), {len(rows)} processes:")
         for pid, command, rss, pss in rows:
