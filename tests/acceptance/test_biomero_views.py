@@ -84,6 +84,11 @@ def test_the_appliance_keeps_biomero_s_tables_as_biomero_s_views_would_but_for_t
 
         reproject(tracker, biomero_views=True)
         assert four_tables(ours_url) == ours
+        # BIOMERO's own rebuild (SlurmClient(init_slurm=True)) loses its first workflow; the appliance's keeps it.
+        first = query(theirs_url, "SELECT originator_id::text FROM workflowtracker_events WHERE id = 1")[0][0]
+        run_driver(theirs_url, "rebuild")
+        assert first not in four_tables(theirs_url)["biomero_workflow_progress_view"]
+        assert first in ours["biomero_workflow_progress_view"]
 
         # BIOMERO goes on recording with its views off; the appliance follows live.
         with running(Projector(tracker, biomero_views=True, poll_interval=0.2)):

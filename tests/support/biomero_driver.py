@@ -20,6 +20,9 @@ SQLALCHEMY_URL, as in a BIOMERO deployment.
         BIOMERO's four views process every event of the log they have not
         processed yet (pull_and_process from their own positions, as the
         runner prompts them)
+    python biomero_driver.py rebuild
+        BIOMERO's own rebuild of its views, as SlurmClient(init_slurm=True)
+        does it: their tables dropped and made again, the log replayed
 
 VIEWS is `on` (the default: SlurmClient's enable_job_accounting,
 enable_job_progress and enable_workflow_analytics, as BIOMERO ships) or `off`
@@ -45,7 +48,7 @@ WIRING = ("initialize_analytics_system", "setup_listeners", "get_listeners", "_g
           "_CONFIG_ENV_VARS", "_find_analytics_start_id", "bring_listener_uptodate")
 
 
-def biomero_tracker(views: str = "on"):
+def biomero_tracker(views: str = "on", *, reset_tables: bool = False):
     """BIOMERO's WorkflowTracker and views, as SlurmClient(track_workflows=True, ...) sets them up."""
     wiring = type("SlurmClientAnalytics", (), {name: SlurmClient.__dict__[name] for name in WIRING})()
     wiring.track_workflows = True
@@ -53,7 +56,7 @@ def biomero_tracker(views: str = "on"):
     wiring.enable_job_accounting = wiring.enable_job_progress = wiring.enable_workflow_analytics = on
     wiring.sqlalchemy_url = None  # SQLALCHEMY_URL from the environment, as deployments give it
     wiring.analytics_rebuild_start_time = wiring.analytics_rebuild_days_ago = None
-    wiring.initialize_analytics_system(reset_tables=False)
+    wiring.initialize_analytics_system(reset_tables=reset_tables)
     return wiring
 
 
@@ -95,6 +98,9 @@ def main(argv: list[str]) -> int:
         out = {}
     elif mode == "catch-up":
         out = catch_up()
+    elif mode == "rebuild":
+        biomero_tracker("on", reset_tables=True)
+        out = {}
     else:
         raise SystemExit(f"unknown mode {mode}")
     print(json.dumps(out, default=str))
