@@ -204,6 +204,12 @@ def _config(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _announce_init() -> int:
+    """entrypoint.sh's own line before init, as it wrote it when init was a process of its own."""
+    print("migrating the database and installing the triggers")
+    return 0
+
+
 def _prepare(args: argparse.Namespace, settings: Settings) -> int:
     """config, the run folder, wait-for-db and init in this one process: entrypoint.sh's start-up.
 
@@ -217,7 +223,7 @@ def _prepare(args: argparse.Namespace, settings: Settings) -> int:
         ("config", lambda: _config(args, settings)),
         ("entrypoint", lambda: prepare_run_dir(settings.web.run_dir)),
         ("wait-for-db", lambda: _wait_for_db(argparse.Namespace(timeout=None), settings)),
-        ("entrypoint", lambda: print("migrating the database and installing the triggers") or 0),
+        ("entrypoint", _announce_init),
         ("init", lambda: _init(argparse.Namespace(command="init"), settings)),
     )
     for program, step in steps:
