@@ -12,6 +12,7 @@ from appliance.projection import Projector
 from tests.integration.test_projector import running, wait_for
 from tests.integration.test_quarantine import record_poison_between_runs
 from tests.integration.test_status import appliance_status
+from tests.support.poison import refuse_new_runs
 from tests.support.sql import query
 from tests.support.web_support import make_app
 
@@ -49,11 +50,7 @@ def test_a_quarantined_event_is_reported_everywhere_but_readyz(tracker, database
 
 
 def test_a_projector_failing_at_one_position_is_stuck(tracker, database_url):
-    query(database_url, """
-        CREATE FUNCTION refuse_runs() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
-        CREATE TRIGGER refuse_runs BEFORE INSERT ON workflow_runs FOR EACH ROW EXECUTE FUNCTION refuse_runs();
-    """)
+    refuse_new_runs(database_url)
     tracker.initiate_workflow("refused", "", None, None)
     with running(Projector(tracker, poll_interval=60)):
         wait_for(lambda: query(database_url, "SELECT 1 FROM projector_progress WHERE failures >= 3"), timeout=30,

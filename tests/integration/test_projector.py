@@ -32,6 +32,7 @@ from appliance.projection import store
 from appliance.projection.reproject import run_reproject
 from appliance.projection.rules import error_type
 from tests.support import waiting
+from tests.support.poison import refuse_new_runs
 from tests.support.projecting import running
 from tests.support.schema import prepare_schema
 
@@ -940,11 +941,7 @@ def test_a_projector_on_a_database_not_yet_migrated_says_so_once_per_backoff_ste
 
 
 def test_a_failure_that_persists_is_retried_ever_less_often_with_one_traceback(tracker, database_url, caplog):
-    query(database_url, """
-        CREATE FUNCTION refuse_runs() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
-        CREATE TRIGGER refuse_runs BEFORE INSERT ON workflow_runs FOR EACH ROW EXECUTE FUNCTION refuse_runs();
-    """)
+    refuse_new_runs(database_url)
     run = tracker.initiate_workflow("refused for a while", "", None, None)
     failures = lambda: [record for record in caplog.records if "projection failed" in record.getMessage()]
     projector = Projector(tracker, poll_interval=60)

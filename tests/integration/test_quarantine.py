@@ -9,7 +9,7 @@ import pytest
 from appliance import cli
 from appliance.projection import Projector, reproject
 from tests.integration.test_projector import max_position, running, wait_for
-from tests.support.poison import TOO_BIG, insert_poison_event
+from tests.support.poison import TOO_BIG, insert_poison_event, refuse_new_runs
 from tests.support.sql import query
 
 
@@ -56,11 +56,7 @@ def test_the_running_projector_goes_on_past_a_poison_event(tracker, database_url
 
 
 def test_a_failure_no_event_causes_is_retried_not_set_aside(tracker, database_url):
-    query(database_url, """
-        CREATE FUNCTION refuse_runs() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
-        CREATE TRIGGER refuse_runs BEFORE INSERT ON workflow_runs FOR EACH ROW EXECUTE FUNCTION refuse_runs();
-    """)
+    refuse_new_runs(database_url)
     tracker.initiate_workflow("refused", "", None, None)
     projector = Projector(tracker, poll_interval=60)
     with running(projector):

@@ -26,3 +26,13 @@ def insert_poison_event(url: str, run_id) -> int:
         INSERT INTO appliance_events (originator_id, originator_version, topic, state)
         SELECT %s::uuid, max(originator_version) + 1, %s, %s FROM appliance_events WHERE originator_id = %s::uuid
         RETURNING id""", str(run_id), POISON_TOPIC, poison_state(), str(run_id))[0][0]
+
+
+def refuse_new_runs(url: str) -> None:
+    """A failure no event causes: every new row of workflow_runs is refused until
+    `DROP TRIGGER refuse_runs ON workflow_runs` (a disk full, a revoked grant...)."""
+    query(url, """
+        CREATE FUNCTION refuse_runs() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
+        CREATE TRIGGER refuse_runs BEFORE INSERT ON workflow_runs FOR EACH ROW EXECUTE FUNCTION refuse_runs();
+    """)
