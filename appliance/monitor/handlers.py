@@ -257,6 +257,8 @@ def run_handlers(change: Change, handlers: Iterable[Handler], cursor=None) -> st
             else:
                 handler(change)
         except Exception as error:  # a handler's failure must not stop the monitor
+            if cursor is not None and cursor.connection.closed:
+                raise  # the monitor's own connection is gone, not the handler at fault: the change is claimed again
             errors.append(f"{getattr(handler, '__name__', type(handler).__name__)}: {error}")
     return "; ".join(errors) or None
 

@@ -516,6 +516,27 @@ def test_a_handler_taking_a_cursor_writes_in_the_monitors_transaction(database_u
     assert execute(database_url, "SELECT change_id FROM handled ORDER BY 1") == [(1,), (3,)]
 
 
+def test_a_connection_lost_inside_a_handler_is_a_reconnect_not_a_failed_change(database_url, running, caplog):
+    """The handler's error is the monitor's lost connection: the change is claimed again and
+    succeeds, and the log says why the connection went, not "change failed" or "cursor already closed"."""
+    calls = []
+
+    def lose_the_connection_once(change, cursor):
+        calls.append(change.id)
+        if len(calls) == 1:
+            cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    caplog.set_level("INFO", logger="appliance.monitor")
+    running(database_url, [lose_the_connection_once], max_attempts=1)
+    execute(database_url, "INSERT INTO workflow_runs (workflow_name) VALUES ('lost midway')")
+    wait_for(lambda: unprocessed(database_url) == 0, message="the change handled after the reconnect")
+    assert calls == [1, 1]
+    assert execute(database_url, "SELECT attempts, last_error FROM change_notifications") == [(1, None)]
+    lost = [r.getMessage() for r in caplog.records if "connection lost" in r.getMessage()]
+    assert len(lost) == 1 and "server closed the connection" in lost[0], lost
+    assert not [r for r in caplog.records if "failed" in r.getMessage() or "already closed" in r.getMessage()]
+
+
 def test_bad_monitor_settings_are_all_named_and_webhook_urls_never_shown():
     secret_url = "https://user:s3cret@hooks.example.org/x?token=s3cret"
     with pytest.raises(ConfigError) as refused:
