@@ -14,10 +14,9 @@ import threading
 import time
 
 from appliance import WorkflowTracker
-from tests.integration.test_projector import (
-    max_position, projector_process, rebuild_uninterrupted, snapshot, wait_for,
-)
+from tests.support.projecting import max_position, projector_process, rebuild_uninterrupted, snapshot
 from tests.support.sql import query
+from tests.support.waiting import wait_for
 
 TAKEOVER_BUDGET = 15.0  # seconds, the issue's
 

@@ -1,7 +1,8 @@
 """The projector and reprojection against a real PostgreSQL.
 
 A projector runs in a thread (`running`) or as the `appliance projector`
-command; "the views" are every row of the four view tables (`snapshot`).
+command (`projector_process`); "the views" are every row of the four view
+tables (`snapshot`): tests/support/projecting.py.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from functools import partial
 from datetime import datetime, timedelta, timezone
 
 import psycopg2
-import psycopg2.extras
 import pytest
 
 from appliance import WorkflowTracker, cli, db
@@ -33,15 +33,10 @@ from appliance.projection.reproject import run_reproject
 from appliance.projection.rules import error_type
 from tests.support import waiting
 from tests.support.poison import refuse_new_runs
-from tests.support.projecting import running
+from tests.support.projecting import max_position, projector_process, rebuild_uninterrupted, running, snapshot
 from tests.support.schema import prepare_schema
+from tests.support.sql import query, records
 
-VIEW_KEYS = {
-    "workflow_runs": "id",
-    "job_executions": "id",
-    "job_accounting": "job_id, task_id",
-    "log_entries": "id",
-}
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
 
@@ -49,49 +44,14 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def query(url: str, sql: str, params: tuple = ()) -> list[dict]:
-    connection = psycopg2.connect(url)
-    psycopg2.extras.register_uuid(conn_or_curs=connection)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            if cursor.description is None:
-                connection.commit()
-                return []
-            columns = [column.name for column in cursor.description]
-            return [dict(zip(columns, row)) for row in cursor.fetchall()]
-    finally:
-        connection.close()
-
-
-def snapshot(url: str) -> dict[str, list[dict]]:
-    return {table: query(url, f"SELECT * FROM {table} ORDER BY {key}") for table, key in VIEW_KEYS.items()}
-
-
-def one(url: str, sql: str, params: tuple = ()) -> dict:
-    rows = query(url, sql, params)
+def one(url: str, sql: str, *params) -> dict:
+    rows = records(url, sql, *params)
     assert len(rows) == 1, rows
     return rows[0]
 
 
-def max_position(url: str) -> int:
-    return one(url, "SELECT coalesce(max(id), 0) AS n FROM appliance_events")["n"]
-
-
 # Projection is fast: poll often, and wait at most 10 s unless a test says otherwise.
 wait_for = partial(waiting.wait_for, timeout=10.0, interval=0.005)
-
-
-
-def rebuild_uninterrupted(tracker, url: str) -> dict[str, list[dict]]:
-    """The views from one projection of the whole log in one go."""
-    connection = db.connect(tracker.settings.database_url, "test")
-    try:
-        store.reset(connection)
-    finally:
-        connection.close()
-    Projector(tracker, batch_size=100_000).catch_up()
-    return snapshot(url)
 
 
 def caught_up(projector: Projector, url: str):
@@ -187,7 +147,7 @@ def test_every_event_type_lands_in_the_views(tracker, database_url):
         "created_at": at(0), "started_at": at(1), "finished_at": at(14), "duration_seconds": 13.0,
         "last_event_at": at(14),
     }
-    assert one(database_url, "SELECT * FROM job_executions WHERE id = %s", (str(task),)) == {
+    assert one(database_url, "SELECT * FROM job_executions WHERE id = %s", str(task)) == {
         "id": task, "run_id": run, "task_name": "bwa", "task_version": "0.7", "status": "completed",
         "external_status": "RUNNING", "progress": "50%", "input_data": {"reads": "a.fq"},
         "params": {"threads": 4}, "results": [{"bam": "a.bam"}], "job_ids": ["4242"], "attempts": 1,
@@ -199,7 +159,7 @@ def test_every_event_type_lands_in_the_views(tracker, database_url):
         "conda_env": "bwa.yaml", "container_image": "docker://bwa", "host": "n1",
         "resource_usage": {"wall_seconds": 7.0, "max_rss_mb": 12},
     }
-    failed = one(database_url, "SELECT * FROM job_executions WHERE id = %s", (str(other),))
+    failed = one(database_url, "SELECT * FROM job_executions WHERE id = %s", str(other))
     assert (failed["status"], failed["error_message"], failed["error_type"], failed["task_version"]) == (
         "failed", "subprocess.CalledProcessError: exit 1", "subprocess.CalledProcessError", None)
     assert (failed["input_data"], failed["params"], failed["attempts"]) == ({}, {}, 1)
@@ -208,12 +168,12 @@ def test_every_event_type_lands_in_the_views(tracker, database_url):
         "job_id": "4242", "task_id": task, "run_id": run, "user_name": "alice", "group_name": "lab",
         "status": "RUNNING", "progress": "50%", "created_at": at(5), "updated_at": at(7),
     }
-    logs = query(database_url, "SELECT * FROM log_entries ORDER BY id")
+    logs = records(database_url, "SELECT * FROM log_entries ORDER BY id")
     assert [(row["run_id"], row["task_id"], row["level"], row["message"], row["logged_at"]) for row in logs] == [
         (run, task, "DEBUG", "bwa started", at(8)),
         (run, None, "INFO", "run note", at(9)),
     ]
-    positions = [row["id"] for row in query(database_url, "SELECT id FROM appliance_events "
+    positions = [row["id"] for row in records(database_url, "SELECT id FROM appliance_events "
                                                           "WHERE topic LIKE '%%LogLine.Recorded' ORDER BY id")]
     assert [row["id"] for row in logs] == positions
 
@@ -245,14 +205,14 @@ def test_run_counts_progress_and_current_task(tracker, database_url):
         "cancelled", "enough", at(6), None)
     assert (row["tasks_created"], row["tasks_running"], row["tasks_completed"], row["tasks_failed"]) == (1, 0, 1, 1)
     assert row["last_event_at"] == at(6)
-    assert one(database_url, "SELECT error_type FROM job_executions WHERE id = %s", (str(first),)) == {"error_type": None}
-    assert one(database_url, "SELECT status, attempts FROM job_executions WHERE id = %s", (str(third),)) == {
+    assert one(database_url, "SELECT error_type FROM job_executions WHERE id = %s", str(first)) == {"error_type": None}
+    assert one(database_url, "SELECT status, attempts FROM job_executions WHERE id = %s", str(third)) == {
         "status": "created", "attempts": 0}  # never started: the one counted in tasks_created
 
 
 def progress(url: str, run) -> tuple:
     row = one(url, "SELECT steps_done, steps_total, progress_percent, tasks_completed FROM workflow_runs "
-                   "WHERE id = %s", (str(run),))
+                   "WHERE id = %s", str(run))
     return row["steps_done"], row["steps_total"], pytest.approx(row["progress_percent"]), row["tasks_completed"]
 
 
@@ -323,7 +283,7 @@ def test_payloads_postgresql_cannot_hold_as_json_do_not_stop_the_projector(track
     tracker.save(stored_earlier)
     run = stored_earlier.id
     Projector(tracker).catch_up()
-    assert one(database_url, "SELECT params FROM workflow_runs WHERE id = %s", (str(run),)) == {
+    assert one(database_url, "SELECT params FROM workflow_runs WHERE id = %s", str(run)) == {
         "params": {"ratio": "nan", "limit": "inf"}}
 
 
@@ -401,7 +361,7 @@ def test_a_recycled_job_id_gets_a_row_per_task(tracker, database_url):
     tracker.update_task_status(new, "RUNNING")
     Projector(tracker).catch_up()
 
-    rows = query(database_url, "SELECT task_id, run_id, user_name, status FROM job_accounting "
+    rows = records(database_url, "SELECT task_id, run_id, user_name, status FROM job_accounting "
                                "WHERE job_id = '1001' ORDER BY created_at")
     assert rows == [
         {"task_id": old, "run_id": old_run, "user_name": "ann", "status": "COMPLETED"},
@@ -417,7 +377,7 @@ def test_status_reports_go_to_the_task_s_most_recent_job(tracker, database_url):
     tracker.add_job_id(task, "2")
     tracker.update_task_status(task, "RUNNING")
     Projector(tracker, batch_size=1).catch_up()
-    rows = query(database_url, "SELECT job_id, status FROM job_accounting ORDER BY job_id")
+    rows = records(database_url, "SELECT job_id, status FROM job_accounting ORDER BY job_id")
     assert rows == [{"job_id": "1", "status": "FAILED"}, {"job_id": "2", "status": "RUNNING"}]
 
 
@@ -426,7 +386,7 @@ def test_a_log_line_of_a_run_deleted_by_hand_is_skipped_and_projection_goes_on(t
     task = tracker.add_task_to_workflow(gone, "t", None, None, None)
     projector = Projector(tracker, batch_size=2)
     projector.catch_up()
-    query(database_url, "DELETE FROM workflow_runs WHERE id = %s", (str(gone),))  # its task goes with it
+    query(database_url, "DELETE FROM workflow_runs WHERE id = %s", str(gone))  # its task goes with it
 
     tracker.record_log(gone, "a line for a run no longer in the views")
     tracker.record_log(gone, "and one of its task", task_id=task)
@@ -437,8 +397,8 @@ def test_a_log_line_of_a_run_deleted_by_hand_is_skipped_and_projection_goes_on(t
         projector.catch_up()
 
     assert projector.position() == max_position(database_url)
-    assert [row["workflow_name"] for row in query(database_url, "SELECT workflow_name FROM workflow_runs")] == ["other"]
-    assert [row["message"] for row in query(database_url, "SELECT message FROM log_entries")] == ["still projected"]
+    assert query(database_url, "SELECT workflow_name FROM workflow_runs") == [("other",)]
+    assert query(database_url, "SELECT message FROM log_entries") == [("still projected",)]
     skipped = [record.getMessage() for record in caplog.records]
     assert skipped == [f"LogLine.Recorded for an unknown workflow run ({gone}); skipped"] * 2 + [
         f"Task.JobIdAdded for an unknown task ({task}); skipped"]
@@ -474,7 +434,7 @@ def test_the_projector_reconnects_when_its_connection_is_killed_mid_stream(track
         writer = threading.Thread(target=lambda: finish_runs(tracker, begin_runs(tracker, 4, 4)))
         writer.start()
         wait_for(lambda: projector.position() > 20, message="projection to start")
-        killed = query(database_url, "SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity "
+        killed = records(database_url, "SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity "
                                      "WHERE application_name = 'appliance-projector' AND datname = current_database()")
         assert [row["killed"] for row in killed] == [True]
         writer.join()
@@ -503,7 +463,7 @@ def test_the_projector_carries_on_after_a_database_restart(own_server, monkeypat
             own_server.stop()
             own_server.start()
             after = tracker.initiate_workflow("after", "", None, None)
-            wait_for(lambda: query(url, "SELECT 1 FROM workflow_runs WHERE id = %s", (str(after),)),
+            wait_for(lambda: query(url, "SELECT 1 FROM workflow_runs WHERE id = %s", str(after)),
                      timeout=20, message="projection after the restart")
     finally:
         tracker.close()
@@ -524,7 +484,7 @@ def test_two_projectors_on_one_database_apply_every_event_once(tracker, database
         active.stop()  # the standby takes over
         wait_for(lambda: standby.active, message="the standby to take over")
         late = tracker.initiate_workflow("late", "", None, None)
-        wait_for(lambda: query(database_url, "SELECT 1 FROM workflow_runs WHERE id = %s", (str(late),)),
+        wait_for(lambda: query(database_url, "SELECT 1 FROM workflow_runs WHERE id = %s", str(late)),
                  message="the standby to project")
 
     views = snapshot(database_url)
@@ -542,7 +502,7 @@ def test_a_new_event_reaches_the_views_within_a_fraction_of_a_second(tracker, da
         for n in range(5):
             run = tracker.initiate_workflow(f"quick{n}", "", None, None)
             committed = time.monotonic()
-            wait_for(lambda: query(database_url, "SELECT 1 FROM workflow_runs WHERE id = %s", (str(run),)),
+            wait_for(lambda: query(database_url, "SELECT 1 FROM workflow_runs WHERE id = %s", str(run)),
                      timeout=5, message="the run's row")
             lags.append(time.monotonic() - committed)
     assert max(lags) < 0.5, lags
@@ -622,7 +582,7 @@ def test_a_batch_leaves_the_cycle_collector_as_it_found_it_even_when_it_fails(tr
 
 
 def statuses(url: str) -> dict[str, str]:
-    return {row["workflow_name"]: row["status"] for row in query(url, "SELECT workflow_name, status FROM workflow_runs")}
+    return dict(query(url, "SELECT workflow_name, status FROM workflow_runs"))
 
 
 def test_reprojection_with_stale_marking_equals_live_projection_row_by_row(tracker, database_url):
@@ -665,13 +625,13 @@ def test_reprojection_silences_the_change_triggers_and_live_projection_does_not(
     reproject(tracker)
     tracker.initiate_workflow("wf2", "", None, None)
     Projector(tracker).catch_up()
-    calls = [row["suppressed"] for row in query(database_url, "SELECT suppressed FROM trigger_calls")]
+    calls = [row["suppressed"] for row in records(database_url, "SELECT suppressed FROM trigger_calls")]
     assert [call == "on" for call in calls] == [False, True, False]
 
 
 def changes_after(url: str, change_id: int) -> list[tuple[str, str]]:
     """(table, key) of each change_notifications row after `change_id`."""
-    rows = query(url, "SELECT table_name, row_key FROM change_notifications WHERE id > %s ORDER BY id", (change_id,))
+    rows = records(url, "SELECT table_name, row_key FROM change_notifications WHERE id > %s ORDER BY id", change_id)
     return [(row["table_name"], row["row_key"].get("id", row["row_key"].get("task_id"))) for row in rows]
 
 
@@ -708,7 +668,7 @@ def test_a_projector_finishing_an_interrupted_rebuild_stays_quiet_up_to_its_star
     # The replayed events changed nothing in the feed; the new ones did, as usual.
     assert changes_after(database_url, before) == [("workflow_runs", str(late)),
                                                    ("log_entries", max_position(database_url))]
-    assert query(database_url, "SELECT * FROM projection_rebuild")[0]["quiet_until"] == newest_at_start
+    assert records(database_url, "SELECT * FROM projection_rebuild")[0]["quiet_until"] == newest_at_start
     assert snapshot(database_url) == rebuild_uninterrupted(tracker, database_url)
 
 
@@ -764,7 +724,7 @@ def test_the_reproject_command_prints_its_rate(tracker, database_url, monkeypatc
     assert cli.main(["reproject", "--batch-size", "100"]) == 0
     out = capsys.readouterr().out
     assert re.fullmatch(r"1 events in [\d.]+ s: [\d,]+ events/s\n", out)
-    assert len(query(database_url, "SELECT * FROM workflow_runs")) == 1
+    assert len(records(database_url, "SELECT * FROM workflow_runs")) == 1
 
 
 # The command.
@@ -778,7 +738,7 @@ def test_the_projector_command_stops_cleanly_on_sigterm(tracker, database_url):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        wait_for(lambda: query(database_url, "SELECT 1 FROM workflow_runs WHERE id = %s", (str(run),)),
+        wait_for(lambda: query(database_url, "SELECT 1 FROM workflow_runs WHERE id = %s", str(run)),
                  timeout=30, message="the projector command to project")
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=5) == 0
@@ -824,7 +784,7 @@ def test_reproject_refuses_a_bad_batch_size_before_emptying_anything(tracker, da
 
 
 def tables(url: str) -> set[str]:
-    return {row["tablename"] for row in query(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    return {row["tablename"] for row in records(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
 
 
 def test_reproject_on_a_database_never_migrated_says_to_migrate_and_creates_nothing(
@@ -843,63 +803,14 @@ def test_reproject_as_a_function_on_views_dropped_by_hand_raises_before_touching
     with pytest.raises(store.ViewsMissing, match=r"missing \(log_entries\): run `appliance migrate` first"):
         reproject(tracker)
     del before["log_entries"]
-    assert snapshot_of(database_url, before) == before
-
-
-def snapshot_of(url: str, tables_: dict) -> dict[str, list[dict]]:
-    return {table: query(url, f"SELECT * FROM {table} ORDER BY {VIEW_KEYS[table]}") for table in tables_}
+    assert snapshot(database_url, before) == before
 
 
 # Backoff: started while the database is down or not migrated, and errors that persist.
 
 
-class ProjectorProcess:
-    """`appliance projector` as a process; its log lines collected as they come."""
-
-    def __init__(self, url: str, **env: str):
-        environment = {name: value for name, value in os.environ.items() if not name.startswith("DATABASE_URL")}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "appliance.cli", "projector"],
-            env={**environment, "DATABASE_URL": url, "PROJECTOR_POLL_INTERVAL": "60", **env},
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.process.stderr:
-            self.lines.append(line.rstrip("\n"))
-
-    def waits(self, pattern: str) -> list[float]:
-        """The waits announced by log lines that match `pattern` (before '; retrying in N s')."""
-        found = (re.search(pattern + r".*; retrying in ([\d.]+) s$", line) for line in list(self.lines))
-        return [float(match.group(1)) for match in found if match]
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=10)
-        finally:
-            self._reader.join(timeout=10)
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-
-@contextmanager
-def projector_process(url: str, **env: str):
-    process = ProjectorProcess(url, **env)
-    try:
-        yield process
-    finally:
-        process.kill()
-
-
 def run_row(url: str, run) -> list[dict]:
-    return query(url, "SELECT status FROM workflow_runs WHERE id = %s", (str(run),))
+    return records(url, "SELECT status FROM workflow_runs WHERE id = %s", str(run))
 
 
 def record_a_run_and_wait_for_its_row(url: str, name: str) -> None:
@@ -963,7 +874,7 @@ def test_a_failure_that_persists_is_retried_ever_less_often_with_one_traceback(t
 
 def waiting_for_events(url: str) -> bool:
     """The projector's connection idle for a while: it waits in select(), not between two queries."""
-    return bool(query(url, "SELECT 1 FROM pg_stat_activity WHERE application_name = 'appliance-projector' "
+    return bool(records(url, "SELECT 1 FROM pg_stat_activity WHERE application_name = 'appliance-projector' "
                            "AND state = 'idle' AND state_change < now() - interval '0.3 s'"))
 
 
@@ -991,7 +902,7 @@ def tracked(url: str) -> int:
 
 
 def count_up_to(url: str, position: int) -> int:
-    return one(url, "SELECT count(*) AS n FROM appliance_events WHERE id <= %s", (position,))["n"]
+    return one(url, "SELECT count(*) AS n FROM appliance_events WHERE id <= %s", position)["n"]
 
 
 def test_sigterm_in_a_backlog_finishes_the_batch_in_hand_and_a_restart_completes(tracker, database_url):
