@@ -9,11 +9,11 @@ import re
 import pytest
 
 from appliance.projection import Projector
-from tests.integration.test_projector import running, wait_for
-from tests.integration.test_quarantine import record_poison_between_runs
-from tests.integration.test_status import appliance_status
-from tests.support.poison import refuse_new_runs
+from tests.support.poison import record_poison_between_runs, refuse_new_runs
+from tests.support.projecting import running
 from tests.support.sql import query
+from tests.support.status import appliance_status
+from tests.support.waiting import wait_for
 from tests.support.web_support import make_app
 
 
@@ -62,7 +62,8 @@ def test_a_projector_failing_at_one_position_is_stuck(tracker, database_url):
 
 def test_a_projector_that_lags_without_moving_is_stuck(tracker, database_url):
     with running(Projector(tracker, poll_interval=60)):
-        wait_for(lambda: query(database_url, "SELECT 1 FROM projector_progress"), message="the projector's note")
+        wait_for(lambda: query(database_url, "SELECT 1 FROM projector_progress"), timeout=10,
+                 message="the projector's note")
     tracker.initiate_workflow("waiting", "", None, None)  # recorded while no projector runs
     assert appliance_status(database_url).returncode == 0  # it stopped only just now
     # As if it stopped (or froze) two minutes ago; HEALTH_STUCK_AFTER is 60 s.

@@ -8,9 +8,10 @@ import pytest
 
 from appliance import cli
 from appliance.projection import Projector, reproject
-from tests.integration.test_projector import max_position, running, wait_for
-from tests.support.poison import TOO_BIG, insert_poison_event, refuse_new_runs
+from tests.support.poison import TOO_BIG, record_poison_between_runs, refuse_new_runs
+from tests.support.projecting import max_position, running
 from tests.support.sql import query
+from tests.support.waiting import wait_for
 
 
 def runs_named(url: str) -> dict[str, str]:
@@ -19,17 +20,6 @@ def runs_named(url: str) -> dict[str, str]:
 
 def quarantined(url: str) -> list[tuple]:
     return query(url, "SELECT notification_id, originator_id::text, error FROM projection_quarantine")
-
-
-def record_poison_between_runs(tracker, url: str):
-    """A run before the poison, the poisoned run, a run after it; (poisoned run, poison's id)."""
-    before = tracker.initiate_workflow("before", "", "alice", "lab")
-    tracker.start_workflow(before)
-    poisoned = tracker.initiate_workflow("poisoned", "", "alice", "lab")
-    poison = insert_poison_event(url, poisoned)
-    after = tracker.initiate_workflow("after", "", "bob", "lab")
-    tracker.complete_workflow(after)
-    return poisoned, poison
 
 
 def test_a_poison_event_is_set_aside_and_every_other_event_projects(tracker, database_url):
@@ -47,9 +37,10 @@ def test_the_running_projector_goes_on_past_a_poison_event(tracker, database_url
     projector = Projector(tracker, batch_size=64, poll_interval=60)
     with running(projector):
         record_poison_between_runs(tracker, database_url)
-        wait_for(lambda: runs_named(database_url).get("after") == "completed", message="the run after the poison")
+        wait_for(lambda: runs_named(database_url).get("after") == "completed", timeout=10,
+                 message="the run after the poison")
         late = tracker.initiate_workflow("late", "", None, None)
-        wait_for(lambda: "late" in runs_named(database_url), message="a run recorded after the poison")
+        wait_for(lambda: "late" in runs_named(database_url), timeout=10, message="a run recorded after the poison")
     assert len(quarantined(database_url)) == 1
     assert query(database_url, "SELECT failures FROM projector_progress") == [(0,)]
     assert late
@@ -61,7 +52,7 @@ def test_a_failure_no_event_causes_is_retried_not_set_aside(tracker, database_ur
     projector = Projector(tracker, poll_interval=60)
     with running(projector):
         wait_for(lambda: query(database_url, "SELECT failures FROM projector_progress WHERE failures >= 2"),
-                 message="two failures in a row, noted for health")
+                 timeout=10, message="two failures in a row, noted for health")
         assert quarantined(database_url) == [] and runs_named(database_url) == {}
         query(database_url, "DROP TRIGGER refuse_runs ON workflow_runs")
         wait_for(lambda: runs_named(database_url) == {"refused": "created"}, timeout=30,

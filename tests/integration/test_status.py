@@ -4,20 +4,11 @@ Under supervisor (the programs' states) it is checked by the end-to-end test.
 """
 
 import json
-import os
-import subprocess
-import sys
 
 from appliance.localpg import free_port
 from appliance.projection import Projector
 from tests.support.sql import query
-
-
-def appliance_status(database_url, *args):
-    """`appliance status` where no supervisord runs: --database-only unless a test asks otherwise."""
-    return subprocess.run([sys.executable, "-m", "appliance.cli", "status", *(args or ["--database-only"])],
-                          env={**os.environ, "DATABASE_URL": database_url, "APPLIANCE_RUN_DIR": "/nonexistent"},
-                          capture_output=True, text=True, timeout=60)
+from tests.support.status import appliance_status
 
 
 def test_an_initialised_database_is_reported_healthy(database_url, tracker):

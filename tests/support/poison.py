@@ -36,3 +36,14 @@ def refuse_new_runs(url: str) -> None:
         BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
         CREATE TRIGGER refuse_runs BEFORE INSERT ON workflow_runs FOR EACH ROW EXECUTE FUNCTION refuse_runs();
     """)
+
+
+def record_poison_between_runs(tracker, url: str):
+    """A run before the poison, the poisoned run, a run after it; (poisoned run, poison's id)."""
+    before = tracker.initiate_workflow("before", "", "alice", "lab")
+    tracker.start_workflow(before)
+    poisoned = tracker.initiate_workflow("poisoned", "", "alice", "lab")
+    poison = insert_poison_event(url, poisoned)
+    after = tracker.initiate_workflow("after", "", "bob", "lab")
+    tracker.complete_workflow(after)
+    return poisoned, poison
