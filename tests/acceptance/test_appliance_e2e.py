@@ -16,48 +16,14 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 import uuid
 
-import pytest
-
-from appliance.localpg import free_port
-from tests.support.appliance_process import ENTRYPOINT, REPO, Appliance, base_environment
+from tests.support.appliance_process import ENTRYPOINT, PROGRAMS, REPO, Client, base_environment
 from tests.support.sql import query
 from tests.support.waiting import wait_for
 
-PROGRAMS = ("web", "monitor", "projector")
-TOKEN = "e2e-ingest-token"
 TASKS = 3
 LOGS = 4
-
-
-class Client:
-    def __init__(self, port: int):
-        self.base = f"http://127.0.0.1:{port}"
-
-    def status(self, path: str) -> int:
-        try:
-            with urllib.request.urlopen(self.base + path, timeout=5) as response:
-                return response.status
-        except urllib.error.HTTPError as error:
-            return error.code
-        except OSError:
-            return 0
-
-    def get_json(self, path: str):
-        with urllib.request.urlopen(self.base + path, timeout=10) as response:
-            return json.load(response)
-
-    def send(self, events: list[dict]) -> dict:
-        request = urllib.request.Request(
-            self.base + "/api/v1/events", data=json.dumps({"events": events}).encode(), method="POST",
-            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            assert response.status in (200, 201, 202)
-            return json.load(response)
 
 
 def a_run(name: str) -> tuple[str, list[dict]]:
@@ -95,30 +61,6 @@ def changes_all_processed(url: str) -> int:
     """The number of change notifications, once the monitor has processed them all (else 0)."""
     total, unprocessed = query(url, "SELECT count(*), count(*) FILTER (WHERE NOT processed) FROM change_notifications")[0]
     return total if unprocessed == 0 else 0
-
-
-@pytest.fixture
-def appliance_env(empty_database_url):
-    port = free_port()
-    env = base_environment(
-        DATABASE_URL=empty_database_url, BACKEND_PORT=str(port), APPLIANCE_INGEST_TOKEN=TOKEN,
-        MONITOR_POLL_INTERVAL="1", PROJECTOR_POLL_INTERVAL="1",
-    )
-    return env, port
-
-
-@pytest.fixture
-def started(tmp_path):
-    appliances = []
-
-    def start(env, name="appliance"):
-        appliance = Appliance(env, tmp_path / f"{name}.log").start()
-        appliances.append(appliance)
-        return appliance
-
-    yield start
-    for appliance in appliances:
-        appliance.stop()
 
 
 def test_the_appliance_end_to_end(appliance_env, started, empty_database_url):

@@ -1,7 +1,7 @@
 """Natively, nothing outlives supervisord, and the access log holds no query string's values.
 
 The real entrypoint.sh with the real programs against a test database, as in
-test_appliance_e2e.py (whose fixtures these tests share).
+test_appliance_e2e.py (the fixtures are in tests/acceptance/conftest.py).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import os
 import signal
 import time
 
-from tests.acceptance.test_appliance_e2e import PROGRAMS, Client, appliance_env, started  # noqa: F401 - fixtures
+from tests.support.appliance_process import PROGRAMS, Client
 from tests.support.waiting import wait_for
 
 ORPHAN_BUDGET = 5.0  # seconds, the issue's

@@ -4,17 +4,21 @@ It runs in a session of its own, with an environment built from scratch (so
 the developer's own DATABASE_URL and the like never leak in), its output
 appended to a file. Every process it starts stays in that session (supervisord
 gives its programs process groups of their own, not sessions), which is how
-the tests find the processes left behind, if any.
+the tests find the processes left behind, if any. Client is its HTTP API as
+a test calls it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from tests.support import secret_scan
@@ -24,6 +28,8 @@ REPO = Path(__file__).resolve().parents[2]
 ENTRYPOINT = REPO / "entrypoint.sh"
 CONF = REPO / "conf" / "supervisord.conf"
 VENV_BIN = Path(sys.executable).parent
+PROGRAMS = ("web", "monitor", "projector")  # what supervisord runs (conf/supervisord.conf)
+INGEST_TOKEN = "e2e-ingest-token"  # APPLIANCE_INGEST_TOKEN of the appliances Client sends events to
 
 
 def base_environment(path_prefix: list[Path] = (), **settings: str) -> dict[str, str]:
@@ -134,3 +140,32 @@ class Appliance:
             self.process.wait(5)
         shutil.rmtree(self.run_dir, ignore_errors=True)
         secret_scan.check_file(self.log_path, secret_scan.given_passwords(self.env))
+
+
+class Client:
+    """The HTTP API of an appliance on a loopback port, as a test calls it."""
+
+    def __init__(self, port: int):
+        self.base = f"http://127.0.0.1:{port}"
+
+    def status(self, path: str) -> int:
+        try:
+            with urllib.request.urlopen(self.base + path, timeout=5) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+        except OSError:
+            return 0
+
+    def get_json(self, path: str):
+        with urllib.request.urlopen(self.base + path, timeout=10) as response:
+            return json.load(response)
+
+    def send(self, events: list[dict]) -> dict:
+        request = urllib.request.Request(
+            self.base + "/api/v1/events", data=json.dumps({"events": events}).encode(), method="POST",
+            headers={"Authorization": f"Bearer {INGEST_TOKEN}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status in (200, 201, 202)
+            return json.load(response)

@@ -19,12 +19,11 @@ import psycopg2
 
 from appliance.localpg import LocalPostgres, free_port
 from tests.support import fault_handler
-from tests.support.appliance_process import REPO, Appliance, base_environment, process_stats
+from tests.support.appliance_process import PROGRAMS, REPO, Appliance, base_environment, process_stats
 from tests.support.loadgen import LoadGenerator, Outcome, monitor_outcome
 from tests.support.sql import query
 from tests.support.waiting import wait_for
 
-PROGRAMS = ("web", "monitor", "projector")
 TOKEN = "fault-suite-token"
 SETTLE_SECONDS = 90  # for the views and the monitor to catch up once the load stops
 
