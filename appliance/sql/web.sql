@@ -1,5 +1,7 @@
 -- Queries of the status pages and their JSON twins. Optional filters are
--- written as (%(x)s IS NULL OR column = %(x)s), so one statement serves all.
+-- written as (%(x)s IS NULL OR column = %(x)s), so one statement serves all. A clause
+-- that several queries share is a part of its own, named in them as {part}
+-- (appliance.sql.compose fills it in).
 
 -- name: runs_page
 -- Runs newest first, keyset-paginated on (created_at, id); filters are optional.
@@ -28,6 +30,16 @@ GROUP BY status ORDER BY status;
 -- One run by id.
 SELECT * FROM workflow_runs WHERE id = %(run_id)s;
 
+-- name: run_task_filter
+-- A part of run_tasks and run_tasks_matching: a run's tasks of a status, a name (rule),
+-- and whose name, wildcards, error or job ids contain a text; each filter optional.
+run_id = %(run_id)s
+  AND (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(rule)s::text IS NULL OR task_name = %(rule)s)
+  AND (%(pattern)s::text IS NULL OR task_name ILIKE %(pattern)s ESCAPE '\'
+       OR input_data::text ILIKE %(pattern)s ESCAPE '\' OR error_message ILIKE %(pattern)s ESCAPE '\'
+       OR array_to_string(job_ids, ' ') ILIKE %(pattern)s ESCAPE '\')
+
 -- name: run_tasks
 -- A page of a run's tasks, filtered by status, name and text, in the order asked
 -- (`sort`: a column name, "-" first for descending).
@@ -36,12 +48,7 @@ SELECT id, task_name, task_version, status, external_status, progress, job_ids, 
        benchmark_file, conda_env, container_image, host, resource_usage, created_at, started_at,
        finished_at, duration_seconds
 FROM job_executions
-WHERE run_id = %(run_id)s
-  AND (%(status)s::text IS NULL OR status = %(status)s)
-  AND (%(rule)s::text IS NULL OR task_name = %(rule)s)
-  AND (%(pattern)s::text IS NULL OR task_name ILIKE %(pattern)s ESCAPE '\'
-       OR input_data::text ILIKE %(pattern)s ESCAPE '\' OR error_message ILIKE %(pattern)s ESCAPE '\'
-       OR array_to_string(job_ids, ' ') ILIKE %(pattern)s ESCAPE '\')
+WHERE {run_task_filter}
 ORDER BY CASE WHEN %(sort)s = 'name' THEN task_name END,
          CASE WHEN %(sort)s = '-name' THEN task_name END DESC,
          CASE WHEN %(sort)s = 'status' THEN status END,
@@ -61,12 +68,7 @@ LIMIT %(limit)s OFFSET %(offset)s;
 -- the run's row counts them all).
 SELECT count(*) AS matching
 FROM job_executions
-WHERE run_id = %(run_id)s
-  AND (%(status)s::text IS NULL OR status = %(status)s)
-  AND (%(rule)s::text IS NULL OR task_name = %(rule)s)
-  AND (%(pattern)s::text IS NULL OR task_name ILIKE %(pattern)s ESCAPE '\'
-       OR input_data::text ILIKE %(pattern)s ESCAPE '\' OR error_message ILIKE %(pattern)s ESCAPE '\'
-       OR array_to_string(job_ids, ' ') ILIKE %(pattern)s ESCAPE '\');
+WHERE {run_task_filter};
 
 -- name: run_rules
 -- A run's tasks by name (a Snakemake rule): counts by status, first start, last end,

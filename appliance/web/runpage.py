@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
+from appliance.sql import compose
 from appliance.vocabulary import TASK_STATUSES, TaskStatus, is_terminal
 from appliance.web import charts
 from appliance.web.data import (
@@ -33,6 +34,8 @@ from appliance.web.data import (
     run_json,
 )
 
+# One filter clause (web.sql's run_task_filter) in both: the count is of the rows the page pages.
+RUN_TASKS, RUN_TASKS_MATCHING = compose(QUERIES, "run_tasks"), compose(QUERIES, "run_tasks_matching")
 TASK_PAGE = 100
 MAX_TASK_PAGE = 500
 RULES_LISTED = 100
@@ -177,12 +180,12 @@ def _tasks(cursor, run_id: str, filters: Mapping[str, Any], limit: int, offset: 
     """A page of tasks, and how many match (the run's count when nothing filters them)."""
     where = {"run_id": run_id, "status": filters["status"], "rule": filters["rule"],
              "pattern": _like_pattern(filters["q"])}
-    cursor.execute(QUERIES["run_tasks"], {**where, "sort": filters["sort"] or "created",
+    cursor.execute(RUN_TASKS, {**where, "sort": filters["sort"] or "created",
                                           "limit": limit, "offset": offset})
     rows = cursor.fetchall()
     matching = total
     if filters["status"] or filters["rule"] or filters["q"]:
-        cursor.execute(QUERIES["run_tasks_matching"], where)
+        cursor.execute(RUN_TASKS_MATCHING, where)
         matching = cursor.fetchone()["matching"]
     tasks = [{**task_json(row), "error_tail": error_tail(row["error_message"], TABLE_ERROR_LINES,
                                                          TABLE_ERROR_CHARS)} for row in rows]
