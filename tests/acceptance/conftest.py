@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
 
 from appliance.localpg import free_port
 from tests.support.appliance_process import INGEST_TOKEN, Appliance, base_environment
+
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--no-first-run", "--window-size=1280,900")
 
 
 @pytest.fixture
@@ -32,3 +42,22 @@ def started(tmp_path):
     yield start
     for appliance in appliances:
         appliance.stop()
+
+
+@pytest.fixture
+def browser():
+    """Debian's chromium, headless, through its chromedriver (scripts/_browser.sh installs both)."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+    driver.implicitly_wait(5)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def screenshots(tmp_path):
+    """Where a browser test saves its screenshots: docs/screenshots/ with UPDATE_SCREENSHOTS=1, else tmp_path."""
+    return DOCS_SCREENSHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path

@@ -7,9 +7,8 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from appliance.projection import Projector
-from tests.acceptance.test_web_browser import (  # noqa: F401 (browser and screenshots are fixtures)
-    Story, browser, realistic_history, screenshots, serve)
 from tests.support.axe import dark_mode, violations
+from tests.support.story import Story, realistic_history, serve
 from tests.support.waiting import wait_for
 
 PATH = "/scratch/" + "very_long_directory_name/" * 30 + "reads.fastq.gz"
