@@ -196,6 +196,11 @@ class JobAccountingView(Base):
         # The projector loads a task's rows by task_id, and deleting tasks
         # cascades here by it: the primary key (job_id, task_id) cannot serve.
         Index(None, "task_id"),
+        # BIOMERO's job tables want the newest task of a job id; -1 (every job
+        # sbatch refused) can have thousands: walked newest first, it stops at one.
+        Index(None, "job_id", "created_at", "task_id"),
+        Index("ix_job_accounting_reported_job_id_created_at_task_id", "job_id", "created_at", "task_id",
+              postgresql_where=text("status IS NOT NULL OR progress IS NOT NULL OR updated_at > created_at")),
     )
 
 

@@ -95,10 +95,13 @@ ON CONFLICT (task_id) DO UPDATE SET
 -- whose run has OMERO ids for user and group (`owner`: biomero_job_view's
 -- row), and the newest with a status or progress report whose run is kept
 -- (`reported`: biomero_job_progress_view's); newest by the time the id was
--- given, ties to the larger task id. Picked here, so a job id given to many
--- tasks (BIOMERO's -1 for every job sbatch refused) costs a batch no more rows.
-WITH given AS (
-    SELECT a.job_id, a.task_id::text AS task_id, a.status, a.progress, a.created_at, r.user_name, r.group_name,
+-- given, ties to the larger task id. Each walks the job's tasks newest first
+-- (the two ix_job_accounting_job_id_created_at_task_id indexes, the second of
+-- reported rows only) and stops at the first that fits, so a job id given to
+-- many tasks (BIOMERO's -1 for every job sbatch refused) costs a batch one
+-- row, not all of them. The CTEs are inlined, so each branch uses its index.
+WITH given AS NOT MATERIALIZED (
+    SELECT a.job_id, a.task_id, a.status, a.progress, a.created_at, r.user_name, r.group_name,
            CASE WHEN r.user_name ~ '^-?[0-9]{1,10}$'
                 THEN r.user_name::bigint BETWEEN -2147483648 AND 2147483647 ELSE false END
            AND CASE WHEN r.group_name ~ '^-?[0-9]{1,10}$'
@@ -106,10 +109,17 @@ WITH given AS (
            r.source IS NOT DISTINCT FROM 'biomero' AS biomero_run,
            a.status IS NOT NULL OR a.progress IS NOT NULL OR a.updated_at > a.created_at AS reported
     FROM job_accounting a JOIN workflow_runs r ON r.id = a.run_id
-    WHERE a.job_id = ANY(%(jobs)s::text[])
+), wanted AS (
+    SELECT DISTINCT unnest(%(jobs)s::text[]) AS job_id
 )
-(SELECT DISTINCT ON (job_id) 'owner' AS kind, job_id, task_id, status, progress, created_at, user_name, group_name
- FROM given WHERE owned ORDER BY job_id, created_at DESC, task_id DESC)
+SELECT 'owner' AS kind, wanted.job_id, picked.*
+FROM wanted CROSS JOIN LATERAL (
+    SELECT task_id::text, status, progress, created_at, user_name, group_name FROM given
+    WHERE given.job_id = wanted.job_id AND owned
+    ORDER BY given.created_at DESC, given.task_id DESC LIMIT 1) picked
 UNION ALL
-(SELECT DISTINCT ON (job_id) 'reported', job_id, task_id, status, progress, created_at, user_name, group_name
- FROM given WHERE reported AND (owned OR biomero_run) ORDER BY job_id, created_at DESC, task_id DESC);
+SELECT 'reported', wanted.job_id, picked.*
+FROM wanted CROSS JOIN LATERAL (
+    SELECT task_id::text, status, progress, created_at, user_name, group_name FROM given
+    WHERE given.job_id = wanted.job_id AND reported AND (owned OR biomero_run)
+    ORDER BY given.created_at DESC, given.task_id DESC LIMIT 1) picked;
