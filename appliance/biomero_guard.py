@@ -13,8 +13,10 @@ stays where it stopped, and BIOMERO's next event leaves it behind.
 So, deciding from BIOMERO's own records:
 - at start (`appliance migrate`/`init`, the projector, `appliance reproject`):
   a view whose position is BIOMERO's newest event (and there is one) is
-  writing: refuse. (A view turned off after BIOMERO's last event looks the
-  same, until BIOMERO records its next one.)
+  writing: refuse. A view turned off after BIOMERO's last event looks the
+  same until BIOMERO records its next one, unless the operator says where
+  they were turned off (APPLIANCE_BIOMERO_VIEWS_OFF_SINCE, `off_since`): a
+  view at or before that event is off; one past it processed an event after.
 - while the projector runs: a view whose position moves past where it was at
   the start is writing again: stop.
 A view whose tracking table does not exist never ran in this database.
@@ -68,18 +70,23 @@ def log_head(cursor) -> int:
     return cursor.fetchone()[0]
 
 
-def check(cursor) -> dict[str, int]:
-    """Raise BiomeroViewsWriting if one of BIOMERO's views is at its newest event;
-    else the views' positions, for `check_unmoved` to compare with later."""
+def check(cursor, off_since: int = 0) -> dict[str, int]:
+    """Raise BiomeroViewsWriting if one of BIOMERO's views is at its newest event, past
+    `off_since`; else the views' positions, for `check_unmoved` to compare with later."""
     head = log_head(cursor)
+    if off_since > head:
+        raise BiomeroViewsWriting(
+            f"APPLIANCE_BIOMERO_VIEWS_OFF_SINCE={off_since} is past BIOMERO's newest event (notification "
+            f"{head}): it must be BIOMERO's newest event when its views were turned off")
     found = positions(cursor)
-    writing = [name for name, position in found.items() if head and position >= head]
+    writing = [name for name, position in found.items() if head and position >= head and position > off_since]
     if writing:
         raise BiomeroViewsWriting(
             f"BIOMERO's own views still write biomero_job_view and its three siblings: {_named(writing)} "
             f"processed BIOMERO's newest event (notification {head}). Two writers would overwrite each other's "
-            f"rows: {HOW_TO_TURN_OFF}. (Views turned off already look the same until BIOMERO records "
-            "its next event, which they no longer process.)")
+            f"rows: {HOW_TO_TURN_OFF}. Views turned off already look the same until BIOMERO records its next "
+            f"event, which they no longer process: if they are off and BIOMERO has recorded nothing since, "
+            f"say so with APPLIANCE_BIOMERO_VIEWS_OFF_SINCE={head}.")
     return found
 
 

@@ -36,9 +36,11 @@ def migrations_dir(migrations: Path) -> Path:
     return migrations / DIRECTORY
 
 
-def upgrade_biomero_views(engine: Engine, migrations: Path, announce: Announce = print) -> bool:
-    """Refuse if BIOMERO's views write; then bring the four tables to head. True when it changed something."""
-    _refuse_two_writers(engine)
+def upgrade_biomero_views(engine: Engine, migrations: Path, announce: Announce = print, *,
+                          off_since: int = 0) -> bool:
+    """Refuse if BIOMERO's views write (past `off_since`: biomero_guard.check); then bring
+    the four tables to head. True when it changed something."""
+    _refuse_two_writers(engine, off_since)
     directory = migrations_dir(migrations)
     head = head_revision(directory)
     with engine.connect() as connection:
@@ -62,11 +64,11 @@ def upgrade_biomero_views(engine: Engine, migrations: Path, announce: Announce =
     return True
 
 
-def _refuse_two_writers(engine: Engine) -> None:
+def _refuse_two_writers(engine: Engine, off_since: int) -> None:
     connection = engine.raw_connection()
     try:
         with connection.cursor() as cursor:
-            biomero_guard.check(cursor)
+            biomero_guard.check(cursor, off_since)
         connection.rollback()
     except biomero_guard.BiomeroViewsWriting as error:
         raise MigrationError(f"APPLIANCE_BIOMERO_VIEWS=true refused: {error}") from None

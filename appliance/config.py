@@ -144,6 +144,7 @@ class Settings:
     run_migrations: bool = True
     allow_auto_stamp: bool = False
     biomero_views: bool = False
+    biomero_views_off_since: int = 0
     migrations_dir: Path = DEFAULT_MIGRATIONS_DIR
     install_triggers: bool = True
     init_db_dir: Path = DEFAULT_INIT_DB_DIR
@@ -190,6 +191,9 @@ class Settings:
         # true: the projector keeps BIOMERO 2.8's four view tables (biomero_job_view, ...) itself,
         # for a facility that turned BIOMERO's own views off (docs/biomero.md).
         biomero_views = env.boolean("APPLIANCE_BIOMERO_VIEWS", default=False)
+        # BIOMERO's newest event when its views were turned off: views at or before it are off,
+        # though BIOMERO has recorded nothing since (appliance.biomero_guard). 0: not said.
+        biomero_views_off_since = env.integer("APPLIANCE_BIOMERO_VIEWS_OFF_SINCE", default=0, minimum=0)
         # Where Alembic's environment and revisions are (default: migrations/ beside the package).
         migrations_dir = env.directory("APPLIANCE_MIGRATIONS_DIR", default=DEFAULT_MIGRATIONS_DIR, holding="env.py")
         # 0: `appliance install-triggers` / `init` leave functions and triggers alone.
@@ -209,7 +213,8 @@ class Settings:
                    db_wait_timeout=db_wait_timeout, enable_db_monitoring=enable_db_monitoring,
                    run_stale_after=run_stale_after, health_stuck_after=health_stuck_after,
                    run_migrations=run_migrations,
-                   allow_auto_stamp=allow_auto_stamp, biomero_views=biomero_views, migrations_dir=migrations_dir,
+                   allow_auto_stamp=allow_auto_stamp, biomero_views=biomero_views,
+                   biomero_views_off_since=biomero_views_off_since, migrations_dir=migrations_dir,
                    install_triggers=install_triggers, init_db_dir=init_db_dir, log_format=chosen_log_format,
                    monitor=monitor, web=web)
 

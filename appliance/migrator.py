@@ -147,7 +147,8 @@ def migrate(settings: Settings, announce: Announce = print) -> bool:
             )
             changed = bool(move_appliance_events(engine, announce)) or changed
             if settings.biomero_views:
-                changed = upgrade_biomero_views(engine, settings.migrations_dir, announce) or changed
+                changed = upgrade_biomero_views(engine, settings.migrations_dir, announce,
+                                                off_since=settings.biomero_views_off_since) or changed
             return changed
     except db.DATABASE_ERRORS as error:
         # The driver's own message (refused, authentication failed, permission denied) holds no password.

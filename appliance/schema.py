@@ -40,7 +40,8 @@ def init(settings: Settings, announce: Announce = print) -> None:
                 announce("APPLIANCE_RUN_MIGRATIONS=0: leaving the schema as it is")
             move_appliance_events(engine, announce)  # the event store's, not the schema's: always
             if settings.run_migrations and settings.biomero_views:
-                upgrade_biomero_views(engine, settings.migrations_dir, announce)
+                upgrade_biomero_views(engine, settings.migrations_dir, announce,
+                                      off_since=settings.biomero_views_off_since)
             if settings.install_triggers:
                 install_scripts(engine, loaded, announce)
             else:

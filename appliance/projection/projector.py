@@ -69,7 +69,7 @@ class Projector:
     def __init__(self, tracker: WorkflowTracker | None = None, *,
                  open_tracker: Callable[[], WorkflowTracker] | None = None, batch_size: int = 1000,
                  poll_interval: float = 5.0, application_name: str = "appliance-projector", stale_after: float = 0,
-                 biomero_views: bool = False):
+                 biomero_views: bool = False, biomero_views_off_since: int = 0):
         """Give the tracker, or `open_tracker` to make one inside run()'s retries.
 
         A tracker needs the database (it creates the event store's tables), so
@@ -97,6 +97,7 @@ class Projector:
         # APPLIANCE_BIOMERO_VIEWS: BIOMERO's four tables kept too, while BIOMERO's own
         # views stay where they were at the start (appliance.biomero_guard).
         self.biomero_views = biomero_views
+        self.biomero_views_off_since = biomero_views_off_since  # APPLIANCE_BIOMERO_VIEWS_OFF_SINCE
         self._biomero_baseline: dict[str, int] = {}
         self._next_biomero_check = 0.0
         self._next_look_for_biomero = 0.0
@@ -233,7 +234,7 @@ class Projector:
         if not self.biomero_views:
             return
         with connection.transaction() as cursor:
-            self._biomero_baseline = biomero_guard.check(cursor)
+            self._biomero_baseline = biomero_guard.check(cursor, self.biomero_views_off_since)
             behind = biomero_views.out_of_step(cursor)
         self._next_biomero_check = time.monotonic() + self.poll_interval
         if behind:
@@ -358,7 +359,8 @@ def run_projector(settings: Settings) -> int:
     projector = Projector(open_tracker=partial(WorkflowTracker, settings),
                           batch_size=settings.projector_batch_size,
                           poll_interval=settings.projector_poll_interval, stale_after=settings.run_stale_after,
-                          biomero_views=settings.biomero_views)
+                          biomero_views=settings.biomero_views,
+                          biomero_views_off_since=settings.biomero_views_off_since)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: projector.stop())
     projector.run()

@@ -50,14 +50,15 @@ class Reprojection:
 
 
 def reproject(tracker: WorkflowTracker, *, batch_size: int = DEFAULT_BATCH_SIZE, wait: bool = False,
-              progress: TextIO | None = None, stale_after: float = 0, biomero_views: bool = False) -> Reprojection:
+              progress: TextIO | None = None, stale_after: float = 0, biomero_views: bool = False,
+              biomero_views_off_since: int = 0) -> Reprojection:
     """Rebuild the views from the log; a progress bar goes to `progress` if given.
 
     Runs silent for more than `stale_after` seconds (0: never) are marked
     stale in the transaction of the last batch, as the live projector would.
     With `biomero_views` (APPLIANCE_BIOMERO_VIEWS), BIOMERO's four tables are
-    emptied and rebuilt too, unless BIOMERO's own views still write them
-    (biomero_guard.BiomeroViewsWriting, before anything is emptied).
+    emptied and rebuilt too, unless BIOMERO's own views still write them, past
+    `biomero_views_off_since` (biomero_guard.BiomeroViewsWriting, before anything is emptied).
 
     Raises ProjectorBusy if the projector lock is held and `wait` is false,
     ValueError for a batch size below 1 and store.ViewsMissing on a database
@@ -74,7 +75,7 @@ def reproject(tracker: WorkflowTracker, *, batch_size: int = DEFAULT_BATCH_SIZE,
         _take_lock(connection, wait, progress)
         if biomero_views:
             with connection.transaction() as cursor:
-                biomero_guard.check(cursor)
+                biomero_guard.check(cursor, biomero_views_off_since)
         started = time.perf_counter()
         store.reset(connection, upstreams, biomero_views=biomero_views, empty_biomero_tables=True)
         quarantine.clear(connection, upstreams)
@@ -177,6 +178,7 @@ def _reproject(settings: Settings, batch_size: int, wait: bool) -> Reprojection:
     tracker = WorkflowTracker(settings)
     try:
         return reproject(tracker, batch_size=batch_size, wait=wait, progress=sys.stderr,
-                         stale_after=settings.run_stale_after, biomero_views=settings.biomero_views)
+                         stale_after=settings.run_stale_after, biomero_views=settings.biomero_views,
+                         biomero_views_off_since=settings.biomero_views_off_since)
     finally:
         tracker.close()

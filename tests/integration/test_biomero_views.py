@@ -35,8 +35,8 @@ LATE_RUN = ("convert_to('{\"name\": \"late\", \"description\": \"\", \"user\": 7
             "\"originator_topic\": \"biomero.eventsourcing:WorkflowRun\"}', 'UTF8')")
 
 
-def views_on(url: str) -> Settings:
-    return Settings(database_url=parse_database_url(url), biomero_views=True)
+def views_on(url: str, off_since: int = 0) -> Settings:
+    return Settings(database_url=parse_database_url(url), biomero_views=True, biomero_views_off_since=off_since)
 
 
 @pytest.fixture
@@ -67,10 +67,10 @@ def newest(url: str) -> dict[str, int]:
             "WorkflowTracker": query(url, "SELECT max(id) FROM workflowtracker_events")[0][0]}
 
 
-def keep_biomero_views(url: str) -> list[str]:
-    """`appliance migrate` with APPLIANCE_BIOMERO_VIEWS=true; what it said."""
+def keep_biomero_views(url: str, off_since: int = 0) -> list[str]:
+    """`appliance migrate` with APPLIANCE_BIOMERO_VIEWS=true (and _OFF_SINCE); what it said."""
     said: list[str] = []
-    migrate(views_on(url), announce=said.append)
+    migrate(views_on(url, off_since), announce=said.append)
     return said
 
 
@@ -78,10 +78,39 @@ def test_biomero_s_own_views_at_its_newest_event_are_refused_naming_their_switch
     with pytest.raises(MigrationError) as refused:
         keep_biomero_views(biomero_db)
     message = str(refused.value)
-    assert all(name in message for name in (*SWITCHES, "JobAccounting", "WorkflowAnalytics", "notification 56"))
+    assert all(name in message for name in (*SWITCHES, "JobAccounting", "WorkflowAnalytics", "notification 56",
+                                            "APPLIANCE_BIOMERO_VIEWS_OFF_SINCE=56"))
     assert not query(biomero_db, "SELECT to_regclass(%s)", VERSION_TABLE)[0][0]
     with pytest.raises(BiomeroViewsWriting):
         Projector(tracker, biomero_views=True).catch_up()
+
+
+def test_views_said_off_at_biomero_s_newest_event_are_believed_until_they_process_one_more(biomero_db, tracker):
+    """Turned off after BIOMERO's last event, they look on; APPLIANCE_BIOMERO_VIEWS_OFF_SINCE says
+    where they stopped. Views that were on after all move past it with BIOMERO's next event."""
+    before = four_tables(biomero_db)
+    assert "adopting biomero_job_view as BIOMERO made it, with its 4 row(s): kept, never dropped" in \
+        keep_biomero_views(biomero_db, off_since=56)
+    Projector(tracker, biomero_views=True, biomero_views_off_since=56).catch_up()
+    ours = four_tables(biomero_db)
+    expected = expected_from_biomero(before, biomero_db)
+    assert all({key: ours[table].get(key) for key in rows} == rows for table, rows in expected.items())
+
+    biomero_records_with_its_views_off(biomero_db)  # BIOMERO's next event, which JobAccounting processes after all:
+    query(biomero_db, "UPDATE jobaccounting_tracking SET notification_id = (SELECT max(id) FROM workflowtracker_events)")
+    with pytest.raises(BiomeroViewsWriting, match=r"JobAccounting \(enable_job_accounting\) processed BIOMERO's "
+                                                  r"newest event"):
+        Projector(tracker, biomero_views=True, biomero_views_off_since=56).catch_up()
+    with pytest.raises(BiomeroViewsWriting):
+        reproject(tracker, biomero_views=True, biomero_views_off_since=56)
+    assert four_tables(biomero_db) == ours  # refused before anything was emptied
+
+
+def test_views_said_off_since_an_event_biomero_never_recorded_are_refused(biomero_db):
+    with pytest.raises(MigrationError, match=r"APPLIANCE_BIOMERO_VIEWS_OFF_SINCE=57 is past BIOMERO's newest event "
+                                             r"\(notification 56\)"):
+        keep_biomero_views(biomero_db, off_since=57)
+    assert not query(biomero_db, "SELECT to_regclass(%s)", VERSION_TABLE)[0][0]
 
 
 def test_biomero_s_tables_are_adopted_with_their_rows_once_its_views_are_off(biomero_db):
