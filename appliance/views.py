@@ -201,6 +201,8 @@ class JobAccountingView(Base):
         Index(None, "job_id", "created_at", "task_id"),
         Index("ix_job_accounting_reported_job_id_created_at_task_id", "job_id", "created_at", "task_id",
               postgresql_where=text("status IS NOT NULL OR progress IS NOT NULL OR updated_at > created_at")),
+        # The jobs page, newest first at any depth: its cursor is this key.
+        Index(None, "created_at", "task_id", "job_id"),
     )
 
 
