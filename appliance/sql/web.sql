@@ -168,8 +168,14 @@ WHERE run_id = %(run_id)s AND (%(before)s::bigint IS NULL OR id < %(before)s)
 ORDER BY id DESC
 LIMIT %(limit)s;
 
--- name: jobs_by_id
--- Every task that ran as this external job id (Slurm recycles ids), at most `limit`.
+-- name: job_filter
+-- A part of the jobs queries: the jobs of an external id, a user, a group, each optional.
+(%(job_id)s::text IS NULL OR a.job_id = %(job_id)s)
+  AND (%(user)s::text IS NULL OR a.user_name = %(user)s)
+  AND (%(group)s::text IS NULL OR a.group_name = %(group)s)
+
+-- name: job_rows
+-- A part of jobs_older and jobs_newer: each job with its task and run.
 SELECT a.job_id, a.task_id, a.run_id, a.user_name, a.group_name, a.status, a.progress,
        a.created_at, a.updated_at, t.task_name, t.status AS task_status, t.duration_seconds,
        t.started_at, t.finished_at, t.params -> 'resources' AS resources, t.params -> 'threads' AS threads,
@@ -177,33 +183,28 @@ SELECT a.job_id, a.task_id, a.run_id, a.user_name, a.group_name, a.status, a.pro
 FROM job_accounting a
 JOIN job_executions t ON t.id = a.task_id
 JOIN workflow_runs r ON r.id = a.run_id
-WHERE a.job_id = %(job_id)s
-ORDER BY a.created_at DESC
+
+-- name: jobs_older
+-- A page of jobs newest first, keyset-paginated on (created_at, task_id, job_id) (an index):
+-- from the newest, or older than a key (key_*, a cursor's), skipping `offset` (page numbers).
+{job_rows}
+WHERE {job_filter}
+  AND (%(key_time)s::timestamptz IS NULL
+       OR (a.created_at, a.task_id, a.job_id) < (%(key_time)s::timestamptz, %(key_task)s::uuid, %(key_job)s::text))
+ORDER BY a.created_at DESC, a.task_id DESC, a.job_id DESC
 LIMIT %(limit)s OFFSET %(offset)s;
 
--- name: jobs_by_owner
--- A page of the jobs of a user and/or group, newest first.
-SELECT a.job_id, a.task_id, a.run_id, a.user_name, a.group_name, a.status, a.progress,
-       a.created_at, a.updated_at, t.task_name, t.status AS task_status, t.duration_seconds,
-       t.started_at, t.finished_at, t.params -> 'resources' AS resources, t.params -> 'threads' AS threads,
-       COALESCE(t.params ->> 'host', r.params ->> 'host') AS host, r.workflow_name
-FROM job_accounting a
-JOIN job_executions t ON t.id = a.task_id
-JOIN workflow_runs r ON r.id = a.run_id
-WHERE (%(user)s::text IS NULL OR a.user_name = %(user)s)
-  AND (%(group)s::text IS NULL OR a.group_name = %(group)s)
-ORDER BY a.created_at DESC
-LIMIT %(limit)s OFFSET %(offset)s;
+-- name: jobs_newer
+-- The jobs just newer than a key (key_*, a cursor's), oldest first: the page before, reversed.
+{job_rows}
+WHERE {job_filter}
+  AND (a.created_at, a.task_id, a.job_id) > (%(key_time)s::timestamptz, %(key_task)s::uuid, %(key_job)s::text)
+ORDER BY a.created_at, a.task_id, a.job_id
+LIMIT %(limit)s;
 
 -- name: jobs_count
--- How many jobs match (of an id, or of a user and/or group), counted up to `cap`
--- so that the count costs at most that many rows.
-SELECT count(*) AS jobs FROM (
-    SELECT 1 FROM job_accounting a
-    WHERE (%(job_id)s::text IS NULL OR a.job_id = %(job_id)s)
-      AND (%(user)s::text IS NULL OR a.user_name = %(user)s)
-      AND (%(group)s::text IS NULL OR a.group_name = %(group)s)
-    LIMIT %(cap)s) AS capped;
+-- How many jobs match, counted up to `cap` so that the count costs at most that many rows.
+SELECT count(*) AS jobs FROM (SELECT 1 FROM job_accounting a WHERE {job_filter} LIMIT %(cap)s) AS capped;
 
 -- name: changes_after
 -- The change feed oldest first after an id, optionally of one table. Only

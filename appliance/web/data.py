@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from uuid import UUID
 
 from appliance.config import parse_whole_number
-from appliance.sql import load_queries
+from appliance.sql import compose, load_queries
 from appliance.views import VIEW_TABLES
 from appliance.vocabulary import LOG_LEVELS, RUN_STATUSES, RunStatus, row_progress
 from appliance.web.charts import task_label
@@ -86,28 +86,35 @@ def parse_uuid(value: str, name: str) -> str:
         raise BadRequest(f"{name} must be a UUID") from None
 
 
-def encode_cursor(created_at: datetime, run_id: Any) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{run_id}".encode()).decode()
+def encode_cursor(created_at: datetime, row_id: Any, *more: str) -> str:
+    """A place in a list newest first, given out for the next page: the key of its
+    last row, (created_at, id) and, where that is not unique, `more` (a job's id)."""
+    return base64.urlsafe_b64encode("|".join([created_at.isoformat(), str(row_id), *more]).encode()).decode()
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """The (created_at, id) a cursor of encode_cursor holds, created_at in UTC.
+def decode_cursor(cursor: str, name: str = "cursor", more: int = 0) -> tuple:
+    """The (created_at, id, *more) a cursor of encode_cursor holds, created_at in UTC.
 
-    A cursor comes from the client, so it may be forged: its time must name its
-    offset and fit the calendar once in UTC (PostgreSQL refuses offsets past
-    15:59, which Python accepts; a 500 otherwise).
+    A cursor comes from the client, so it may be forged: a BadRequest naming the
+    parameter (`name`) unless it has exactly its parts (the last may hold "|"),
+    none with NUL (which no text column takes), and its time names its offset
+    and fits the calendar once in UTC (PostgreSQL refuses offsets past 15:59,
+    which Python accepts; a 500 otherwise).
     """
+    refused = f"{name} is not one this server gave out"
     try:
-        created_at, run_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        when, run_id = datetime.fromisoformat(created_at), str(UUID(run_id))
+        created_at, row_id, *rest = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1 + more)
+        when, row_id = datetime.fromisoformat(created_at), str(UUID(row_id))
     except (ValueError, binascii.Error, UnicodeError):
-        raise BadRequest("cursor is not one this server gave out") from None
+        raise BadRequest(refused) from None
+    if len(rest) != more or any("\x00" in part for part in rest):
+        raise BadRequest(refused)
     if when.tzinfo is None:
-        raise BadRequest("cursor is not one this server gave out (its time has no offset)")
+        raise BadRequest(f"{refused} (its time has no offset)")
     try:
-        return when.astimezone(timezone.utc), run_id
+        return (when.astimezone(timezone.utc), row_id, *rest)
     except OverflowError:
-        raise BadRequest("cursor is not one this server gave out (its time is out of range)") from None
+        raise BadRequest(f"{refused} (its time is out of range)") from None
 
 
 # JSON shapes.
@@ -262,12 +269,18 @@ def _name_tasks(cursor, logs: list[dict[str, Any]]) -> None:
         line["task"] = names.get(line["task_id"])
 
 
-JOB_ARGS = ("job_id", "user", "group", "page", "limit")
+JOB_ARGS = ("job_id", "user", "group", "page", "before", "after", "limit")
+ONE_JOB_ARGS = ("page", "before", "after", "limit")  # /jobs/<job_id>: the id is in the path
+JOB_CURSOR_LENGTH = 6000  # base64 of a time, a task id and a job id (1,000 characters, up to 4 bytes each)
+JOBS_OLDER, JOBS_NEWER = compose(QUERIES, "jobs_older"), compose(QUERIES, "jobs_newer")
+JOBS_COUNT = compose(QUERIES, "jobs_count")
 
 
 def jobs_page(cursor, args: Mapping[str, str], job_id: str | None = None) -> dict[str, Any]:
-    if job_id is not None:  # /jobs/<job_id>: the id is in the path
-        check_known(args, ("page", "limit"))
+    """Jobs newest first: by page number through the first JOBS_COUNTED, and at any depth
+    by cursor (`before` an answer's `older`, `after` its `newer`), with the same filters."""
+    if job_id is not None:
+        check_known(args, ONE_JOB_ARGS)
     else:
         check_known(args, JOB_ARGS)
         job_id = _text_arg(args, "job_id")
@@ -275,23 +288,60 @@ def jobs_page(cursor, args: Mapping[str, str], job_id: str | None = None) -> dic
     given_limit = _int_arg(args, "limit", None, 1, 1000)
     limit = given_limit or JOB_PAGE
     page = _int_arg(args, "page", None, 1, 100_000)
-    offset = ((page or 1) - 1) * limit
-    jobs = []
-    # Pages go as far as the first JOBS_COUNTED jobs (a deep OFFSET costs every row before it);
-    # one past them is empty, as the schema allows any page: narrow the list by user or group.
-    if offset < JOBS_COUNTED:
-        query = "jobs_by_id" if job_id is not None else "jobs_by_owner"
-        cursor.execute(QUERIES[query], {"job_id": job_id, "user": user, "group": group, "limit": limit,
-                                        "offset": offset})
-        jobs = [_plain(row) for row in cursor.fetchall()]
-    cursor.execute(QUERIES["jobs_count"], {"job_id": job_id, "user": user if job_id is None else None,
-                                           "group": group if job_id is None else None, "cap": JOBS_COUNTED + 1})
+    (before, before_key), (after, after_key) = _job_cursor(args, "before"), _job_cursor(args, "after")
+    if before and after:
+        raise BadRequest("before and after cannot both be given: one is a page older, the other newer")
+    if page is not None and (before or after):
+        raise BadRequest(f"page cannot be given with {'before' if before else 'after'}: a cursor is a place of its own")
+    # An id names its jobs alone (the owner's fields of the form are not applied to it).
+    where = {"job_id": job_id, "user": user if job_id is None else None, "group": group if job_id is None else None}
+    if after:
+        rows, older, newer = _newer_jobs(cursor, where, after_key, limit)
+    else:
+        rows, older, newer = _older_jobs(cursor, where, before_key, (page or 1) - 1, limit)
+    cursor.execute(JOBS_COUNT, {**where, "cap": JOBS_COUNTED + 1})
     total = cursor.fetchone()["jobs"]
-    return {"job_id": job_id, "user": user, "group": group, "jobs": jobs,
+    return {"job_id": job_id, "user": user, "group": group, "jobs": [_plain(row) for row in rows],
             "total": min(total, JOBS_COUNTED), "total_capped": total > JOBS_COUNTED,
-            "page": page or 1, "pages": max((min(total, JOBS_COUNTED) + limit - 1) // limit, 1),
+            "page": None if before or after else page or 1,
+            "pages": max((min(total, JOBS_COUNTED) + limit - 1) // limit, 1),
+            "older": _job_key(rows[-1]) if older else None, "newer": _job_key(rows[0]) if newer else None,
             "limit": given_limit,
-            "args": _given(job_id=job_id, user=user, group=group, page=page, limit=given_limit)}
+            "args": _given(job_id=job_id, user=user, group=group, page=page, before=before, after=after,
+                           limit=given_limit)}
+
+
+def _job_cursor(args: Mapping[str, str], name: str) -> tuple[str | None, dict[str, Any]]:
+    """A cursor argument as given and the key it holds, as the jobs queries take it
+    (all None without one); a 400 naming it when it is not a cursor of a job."""
+    value = _text_arg(args, name, JOB_CURSOR_LENGTH)
+    when, task_id, job_id = decode_cursor(value, name, more=1) if value is not None else (None, None, None)
+    return value, {"key_time": when, "key_task": task_id, "key_job": job_id}
+
+
+def _job_key(row: Mapping[str, Any]) -> str:
+    return encode_cursor(row["created_at"], row["task_id"], row["job_id"])
+
+
+def _older_jobs(cursor, where: Mapping[str, Any], before: Mapping[str, Any], skip_pages: int, limit: int):
+    """A page newest first from the newest (`skip_pages` pages down) or older than the key
+    `before`, and whether there are older and newer jobs than it."""
+    offset = skip_pages * limit
+    # Numbered pages go as far as the first JOBS_COUNTED jobs (a deep OFFSET costs every row
+    # before it); one past them is empty, as the schema allows any page: `older` goes on.
+    if offset >= JOBS_COUNTED:
+        return [], False, False
+    cursor.execute(JOBS_OLDER, {**where, **before, "limit": limit + 1, "offset": offset})
+    rows = cursor.fetchall()
+    return rows[:limit], len(rows) > limit, bool(rows) and (before["key_time"] is not None or offset > 0)
+
+
+def _newer_jobs(cursor, where: Mapping[str, Any], after: Mapping[str, Any], limit: int):
+    """The page just newer than the key `after`, newest first, and whether there are older and
+    newer jobs (older: the one `after` names, at least)."""
+    cursor.execute(JOBS_NEWER, {**where, **after, "limit": limit + 1})
+    rows = cursor.fetchall()
+    return rows[:limit][::-1], bool(rows), len(rows) > limit
 
 
 def changes_page(cursor, args: Mapping[str, str]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from appliance.ingest import EVENT_TYPES
 from appliance.validation import TIME as TIME_DOMAIN
 from appliance.views import VIEW_TABLES
 from appliance.vocabulary import LOG_LEVELS, RUN_STATUSES, TASK_STATUSES
+from appliance.web.data import JOB_CURSOR_LENGTH
 from appliance.web.runpage import MAX_TASK_PAGE, TASK_SORTS
 
 
@@ -170,8 +171,24 @@ def _get(summary: str, ok: dict, parameters: list | None = None, errors=(400, 50
     return {"get": {"summary": summary, "parameters": parameters or [], "responses": responses}}
 
 
-PAGE = _query("page", "page, from 1 (as far as the first 10,000 jobs)", {"type": "integer", "minimum": 1,
-                                                                        "maximum": 100_000})
+PAGE = _query("page", "page, from 1, by number as far as the first 10,000 jobs (a page past them is empty); "
+                      "`older` goes on from any page", {"type": "integer", "minimum": 1, "maximum": 100_000})
+JOB_CURSOR = {"type": "string", "maxLength": JOB_CURSOR_LENGTH, "pattern": "^[^\u0000]*$"}
+JOB_PAGING = [
+    PAGE,
+    _query("before", "the `older` of an answer: the jobs older than its last, at any depth (not with page)",
+           JOB_CURSOR),
+    _query("after", "the `newer` of an answer: the jobs newer than its first (not with page or before)", JOB_CURSOR),
+    _query("limit", "jobs", {"type": "integer", "minimum": 1, "maximum": 1000}),
+]
+JOBS = _object({
+    "jobs": {"type": "array", "items": JOB}, "total": {"type": "integer", "description": "counted up to 10,000"},
+    "total_capped": {"type": "boolean", "description": "more jobs than counted"},
+    "page": _nullable("integer", description="the page's number; null for a page by cursor"),
+    "pages": {"type": "integer", "description": "pages by number (of the counted jobs)"},
+    "older": _nullable("string", description="ask with before=this for older jobs; null at the oldest"),
+    "newer": _nullable("string", description="ask with after=this for newer jobs; null at the newest"),
+}, ["jobs", "total", "total_capped", "page", "pages", "older", "newer"])
 RUN_ID = _path("run_id", "the run's id", {"type": "string", "format": "uuid"})
 PAGE_ARGS = [
     _query("user", "only tasks (jobs) of runs of this user (BIOMERO's OMERO ids as text)", TEXT_ARG),
@@ -260,16 +277,11 @@ OPENAPI = {
              _query("task", "only lines of this task (its id)", {"type": "string", "format": "uuid"}),
              _query("q", "only lines containing this", TEXT_ARG),
              _query("limit", "lines", {"type": "integer", "minimum": 1, "maximum": 1000})], errors=(400, 404, 503)),
-        "/api/v1/jobs": _get("Jobs (external job ids) by user and group, newest first, paged", _object(
-            {"jobs": {"type": "array", "items": JOB}, "total": {"type": "integer"},
-             "total_capped": {"type": "boolean"}}, ["jobs", "total"]), [
-            _query("job_id", "one external job id", TEXT_ARG),
-            _query("user", "user", TEXT_ARG), _query("group", "group", TEXT_ARG), PAGE,
-            _query("limit", "jobs", {"type": "integer", "minimum": 1, "maximum": 1000})]),
-        "/api/v1/jobs/{job_id}": _get("Every task that ran as this external job id", _object(
-            {"jobs": {"type": "array", "items": JOB}, "total": {"type": "integer"}}, ["jobs", "total"]),
-            [_path("job_id", "the external (Slurm) job id", {"type": "string", "maxLength": 1000}), PAGE,
-             _query("limit", "jobs", {"type": "integer", "minimum": 1, "maximum": 1000})]),
+        "/api/v1/jobs": _get("Jobs (external job ids) by user and group, newest first, paged by number or cursor",
+                             JOBS, [_query("job_id", "one external job id", TEXT_ARG), _query("user", "user", TEXT_ARG),
+                                    _query("group", "group", TEXT_ARG), *JOB_PAGING]),
+        "/api/v1/jobs/{job_id}": _get("Every task that ran as this external job id", JOBS, [
+            _path("job_id", "the external (Slurm) job id", {"type": "string", "maxLength": 1000}), *JOB_PAGING]),
         "/api/v1/changes": _get("The change feed: recent, or oldest first after an id", _object(
             {"changes": {"type": "array", "items": CHANGE}}, ["changes"]), [
             _query("table", "one view table", {"type": "string", "enum": list(VIEW_TABLES)}),

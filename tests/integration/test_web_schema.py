@@ -20,13 +20,16 @@ checks.load_all_checks()
 ALL_CHECKS = list(checks.CHECKS.get_all())
 # "Every schema-valid request is accepted" holds except where JSON Schema cannot
 # say what the server checks: a cursor is opaque (one the server never gave out
-# is schema-valid text and rightly a 400), and an ingested event may name a run
-# or task never recorded or a time past "one day after now" (400s naming them).
+# is schema-valid text and rightly a 400; so is a jobs cursor beside `page` or
+# the other one), and an ingested event may name a run or task never recorded or
+# a time past "one day after now" (400s naming them).
 BEYOND_THE_SCHEMA = [check for check in ALL_CHECKS if check is not checks.positive_data_acceptance]
+CURSORS = {"/api/v1/runs": {"cursor"}, "/api/v1/jobs": {"before", "after"},
+           "/api/v1/jobs/{job_id}": {"before", "after"}}
 
 
 def checks_for(case) -> list:
-    if case.method.upper() == "POST" or "cursor" in (case.query or {}):
+    if case.method.upper() == "POST" or CURSORS.get(case.path, set()) & set(case.query or {}):
         return BEYOND_THE_SCHEMA
     return ALL_CHECKS
 
