@@ -7,13 +7,17 @@ the screenshots replace those in docs/screenshots/ (shown in the README);
 otherwise they go to a temporary folder.
 """
 
+from datetime import timedelta
+
 import pytest
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 from appliance.projection import Projector
-from tests.support.story import realistic_history, serve
+from tests.support.axe import dark_mode, violations
+from tests.support.many_jobs import add_jobs
+from tests.support.story import NOW, realistic_history, serve
 from tests.support.waiting import wait_for
 from tests.support.web_support import XSS
 
@@ -86,6 +90,43 @@ def test_the_jobs_page_lists_jobs_and_looks_one_up(browser, site, screenshots):
     assert "segment" in row.text and "failed" in row.text and "bob / imaging" in row.text
     row.find_element(By.LINK_TEXT, "cellpose-segmentation").click()
     assert browser.current_url == f"{base}/runs/{runs['cell']}"
+
+
+@pytest.fixture
+def site_with_many_jobs(database_url, tracker):
+    """The realistic history behind 10,001 newer jobs: its own jobs lie past the numbered pages."""
+    add_jobs(database_url, 10_001, NOW + timedelta(days=1), prefix="gen-")
+    events, runs = realistic_history()
+    yield from serve(database_url, tracker, events, runs)
+
+
+def job_ids(browser) -> list[str]:
+    return [row.find_element(By.TAG_NAME, "td").text for row in browser.find_elements(By.CSS_SELECTOR, "main tbody tr")]
+
+
+def test_the_jobs_page_goes_on_past_the_numbered_pages_to_the_oldest_job(browser, site_with_many_jobs):
+    base, _ = site_with_many_jobs
+    browser.get(base + "/jobs?page=100")
+    assert "page 100 of 100+" in browser.find_element(By.CSS_SELECTOR, "nav.pager").text
+    last_numbered = job_ids(browser)
+    browser.find_element(By.PARTIAL_LINK_TEXT, "Older jobs").click()
+    wait_for(lambda: "before=" in browser.current_url, 5, message="the page past the numbered ones")
+    oldest = job_ids(browser)
+    # The last of the 10,001 (which of three sharing its time is the task ids' order), then the history's 17.
+    assert len(oldest) == 18 and oldest[0].startswith("gen-") and oldest[-1] == "88120"
+    assert not any(job.startswith("gen-") for job in oldest[1:])
+    assert "fastqc s1" in browser.find_elements(By.CSS_SELECTOR, "main tbody tr")[-1].text
+    assert browser.find_elements(By.PARTIAL_LINK_TEXT, "Older jobs") == []
+    assert browser.find_element(By.LINK_TEXT, "Newest jobs").get_attribute("href") == base + "/jobs"
+    deep = browser.current_url
+    for dark in (False, True):
+        dark_mode(browser, dark)
+        browser.get(deep)
+        assert violations(browser) == [], "dark" if dark else "light"
+    dark_mode(browser, False)
+    browser.find_element(By.PARTIAL_LINK_TEXT, "Newer jobs").click()
+    wait_for(lambda: "after=" in browser.current_url, 5, message="the newer page")
+    assert job_ids(browser) == last_numbered
 
 
 def test_the_changes_page_shows_the_feed_and_filters_it_by_table(browser, site, screenshots):
