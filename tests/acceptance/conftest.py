@@ -11,6 +11,7 @@ from selenium.webdriver.chrome.service import Service
 
 from appliance.localpg import free_port
 from tests.support.appliance_process import INGEST_TOKEN, Appliance, base_environment
+from tests.support.biomero_venv import biomero_python
 
 DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -61,3 +62,9 @@ def browser():
 def screenshots(tmp_path):
     """Where a browser test saves its screenshots: docs/screenshots/ with UPDATE_SCREENSHOTS=1, else tmp_path."""
     return DOCS_SCREENSHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
+
+
+@pytest.fixture(scope="session")
+def biomero():
+    """The Python of .venv-biomero (created on first use): BIOMERO 2.8.3 in a virtualenv of its own."""
+    return biomero_python()

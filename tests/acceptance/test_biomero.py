@@ -11,13 +11,12 @@ import json
 import threading
 from uuid import uuid4
 
-import psycopg2
-import pytest
 
 from appliance import WorkflowTracker
 from appliance.projection import Projector
 from tests.support import biomero_calls
-from tests.support.biomero_venv import biomero_python, run_driver, start_driver
+from tests.support.biomero_venv import run_driver, start_driver
+from tests.support.sql import query
 from tests.support.waiting import wait_for
 from tests.support.web_support import bearer, make_app
 
@@ -27,22 +26,6 @@ BIOMERO_VIEWS = ("biomero_job_view", "biomero_job_progress_view", "biomero_workf
                  "biomero_task_execution")
 
 
-@pytest.fixture(scope="session")
-def biomero():
-    """The Python of .venv-biomero (created on first use)."""
-    return biomero_python()
-
-
-def rows(database_url: str, query: str, params: tuple = ()) -> list[tuple]:
-    connection = psycopg2.connect(database_url)
-    try:
-        with connection, connection.cursor() as cursor:
-            cursor.execute(query, params)
-            return cursor.fetchall()
-    finally:
-        connection.close()
-
-
 def test_biomero_records_with_its_callers_shapes_and_its_four_views_follow(biomero, database_url):
     day = run_driver(database_url, "facility-day", "4711")
     assert day["tracker"] == "eventsourcing.system.WorkflowTracker"  # the System's own subclass of BIOMERO's
@@ -50,15 +33,15 @@ def test_biomero_records_with_its_callers_shapes_and_its_four_views_follow(biome
     assert (completed["User"], completed["Group"], completed["Description"]) == (52, 3, "Segment nuclei\n2.8.2")
     assert [task["Status"] for task in completed["Tasks"]] == ["TRANSFERRING", None, "COMPLETED", "POSTPROCESSING"]
     assert completed["Tasks"][2]["Job_IDs"] == [4711]
-    assert rows(database_url, "SELECT slurm_job_id, \"user\", \"group\" FROM biomero_job_view ORDER BY 1") == [
+    assert query(database_url, "SELECT slurm_job_id, \"user\", \"group\" FROM biomero_job_view ORDER BY 1") == [
         (-1, -1, -1), (4711, 52, 3), (4712, 52, 3), (4713, -1, -1)]
-    assert rows(database_url, "SELECT status FROM biomero_job_progress_view WHERE slurm_job_id = 4712") == [
+    assert query(database_url, "SELECT status FROM biomero_job_progress_view WHERE slurm_job_id = 4712") == [
         ("TIMEOUT",)]
-    progress = dict(rows(database_url, "SELECT workflow_id::text, status FROM biomero_workflow_progress_view"))
+    progress = dict(query(database_url, "SELECT workflow_id::text, status FROM biomero_workflow_progress_view"))
     assert progress[day["ids"]["completed"][0]] == "DONE"
     assert progress[day["ids"]["conversion"][0]] == "FAILED"
-    assert rows(database_url, "SELECT count(*) FROM biomero_task_execution") == [(7,)]
-    topics = rows(database_url, "SELECT DISTINCT split_part(topic, ':', 1) FROM workflowtracker_events")
+    assert query(database_url, "SELECT count(*) FROM biomero_task_execution") == [(7,)]
+    topics = query(database_url, "SELECT DISTINCT split_part(topic, ':', 1) FROM workflowtracker_events")
     assert topics == [("biomero.eventsourcing",)]
 
 
@@ -99,11 +82,11 @@ def test_biomero_and_the_appliance_record_in_one_database_and_neither_breaks_the
         assert biomero_process.returncode == 0, err[-4000:]
         days = json.loads(out.strip().splitlines()[-1])["days"]
         biomero_runs = {wf for day in days for wf, _ in day.values()}
-        newest = rows(database_url, "SELECT max(id) FROM workflowtracker_events")[0][0]
-        wait_for(lambda: rows(database_url, "SELECT notification_id FROM projector_tracking "
-                                            "WHERE application_name = 'WorkflowTracker'") == [(newest,)],
+        newest = query(database_url, "SELECT max(id) FROM workflowtracker_events")[0][0]
+        wait_for(lambda: query(database_url, "SELECT notification_id FROM projector_tracking "
+                                             "WHERE application_name = 'WorkflowTracker'") == [(newest,)],
                  timeout=30, message="the projector to reach BIOMERO's newest event")
-        wait_for(lambda: rows(database_url, "SELECT count(*) FROM workflow_runs WHERE source = 'snakemake'")
+        wait_for(lambda: query(database_url, "SELECT count(*) FROM workflow_runs WHERE source = 'snakemake'")
                  == [(len(ingested),)], timeout=30, message="every ingested run projected")
     finally:
         projector.stop()
@@ -115,19 +98,19 @@ def test_biomero_and_the_appliance_record_in_one_database_and_neither_breaks_the
     # No error in BIOMERO's log (it logs at WARNING and above here).
     assert not [line for line in err.splitlines() if line.startswith(("ERROR", "CRITICAL", "Traceback"))], err[-4000:]
     # Every run of both sources in the appliance's views, once.
-    shown = dict(rows(database_url, "SELECT id::text, source FROM workflow_runs"))
+    shown = dict(query(database_url, "SELECT id::text, source FROM workflow_runs"))
     assert {run for run, source in shown.items() if source == "biomero"} == biomero_runs
     assert {run for run, source in shown.items() if source == "snakemake"} == set(ingested)
-    assert rows(database_url, "SELECT count(*) FROM log_entries") == [(len(ingested),)]
+    assert query(database_url, "SELECT count(*) FROM log_entries") == [(len(ingested),)]
     # BIOMERO's four views followed every one of its events, nothing of the appliance's in its log.
-    assert rows(database_url, "SELECT count(*) FROM biomero_workflow_progress_view") == [(len(biomero_runs),)]
-    assert {row[0] for row in rows(database_url, "SELECT workflow_id::text FROM biomero_workflow_progress_view")} \
+    assert query(database_url, "SELECT count(*) FROM biomero_workflow_progress_view") == [(len(biomero_runs),)]
+    assert {row[0] for row in query(database_url, "SELECT workflow_id::text FROM biomero_workflow_progress_view")} \
         == biomero_runs
     for follower in ("jobaccounting", "jobprogress", "workflowprogress", "workflowanalytics"):
-        assert rows(database_url, f"SELECT max(notification_id) FROM {follower}_tracking") == [(newest,)]
-    assert rows(database_url, "SELECT count(*) FROM workflowtracker_events WHERE topic NOT LIKE 'biomero.%%'") \
+        assert query(database_url, f"SELECT max(notification_id) FROM {follower}_tracking") == [(newest,)]
+    assert query(database_url, "SELECT count(*) FROM workflowtracker_events WHERE topic NOT LIKE 'biomero.%%'") \
         == [(0,)]
-    assert rows(database_url, "SELECT count(*) FROM projection_skipped_topics") == [(0,)]
+    assert query(database_url, "SELECT count(*) FROM projection_skipped_topics") == [(0,)]
 
 
 COMPARED = ("Name", "Description", "User", "Group")
@@ -152,6 +135,6 @@ def test_the_same_biomero_call_script_runs_unchanged_against_appliance_workflow_
     assert {kind: comparable(read) for kind, read in ours.items()} == \
         {kind: comparable(read) for kind, read in theirs.items()}
     # Both recorded the same: the views show BIOMERO's runs and the appliance's alike.
-    shown = rows(database_url, "SELECT workflow_name, description, user_name, group_name, status, tasks_total "
-                               "FROM workflow_runs ORDER BY workflow_name, source NULLS FIRST")
+    shown = query(database_url, "SELECT workflow_name, description, user_name, group_name, status, tasks_total "
+                                "FROM workflow_runs ORDER BY workflow_name, source NULLS FIRST")
     assert shown[0::2] == shown[1::2] and len(shown) == 8

@@ -21,18 +21,12 @@ from appliance.migrator import migrate
 from appliance.projection import Projector
 from appliance.projection.reproject import reproject
 from tests.support.biomero_tables import expected_from_biomero, four_tables
-from tests.support.biomero_venv import biomero_python, run_driver
+from tests.support.biomero_venv import run_driver
 from tests.support.projecting import running
 from tests.support.sql import query
 from tests.support.waiting import wait_for
 
 OURS = ("DATABASE_URL", "SQLALCHEMY_URL", "POSTGRES_", "APPLIANCE_")  # the developer's own settings stay out
-
-
-@pytest.fixture(scope="session")
-def biomero():
-    """The Python of .venv-biomero (created on first use)."""
-    return biomero_python()
 
 
 def views_on(url: str) -> Settings:
