@@ -15,21 +15,18 @@ log or failure text: a run where it does fails, naming the tests
 
 from __future__ import annotations
 
-import itertools
 import os
 import secrets
 
-import psycopg2
 import pytest
-from sqlalchemy.engine import make_url
 
 from appliance.localpg import LocalPostgres
 from tests.support import secret_scan
+from tests.support.databases import administer, fresh_database, url_for
 from tests.support.schema import prepare_schema
 
 pytest_plugins = ["pytester"]  # tests/acceptance/test_secret_scan.py runs failing tests of its own
 
-_database_numbers = itertools.count()
 _EXTERNAL_URL = os.environ.get("APPLIANCE_TEST_DATABASE_URL")
 # Recognisable in a report, random so that nothing prints it by chance.
 _PASSWORD = secret_scan.password_of(_EXTERNAL_URL) if _EXTERNAL_URL else f"pw-{secrets.token_urlsafe(16)}"
@@ -68,47 +65,33 @@ def postgres_admin_url():
         server.destroy()
 
 
-def _admin(admin_url: str, *statements: str) -> None:
-    connection = psycopg2.connect(admin_url)
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            for statement in statements:
-                cursor.execute(statement)
-    finally:
-        connection.close()
-
-
-def _url_for(admin_url: str, database: str) -> str:
-    return make_url(admin_url).set(database=database).render_as_string(hide_password=False)
-
-
 @pytest.fixture(scope="session")
 def template_database(postgres_admin_url):
     name = f"appliance_template_{os.getpid()}"
-    _admin(postgres_admin_url, f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}")
-    prepare_schema(_url_for(postgres_admin_url, name))
+    administer(postgres_admin_url, f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}")
+    prepare_schema(url_for(postgres_admin_url, name))
     yield name
-    _admin(postgres_admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-def _fresh_database(admin_url: str, prefix: str, template: str | None = None):
-    name = f"{prefix}_{os.getpid()}_{next(_database_numbers)}"
-    _admin(admin_url, f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
-    yield _url_for(admin_url, name)
-    _admin(admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    administer(postgres_admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture
 def database_url(postgres_admin_url, template_database):
     """A URL to a fresh database with the appliance's schema, dropped afterwards."""
-    yield from _fresh_database(postgres_admin_url, "appliance_test", template_database)
+    yield from fresh_database(postgres_admin_url, "appliance_test", template_database)
 
 
 @pytest.fixture
 def empty_database_url(postgres_admin_url):
     """A URL to a fresh database with nothing in it, dropped afterwards."""
-    yield from _fresh_database(postgres_admin_url, "appliance_empty")
+    yield from fresh_database(postgres_admin_url, "appliance_empty")
+
+
+@pytest.fixture
+def own_server():
+    """A PostgreSQL of the test's own, to stop, restart or freeze; destroyed afterwards."""
+    server = LocalPostgres.temporary().start()
+    yield server
+    server.destroy()
 
 
 @pytest.fixture

@@ -8,13 +8,6 @@ from appliance.localpg import LocalPostgres
 from tests.support.fault_kit import read_only
 
 
-@pytest.fixture
-def own_server():
-    server = LocalPostgres.temporary().start()
-    yield server
-    server.destroy()
-
-
 def test_tracker_works_again_after_a_database_restart(own_server, monkeypatch):
     monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.0)
     tracker = WorkflowTracker(database_url=own_server.url())

@@ -13,6 +13,7 @@ import pytest
 from appliance import WorkflowTracker
 from appliance.analytics import BiomeroReads
 from appliance.projection import Projector
+from tests.support.databases import fresh_database
 from tests.support.dumps import restore
 from tests.support.schema import prepare_schema
 from tests.support.sql import query
@@ -22,9 +23,7 @@ from tests.support.web_support import make_app
 @pytest.fixture(scope="module")
 def shared(postgres_admin_url):
     """The shared database of BIOMERO and the appliance, projected; read only by these tests."""
-    from tests.conftest import _fresh_database
-
-    databases = _fresh_database(postgres_admin_url, "appliance_analytics")
+    databases = fresh_database(postgres_admin_url, "appliance_analytics")
     url = next(databases)
     restore(url, "biomero-and-appliance-before-appliance-events")
     prepare_schema(url)

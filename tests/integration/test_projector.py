@@ -26,7 +26,6 @@ import pytest
 
 from appliance import WorkflowTracker, cli, db
 from appliance.domain import WorkflowRun
-from appliance.localpg import LocalPostgres
 from appliance.projection import Projector, ProjectorBusy, reproject
 from appliance.projection import store
 from appliance.projection.reproject import run_reproject
@@ -441,13 +440,6 @@ def test_the_projector_reconnects_when_its_connection_is_killed_mid_stream(track
         wait_for(caught_up(projector, database_url), message="catching up after the reconnect")
     live = snapshot(database_url)
     assert live == rebuild_uninterrupted(tracker, database_url)
-
-
-@pytest.fixture
-def own_server():
-    server = LocalPostgres.temporary().start()
-    yield server
-    server.destroy()
 
 
 def test_the_projector_carries_on_after_a_database_restart(own_server, monkeypatch):

@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 import psycopg2
 
 from appliance.localpg import LocalPostgres, free_port
-from tests.support import fault_handler
+from tests.support import databases, fault_handler
 from tests.support.appliance_process import PROGRAMS, REPO, Appliance, base_environment, process_stats
 from tests.support.loadgen import LoadGenerator, Outcome, monitor_outcome
 from tests.support.sql import query
@@ -32,13 +32,7 @@ SETTLE_SECONDS = 90  # for the views and the monitor to catch up once the load s
 
 def administer(server: LocalPostgres, statement: str) -> None:
     """One statement on a connection of its own: the faults restart the server in between."""
-    admin = psycopg2.connect(server.url())
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(statement)
-    finally:
-        admin.close()
+    databases.administer(server.url(), statement)
 
 
 def create_database(server: LocalPostgres, name: str) -> str:
