@@ -1,7 +1,8 @@
 """The suite's own layout: helpers come from tests/support and fixtures from a
 conftest.py, never from another test module. Importing a test module runs it
 and ties one ring's file to another's, and a `test_*` name imported into a
-module is collected there as a test of its own."""
+module is collected there as a test of its own. Nor is a conftest.py imported:
+pytest loads it itself, and an import makes a second copy of it."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ CHECKED = ("tests", "bench")
 
 
 def is_test_name(dotted: str) -> bool:
-    """A module pytest collects (test_*.py, *_test.py), or a test function or class imported from anywhere."""
+    """A module pytest collects (test_*.py, *_test.py) or loads (conftest.py), or a test function or class."""
     last = dotted.rsplit(".", 1)[-1]
-    return last.startswith(("test_", "Test")) or last.endswith("_test")
+    return last.startswith(("test_", "Test")) or last.endswith("_test") or last == "conftest"
 
 
 def module_name(path: Path) -> str:
@@ -56,7 +57,7 @@ def python_files() -> list[Path]:
     return sorted(path for folder in CHECKED for path in (REPO / folder).rglob("*.py"))
 
 
-def test_no_module_of_the_suite_imports_a_test_module():
+def test_no_module_of_the_suite_imports_a_test_module_or_a_conftest():
     found = {str(path.relative_to(REPO)): names for path in python_files() if (names := imports_of_tests(path))}
     assert found == {}, "move what they share to tests/support (helpers) or a conftest.py (fixtures)"
 
@@ -75,6 +76,8 @@ def test_the_check_reads_every_ring():
     ("from ..integration.test_projector import snapshot", "tests.acceptance.test_frozen_projector"),
     ("from . import test_projector", "tests.integration.conftest"),
     ("from tests.support.story import test_looks_like_a_test", "tests.acceptance.test_web_browser"),
+    ("from tests.conftest import _fresh_database", "tests.integration.test_analytics"),
+    ("from .. import conftest", "tests.integration.test_analytics"),
 ])
 def test_the_check_finds_a_test_module_imported_in_any_form(line, module):
     found = [name for name in imported_names(line, module) if is_test_name(name)]
