@@ -175,32 +175,41 @@ LIMIT %(limit)s;
   AND (%(group)s::text IS NULL OR a.group_name = %(group)s)
 
 -- name: job_rows
--- A part of jobs_older and jobs_newer: each job with its task and run.
+-- A part of jobs_older and jobs_newer: each job of their `page` with its task and run.
 SELECT a.job_id, a.task_id, a.run_id, a.user_name, a.group_name, a.status, a.progress,
        a.created_at, a.updated_at, t.task_name, t.status AS task_status, t.duration_seconds,
        t.started_at, t.finished_at, t.params -> 'resources' AS resources, t.params -> 'threads' AS threads,
        COALESCE(t.params ->> 'host', r.params ->> 'host') AS host, r.workflow_name
-FROM job_accounting a
+FROM page a
 JOIN job_executions t ON t.id = a.task_id
 JOIN workflow_runs r ON r.id = a.run_id
 
 -- name: jobs_older
 -- A page of jobs newest first, keyset-paginated on (created_at, task_id, job_id) (an index):
 -- from the newest, or older than a key (key_*, a cursor's), skipping `offset` (page numbers).
+-- The page is chosen before the joins, so the rows skipped cost no lookups of their task and run.
+WITH page AS (
+    SELECT * FROM job_accounting a
+    WHERE {job_filter}
+      AND (%(key_time)s::timestamptz IS NULL
+           OR (a.created_at, a.task_id, a.job_id) < (%(key_time)s::timestamptz, %(key_task)s::uuid, %(key_job)s::text))
+    ORDER BY a.created_at DESC, a.task_id DESC, a.job_id DESC
+    LIMIT %(limit)s OFFSET %(offset)s
+)
 {job_rows}
-WHERE {job_filter}
-  AND (%(key_time)s::timestamptz IS NULL
-       OR (a.created_at, a.task_id, a.job_id) < (%(key_time)s::timestamptz, %(key_task)s::uuid, %(key_job)s::text))
-ORDER BY a.created_at DESC, a.task_id DESC, a.job_id DESC
-LIMIT %(limit)s OFFSET %(offset)s;
+ORDER BY a.created_at DESC, a.task_id DESC, a.job_id DESC;
 
 -- name: jobs_newer
 -- The jobs just newer than a key (key_*, a cursor's), oldest first: the page before, reversed.
+WITH page AS (
+    SELECT * FROM job_accounting a
+    WHERE {job_filter}
+      AND (a.created_at, a.task_id, a.job_id) > (%(key_time)s::timestamptz, %(key_task)s::uuid, %(key_job)s::text)
+    ORDER BY a.created_at, a.task_id, a.job_id
+    LIMIT %(limit)s
+)
 {job_rows}
-WHERE {job_filter}
-  AND (a.created_at, a.task_id, a.job_id) > (%(key_time)s::timestamptz, %(key_task)s::uuid, %(key_job)s::text)
-ORDER BY a.created_at, a.task_id, a.job_id
-LIMIT %(limit)s;
+ORDER BY a.created_at, a.task_id, a.job_id;
 
 -- name: jobs_count
 -- How many jobs match, counted up to `cap` so that the count costs at most that many rows.
