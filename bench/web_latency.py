@@ -8,9 +8,13 @@ over HTTP, p50 and p95 of the dashboard, a deep page of it, a run page with
 ingest rate through POST /api/v1/events in batches of 500 (2 senders). A run of
 10,000 tasks (12 rules, wildcards, 2% failed with tracebacks, a few running) is
 measured too: its page's p95, its size gzipped, and the bytes of a refresh of it
-while nothing changed (a 304, as live.js asks with the page's ETag). Usage:
+while nothing changed (a 304, as live.js asks with the page's ETag). The jobs
+case gives each of the 1,000,000 tasks' Slurm job ids a job_accounting row and
+times the jobs page: the first page, the last by number (page 100), and the
+oldest page by cursor, a million jobs deep (alone, with a user, with a group),
+each against the first page in the same run. Usage:
 
-    python -m bench.web_latency [--requests 200] [--ingest-batches 40]
+    python -m bench.web_latency [--requests 200] [--ingest-batches 40] [--only pages|jobs]
 """
 
 from __future__ import annotations
@@ -32,10 +36,11 @@ import psycopg2
 from appliance.localpg import LocalPostgres, free_port
 from appliance.web.data import encode_cursor
 from tests.support.schema import prepare_schema
+from tests.support.sql import query
 
 TOKEN = "bench-token"
-GENERATE = [
-    "SET LOCAL appliance.suppress_change_notifications = 'on'",
+QUIET = "SET LOCAL appliance.suppress_change_notifications = 'on'"
+RUNS_AND_TASKS = [
     """INSERT INTO workflow_runs (workflow_name, user_name, group_name, source, status, tasks_total,
            tasks_completed, progress_percent, created_at, started_at, finished_at)
        SELECT 'workflow-' || n, 'user' || (n % 50), 'group' || (n % 10), 'snakemake',
@@ -50,6 +55,8 @@ GENERATE = [
               r.created_at + t * interval '10 ms' + interval '5 seconds'
        FROM (SELECT id, created_at, row_number() OVER (ORDER BY created_at) AS n FROM workflow_runs) r,
             generate_series(1, 100) t""",
+]
+PAGES = [
     """INSERT INTO job_executions (id, run_id, task_name, status, created_at, started_at, finished_at)
        SELECT gen_random_uuid(), r.id, 'extra_' || t, 'completed', r.created_at + t * interval '20 ms',
               r.created_at + t * interval '20 ms', r.created_at + t * interval '20 ms' + interval '1 second'
@@ -78,25 +85,45 @@ GENERATE = [
               'rule_' || (l % 100) || ' wrote line ' || l, r.created_at + l * interval '100 ms'
        FROM workflow_runs r, generate_series(1, 200) l""",
 ]
+# A job_accounting row for each task's Slurm job id (1,000,000), with its run's user and group.
+JOBS = [
+    """INSERT INTO job_accounting (job_id, task_id, run_id, user_name, group_name, status, created_at, updated_at)
+       SELECT t.job_ids[1], t.id, t.run_id, r.user_name, r.group_name, 'COMPLETED', t.created_at, t.finished_at
+       FROM job_executions t JOIN workflow_runs r ON r.id = t.run_id
+       WHERE cardinality(t.job_ids) > 0 AND r.workflow_name <> 'big-10k'""",
+]
+# The oldest page's cursor (the key of the 101st oldest job), of every job or of one owner's.
+OLDEST_PAGE_KEY = """SELECT created_at, task_id, job_id FROM job_accounting
+    WHERE (%s::text IS NULL OR user_name = %s) AND (%s::text IS NULL OR group_name = %s)
+    ORDER BY created_at, task_id, job_id OFFSET 100 LIMIT 1"""
 
 
-def generate(url: str) -> tuple[float, str, str]:
+def generate(url: str, statements: list[str]) -> float:
+    """Seconds to run `statements` in one transaction (no change rows), then VACUUM ANALYZE."""
     started = time.perf_counter()
     connection = psycopg2.connect(url)
     with connection, connection.cursor() as cursor:
-        for statement in GENERATE:
+        cursor.execute(QUIET)
+        for statement in statements:
             cursor.execute(statement)
     connection.autocommit = True
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
-        cursor.execute("SELECT id, created_at FROM workflow_runs ORDER BY created_at DESC, id DESC OFFSET 5000 LIMIT 1")
-        deep = cursor.fetchone()
-        cursor.execute("SELECT id FROM workflow_runs WHERE workflow_name <> 'big-10k' ORDER BY created_at DESC LIMIT 1")
-        big_run = cursor.fetchone()[0]
-        cursor.execute("SELECT id FROM workflow_runs WHERE workflow_name = 'big-10k'")
-        huge_run = cursor.fetchone()[0]
     connection.close()
-    return time.perf_counter() - started, encode_cursor(deep[1], deep[0]), str(big_run), str(huge_run)
+    return time.perf_counter() - started
+
+
+def landmarks(url: str) -> tuple[str, str, str]:
+    """A dashboard cursor 100 pages deep, a run of 500 tasks, the run of 10,000."""
+    rows = query(url, "SELECT id, created_at FROM workflow_runs ORDER BY created_at DESC, id DESC OFFSET 5000 LIMIT 1")
+    big_run = query(url, "SELECT id FROM workflow_runs WHERE workflow_name <> 'big-10k' ORDER BY created_at DESC LIMIT 1")
+    huge_run = query(url, "SELECT id FROM workflow_runs WHERE workflow_name = 'big-10k'")
+    return encode_cursor(rows[0][1], rows[0][0]), str(big_run[0][0]), str(huge_run[0][0])
+
+
+def oldest_jobs_cursor(url: str, user: str | None = None, group: str | None = None) -> str:
+    (created_at, task_id, job_id), = query(url, OLDEST_PAGE_KEY, user, user, group, group)
+    return encode_cursor(created_at, task_id, job_id)
 
 
 def latencies(port: int, path: str, requests: int, headers: dict | None = None) -> tuple[float, float]:
@@ -209,37 +236,69 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--ingest-batches", type=int, default=40)
+    parser.add_argument("--only", choices=("pages", "jobs"), help="one case: its data only, the rest not generated")
     args = parser.parse_args()
     server = LocalPostgres.temporary(durable=True).start()
     try:
         url = server.url()
         prepare_schema(url)
-        seconds, deep_cursor, big_run, huge_run = generate(url)
-        print(f"generated 10,001 runs, 1,010,400 tasks, 2,000,000 log lines in {seconds:.0f} s")
+        statements = RUNS_AND_TASKS + {"pages": PAGES, "jobs": JOBS, None: PAGES + JOBS}[args.only]
+        seconds = generate(url, statements)
+        print(f"generated the data of {args.only or 'every case'} in {seconds:.0f} s")
         with appliance_web(url) as port:
-            for name, path in (
-                ("dashboard", "/"),
-                ("dashboard, 100 pages deep", f"/?cursor={deep_cursor}"),
-                ("run page, 500 tasks", f"/runs/{big_run}"),
-                ("runs API", "/api/v1/runs"),
-                ("runs API, filtered by user", "/api/v1/runs?user=user7"),
-            ):
-                p50, p95 = latencies(port, path, args.requests)
-                print(f"{name:30s} p50 {p50:6.1f} ms   p95 {p95:6.1f} ms")
-            gzipped = {"Accept-Encoding": "gzip"}
-            for name, path in (("run page, 10,000 tasks", f"/runs/{huge_run}"),
-                               ("run API, 10,000 tasks", f"/api/v1/runs/{huge_run}"),
-                               ("run page, 10,000, failed", f"/runs/{huge_run}?status=failed&sort=-duration")):
-                p50, p95 = latencies(port, path, args.requests, gzipped)
-                print(f"{name:30s} p50 {p50:6.1f} ms   p95 {p95:6.1f} ms   (gzip)")
-            for name, path in (("run page, 10,000 tasks", f"/runs/{huge_run}"), ("dashboard", "/")):
-                zipped, plain, refresh = page_and_refresh(port, path)
-                print(f"{name:30s} {zipped / 1024:6.1f} KB gzipped ({plain / 1024:,.0f} KB plain); "
-                      f"a refresh while unchanged: {refresh} bytes")
-            rate = ingest_rate(port, args.ingest_batches)
-            print(f"ingest, batches of 500 events through gunicorn: {rate:,.0f} events/s")
+            if args.only in (None, "pages"):
+                measure_pages(url, port, args)
+            if args.only in (None, "jobs"):
+                measure_jobs(url, port, args.requests)
     finally:
         server.destroy()
+
+
+def measure_pages(url: str, port: int, args) -> None:
+    deep_cursor, big_run, huge_run = landmarks(url)
+    for name, path in (
+        ("dashboard", "/"),
+        ("dashboard, 100 pages deep", f"/?cursor={deep_cursor}"),
+        ("run page, 500 tasks", f"/runs/{big_run}"),
+        ("runs API", "/api/v1/runs"),
+        ("runs API, filtered by user", "/api/v1/runs?user=user7"),
+    ):
+        p50, p95 = latencies(port, path, args.requests)
+        print(f"{name:30s} p50 {p50:6.1f} ms   p95 {p95:6.1f} ms")
+    gzipped = {"Accept-Encoding": "gzip"}
+    for name, path in (("run page, 10,000 tasks", f"/runs/{huge_run}"),
+                       ("run API, 10,000 tasks", f"/api/v1/runs/{huge_run}"),
+                       ("run page, 10,000, failed", f"/runs/{huge_run}?status=failed&sort=-duration")):
+        p50, p95 = latencies(port, path, args.requests, gzipped)
+        print(f"{name:30s} p50 {p50:6.1f} ms   p95 {p95:6.1f} ms   (gzip)")
+    for name, path in (("run page, 10,000 tasks", f"/runs/{huge_run}"), ("dashboard", "/")):
+        zipped, plain, refresh = page_and_refresh(port, path)
+        print(f"{name:30s} {zipped / 1024:6.1f} KB gzipped ({plain / 1024:,.0f} KB plain); "
+              f"a refresh while unchanged: {refresh} bytes")
+    rate = ingest_rate(port, args.ingest_batches)
+    print(f"ingest, batches of 500 events through gunicorn: {rate:,.0f} events/s")
+
+
+def measure_jobs(url: str, port: int, requests: int) -> None:
+    """The jobs page (100 a page) at its first page, its last numbered page and its oldest page
+    by cursor, alone and filtered; each p95 also as a ratio to the first page's."""
+    (jobs,), = query(url, "SELECT count(*) FROM job_accounting")
+    print(f"jobs: {jobs:,}")
+    cases = (
+        ("jobs, first page", "/jobs"),
+        ("jobs, page 100 (OFFSET 9,900)", "/jobs?page=100"),
+        ("jobs, oldest page by cursor", f"/jobs?before={oldest_jobs_cursor(url)}"),
+        ("jobs API, oldest page", f"/api/v1/jobs?before={oldest_jobs_cursor(url)}"),
+        ("jobs of a user, first page", "/jobs?user=user7"),
+        ("jobs of a user, oldest page", f"/jobs?user=user7&before={oldest_jobs_cursor(url, user='user7')}"),
+        ("jobs of a group, first page", "/jobs?group=group7"),
+        ("jobs of a group, oldest page", f"/jobs?group=group7&before={oldest_jobs_cursor(url, group='group7')}"),
+    )
+    first = None
+    for name, path in cases:
+        p50, p95 = latencies(port, path, requests)
+        first = first or p95
+        print(f"{name:30s} p50 {p50:6.1f} ms   p95 {p95:6.1f} ms   ({p95 / first:.2f} of the first page's p95)")
 
 
 if __name__ == "__main__":
