@@ -201,8 +201,10 @@ class JobAccountingView(Base):
         Index(None, "job_id", "created_at", "task_id"),
         Index("ix_job_accounting_reported_job_id_created_at_task_id", "job_id", "created_at", "task_id",
               postgresql_where=text("status IS NOT NULL OR progress IS NOT NULL OR updated_at > created_at")),
-        # The jobs page, newest first at any depth: its cursor is this key.
+        # The jobs page, newest first at any depth: its cursor is this key; and of one
+        # group (a group with few jobs would otherwise walk past every other group's).
         Index(None, "created_at", "task_id", "job_id"),
+        Index(None, "group_name", "created_at", "task_id", "job_id"),
     )
 
 

@@ -91,6 +91,10 @@ JOBS = [
        SELECT t.job_ids[1], t.id, t.run_id, r.user_name, r.group_name, 'COMPLETED', t.created_at, t.finished_at
        FROM job_executions t JOIN workflow_runs r ON r.id = t.run_id
        WHERE cardinality(t.job_ids) > 0 AND r.workflow_name <> 'big-10k'""",
+    # A group (and a user) with three jobs, the oldest: a newest-first walk would pass every other job.
+    """UPDATE job_accounting SET user_name = 'user-rare', group_name = 'group-rare'
+       WHERE (created_at, task_id, job_id) IN (SELECT created_at, task_id, job_id FROM job_accounting
+                                              ORDER BY created_at, task_id, job_id LIMIT 3)""",
 ]
 # The oldest page's cursor (the key of the 101st oldest job), of every job or of one owner's.
 OLDEST_PAGE_KEY = """SELECT created_at, task_id, job_id FROM job_accounting
@@ -293,6 +297,8 @@ def measure_jobs(url: str, port: int, requests: int) -> None:
         ("jobs of a user, oldest page", f"/jobs?user=user7&before={oldest_jobs_cursor(url, user='user7')}"),
         ("jobs of a group, first page", "/jobs?group=group7"),
         ("jobs of a group, oldest page", f"/jobs?group=group7&before={oldest_jobs_cursor(url, group='group7')}"),
+        ("jobs of a group with 3", "/jobs?group=group-rare"),
+        ("jobs of a user with 3", "/jobs?user=user-rare"),
     )
     first = None
     for name, path in cases:
