@@ -18,11 +18,10 @@ import time
 import pytest
 
 from appliance import supervisor_listener
-from tests.support.appliance_process import VENV_BIN, Appliance, base_environment
+from tests.support.appliance_process import PROGRAMS, VENV_BIN, Appliance, base_environment
 from tests.support.secret_scan import with_password
 from tests.support.waiting import wait_for
 
-PROGRAMS = ("web", "monitor", "projector")
 SECRET = "n0t-in-0utput"
 
 FAKE_APPLIANCE = f"""#!/usr/bin/env bash

@@ -25,11 +25,11 @@ import pytest
 import yaml
 
 from appliance.localpg import free_port
+from tests.support.appliance_process import PROGRAMS
 from tests.support.docker import REPO, Docker, EngineUnavailable, start_engine
 from tests.support.waiting import wait_for
 
 IMAGE = "appliance-suite:latest"
-PROGRAMS = ("web", "monitor", "projector")
 TOKEN = "docker-ingest-token"
 STOP_BUDGET = 10  # Docker's default stop time-out
 

@@ -15,10 +15,9 @@ import urllib.request
 from pathlib import Path
 
 from appliance.localpg import free_port
-from tests.support.appliance_process import REPO
+from tests.support.appliance_process import PROGRAMS, REPO
 from tests.support.waiting import wait_for
 
-PROGRAMS = ("web", "monitor", "projector")
 
 
 def ready(port: int) -> bool:
